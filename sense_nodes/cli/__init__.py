@@ -1,0 +1,1 @@
+"""The `sense` command line (also `python -m sense_nodes`)."""

@@ -1,0 +1,15 @@
+"""`sense eval SYSTEM`: see each system's help for its options."""
+from sense_nodes.cli.systems import add_system_parsers, run_system
+
+# system name -> module exposing add_arguments(parser) and main(args)
+SYSTEMS = {
+
+}
+
+
+def add_arguments(parser):
+    add_system_parsers(parser, SYSTEMS, verb="eval")
+
+
+def run(args):
+    return run_system(args)

@@ -1,0 +1,58 @@
+"""`sense` entry point: one subcommand per verb of the command-line contract.
+
+Each verb lives in its own module, imported only when used, so `sense bench
+codec` does not pay for importing torch. Verbs that act on a SYSTEM (train,
+eval, bench) look the system up in their module's SYSTEMS table; a system
+module exposes ``add_arguments(parser)`` and ``main(args)``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module, one-line help)
+VERBS = {
+    "run": ("sense_nodes.cli.run", "run a deployment in one process"),
+    "sim": ("sense_nodes.cli.sim", "base-station point-cloud scenarios"),
+    "record": ("sense_nodes.cli.record", "record topics to a rosbag2 file"),
+    "data": ("sense_nodes.cli.data", "ray-traced CSI datasets"),
+    "train": ("sense_nodes.cli.train", "train a model"),
+    "eval": ("sense_nodes.cli.evaluate", "the paper's metrics on a scenario or dataset"),
+    "bench": ("sense_nodes.cli.bench", "latency and throughput, medians over repeats"),
+    "report": ("sense_nodes.cli.report", "figures and an HTML page of the last results"),
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sense", description="sense_nodes: airspace and user awareness from base stations")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (module_name, help_text) in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:  # import only the verb that runs
+            importlib.import_module(module_name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    verb = argv[0] if argv and argv[0] in VERBS else None
+    parser = build_parser(verb)
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(VERBS[args.verb][0])
+    try:
+        rc = module.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except UserError as exc:
+        print(f"sense {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if rc is None else int(rc)
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, parameter): printed, exit 2."""

@@ -1,0 +1,1 @@
+"""Evaluation layer: the papers' metrics, harnesses and benchmarks."""

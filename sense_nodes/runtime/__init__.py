@@ -1,0 +1,1 @@
+"""Deployments: descriptions in config/, in-process composition, launch glue."""
