@@ -1,0 +1,270 @@
+"""The one pattern every sense_nodes node follows.
+
+- Parameters are declared from a table of :class:`Param` with descriptions and
+  ranges; a value out of range (or not among the choices) is refused at start
+  with a :class:`ParameterError` naming the parameter.
+- Sensor streams use sensor-data QoS (best effort); results use reliable QoS,
+  which RViz subscribes with by default.
+- ``/diagnostics`` carries, once a second, the input rate, processing latency
+  and the count of dropped (malformed) messages of every node.
+- Subscriptions go through :meth:`SenseNode.subscribe`, whose callback catches
+  a malformed message, logs it once per kind, counts it and keeps running.
+- Output headers copy the input's ``header.stamp`` (:func:`stamped_like`).
+
+Works on Jazzy and Kilted alike: no ``with rclpy.init()``.
+"""
+from __future__ import annotations
+
+import collections
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from std_msgs.msg import Header
+
+SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                        reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+RESULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                        reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+DIAGNOSTICS_PERIOD_S = 1.0
+
+
+class ParameterError(ValueError):
+    """A parameter value the node refuses; the message names the parameter."""
+
+
+class MalformedMessage(ValueError):
+    """An input message the node cannot use (wrong layout, sizes, values)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter: name, default, description and its limits."""
+
+    name: str
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None  # inclusive bounds for numbers
+    choices: Sequence[str] | None = None      # allowed values for strings
+    read_only: bool = False
+
+    def descriptor(self) -> ParameterDescriptor:
+        desc = self.description
+        if self.choices:
+            desc += f" (one of: {', '.join(self.choices)})"
+        d = ParameterDescriptor(name=self.name, description=desc, read_only=self.read_only)
+        if self.range is not None:
+            lo, hi = self.range
+            if isinstance(self.default, bool):
+                raise TypeError(f"parameter '{self.name}': a bool takes no range")
+            if isinstance(self.default, int):
+                d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+            else:
+                d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        return d
+
+    def check(self, value) -> None:
+        """Raise ParameterError when ``value`` breaks this parameter's limits."""
+        if self.range is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+            lo, hi = self.range
+            if not lo <= value <= hi:
+                raise ParameterError(
+                    f"parameter '{self.name}' = {value} is out of range [{lo}, {hi}]: {self.description}")
+        if self.choices and value not in self.choices:
+            raise ParameterError(
+                f"parameter '{self.name}' = '{value}' is not one of {list(self.choices)}")
+
+
+class Diagnostics:
+    """Rate, latency and drop counters of one node, over a sliding window."""
+
+    def __init__(self, window: int = 200):
+        self.arrivals: collections.deque[float] = collections.deque(maxlen=window)
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=window)
+        self.processed = 0
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.errors: collections.Counter[str] = collections.Counter()
+
+    def record(self, t_start: float) -> None:
+        now = time.perf_counter()
+        self.arrivals.append(t_start)
+        self.latencies_ms.append((now - t_start) * 1e3)
+        self.processed += 1
+
+    def rate_hz(self) -> float:
+        if len(self.arrivals) < 2:
+            return 0.0
+        span = self.arrivals[-1] - self.arrivals[0]
+        if time.perf_counter() - self.arrivals[-1] > 5 * max(span / (len(self.arrivals) - 1), 1.0):
+            return 0.0  # the stream stopped
+        return (len(self.arrivals) - 1) / span if span > 0 else 0.0
+
+    def latency_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
+
+    def status(self, name: str, extra: dict[str, Any] | None = None) -> DiagnosticStatus:
+        dropped = sum(self.dropped.values())
+        errors = sum(self.errors.values())
+        level = DiagnosticStatus.OK
+        message = "ok"
+        if errors:
+            level, message = DiagnosticStatus.ERROR, f"{errors} callback errors"
+        elif dropped:
+            level, message = DiagnosticStatus.WARN, f"{dropped} malformed messages dropped"
+        values = {"rate_hz": f"{self.rate_hz():.3f}", "latency_ms": f"{self.latency_ms():.3f}",
+                  "processed": str(self.processed), "dropped": str(dropped), "errors": str(errors)}
+        values.update({f"dropped[{k}]": str(v) for k, v in self.dropped.items()})
+        values.update({k: str(v) for k, v in (extra or {}).items()})
+        return DiagnosticStatus(level=level, name=name, message=message, hardware_id="sense_nodes",
+                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+
+def stamped_like(header: Header, frame_id: str | None = None) -> Header:
+    """An output header carrying the input's stamp (and frame unless given)."""
+    return Header(stamp=header.stamp, frame_id=header.frame_id if frame_id is None else frame_id)
+
+
+class SenseNode(Node):
+    """Base class: subclasses list their parameters in ``PARAMS``.
+
+    ``self.p`` holds the declared values by name. In-process composition
+    passes ``namespace``, ``cli_args`` and ``use_global_arguments=False``
+    through to :class:`rclpy.node.Node`.
+    """
+
+    PARAMS: Sequence[Param] = ()
+    DEFAULT_NAME = "sense_node"
+
+    def __init__(self, node_name: str | None = None, **node_kwargs):
+        super().__init__(node_name or self.DEFAULT_NAME, **node_kwargs)
+        self._params = {p.name: p for p in self.PARAMS}
+        self.p = type("Params", (), {})()
+        for spec in self.PARAMS:
+            self._declare(spec)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.diagnostics = Diagnostics()
+        self._logged_kinds: set[str] = set()
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RESULT_QOS)
+        self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+
+    # --- parameters ---------------------------------------------------------
+    def _declare(self, spec: Param) -> None:
+        try:
+            value = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        except InvalidParameterValueException as exc:
+            raise ParameterError(
+                f"{self.get_fully_qualified_name()}: parameter '{spec.name}' refused: {exc}. "
+                f"Allowed: {self._describe_limits(spec)}") from None
+        except rclpy.exceptions.InvalidParameterTypeException as exc:
+            raise ParameterError(
+                f"{self.get_fully_qualified_name()}: parameter '{spec.name}' has the wrong type: {exc}") from None
+        try:
+            spec.check(value)
+        except ParameterError as exc:
+            raise ParameterError(f"{self.get_fully_qualified_name()}: {exc}") from None
+        setattr(self.p, spec.name, value)
+
+    @staticmethod
+    def _describe_limits(spec: Param) -> str:
+        if spec.range is not None:
+            return f"[{spec.range[0]}, {spec.range[1]}]"
+        if spec.choices:
+            return f"one of {list(spec.choices)}"
+        return f"a value of type {type(spec.default).__name__}"
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            spec = self._params.get(param.name)
+            if spec is None:
+                continue
+            try:
+                spec.check(param.value)
+            except ParameterError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        for param in params:
+            if param.name in self._params:
+                setattr(self.p, param.name, param.value)
+        return SetParametersResult(successful=True)
+
+    # --- subscriptions ------------------------------------------------------
+    def subscribe(self, msg_type, topic: str, callback: Callable, qos: QoSProfile = SENSOR_QOS,
+                  kind: str | None = None, **kwargs):
+        """Subscribe with a callback that never takes the node down.
+
+        A :class:`MalformedMessage` (or any ValueError) is logged once per
+        kind and counted as dropped; any other exception is logged once per
+        kind with its traceback and counted as an error. Processing time is
+        recorded for the diagnostics.
+        """
+        label = kind or topic
+
+        def guarded(msg):
+            t0 = time.perf_counter()
+            try:
+                callback(msg)
+            except ValueError as exc:  # malformed input (codec errors are ValueErrors)
+                self.drop(label, exc)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the pipeline
+                key = f"{label}:{type(exc).__name__}"
+                self.diagnostics.errors[key] += 1
+                if key not in self._logged_kinds:
+                    self._logged_kinds.add(key)
+                    self.get_logger().error(
+                        f"error handling a message on {label} (logged once, counted in /diagnostics): "
+                        f"{exc}\n{traceback.format_exc()}")
+            else:
+                self.diagnostics.record(t0)
+
+        return self.create_subscription(msg_type, topic, guarded, qos, **kwargs)
+
+    def drop(self, kind: str, reason: Exception | str) -> None:
+        """Count a dropped input message and log the first of each kind."""
+        key = f"{kind}:{type(reason).__name__}" if isinstance(reason, Exception) else kind
+        self.diagnostics.dropped[kind] += 1
+        if key not in self._logged_kinds:
+            self._logged_kinds.add(key)
+            self.get_logger().warning(
+                f"dropped a malformed message on {kind}: {reason} "
+                f"(further ones of this kind are only counted in /diagnostics)")
+
+    # --- diagnostics --------------------------------------------------------
+    def diagnostic_values(self) -> dict[str, Any]:
+        """Extra key/values for /diagnostics; subclasses may add their own."""
+        return {}
+
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [self.diagnostics.status(self.get_fully_qualified_name(), self.diagnostic_values())]
+        self._diag_pub.publish(msg)
+
+
+def run_node(node_cls: type[SenseNode], args: list[str] | None = None) -> int:
+    """Entry point of a node executable: init, spin until shutdown, clean up."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_cls()
+        rclpy.spin(node)
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
