@@ -149,9 +149,9 @@ class SenseNode(Node):
 
     def __init__(self, node_name: str | None = None, **node_kwargs):
         super().__init__(node_name or self.DEFAULT_NAME, **node_kwargs)
-        self._params = {p.name: p for p in self.PARAMS}
+        self._params = {p.name: p for p in self.all_params()}
         self.p = type("Params", (), {})()
-        for spec in self.PARAMS:
+        for spec in self._params.values():
             self._declare(spec)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = Diagnostics()
@@ -160,6 +160,11 @@ class SenseNode(Node):
         self._diag_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
 
     # --- parameters ---------------------------------------------------------
+    @classmethod
+    def all_params(cls) -> tuple[Param, ...]:
+        """Every parameter the node declares (subclass bases may add theirs)."""
+        return tuple(cls.PARAMS)
+
     def _declare(self, spec: Param) -> None:
         try:
             value = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value

@@ -1,0 +1,73 @@
+"""Record topics to a rosbag2 file from inside a ROS graph (``sense record``,
+``sense run --record``): raw CDR as received, so custom messages need no
+conversion; their definitions are embedded by the bag writer."""
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, DurabilityPolicy
+
+from sense_nodes.data import bags
+
+
+class Recorder:
+    """Subscribes (raw) to each topic once it appears and writes every message
+    with its receive time on the node's clock (sim time when in use)."""
+
+    def __init__(self, node: Node, topics: list[str], path: str, storage: str = "mcap",
+                 overwrite: bool = False):
+        self.node = node
+        self.wanted = [bags.check_topic(t) for t in topics]
+        self.writer = bags.BagWriter(path, storage=storage, overwrite=overwrite).__enter__()
+        self.subs: dict[str, object] = {}
+        self.counts: dict[str, int] = {t: 0 for t in self.wanted}
+        self._timer = node.create_timer(0.1, self._discover)
+        self._discover()
+
+    def _qos_for(self, topic: str) -> QoSProfile:
+        # Reliable only if every publisher offers it; a reliable subscriber
+        # receives nothing from a best-effort publisher.
+        infos = self.node.get_publishers_info_by_topic(topic)
+        reliable = infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                          durability=DurabilityPolicy.VOLATILE)
+
+    def _discover(self) -> None:
+        types = dict(self.node.get_topic_names_and_types())
+        for topic in self.wanted:
+            fq = topic if topic.startswith("/") else f"/{topic}"
+            if fq in self.subs or fq not in types:
+                continue
+            msgtype = types[fq][0]
+            from sense_nodes.nodes.source import message_class
+            cls = message_class(msgtype)
+            self.subs[fq] = self.node.create_subscription(
+                cls, fq, lambda raw, t=fq, m=msgtype: self._write(t, m, raw), self._qos_for(fq), raw=True)
+            self.node.get_logger().info(f"recording {fq} ({msgtype})")
+
+    def _write(self, topic: str, msgtype: str, raw: bytes) -> None:
+        self.writer.write(topic, msgtype, self.node.get_clock().now().nanoseconds, raw)
+        key = topic if topic in self.counts else topic.lstrip("/")
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def missing(self) -> list[str]:
+        return [t for t in self.wanted if (t if t.startswith("/") else f"/{t}") not in self.subs]
+
+    def close(self) -> None:
+        self._timer.cancel()
+        for sub in self.subs.values():
+            self.node.destroy_subscription(sub)
+        self.subs.clear()
+        self.writer.__exit__(None, None, None)
+
+
+def wait_for(predicate, timeout_s: float, spin) -> bool:
+    """Spin until ``predicate()`` holds or the timeout passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        spin()
+    return predicate()

@@ -1,0 +1,151 @@
+"""Source nodes: publish a live simulation, or replay a rosbag2 file.
+
+A source declares its outputs (relative topic name -> message type). Live, the
+subclass makes one frame per period; from a bag (parameter ``bag``), every
+bag topic whose last name segment matches an output is republished as the
+CDR bytes stored in the bag (no decode, no re-encode), at ``rate`` times the
+recorded speed, with ``/clock`` so that downstream nodes running with
+``use_sim_time`` see the recorded time. A bag replayed through a deployment
+therefore gives its nodes the very messages of the live run.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Iterator
+
+from rosgraph_msgs.msg import Clock
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from sense_nodes.data import bags
+from sense_nodes.nodes.base import ParameterError, Param, SenseNode
+
+CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.VOLATILE)
+
+
+def message_class(msgtype: str):
+    """rclpy class of ``pkg/msg/Name``."""
+    pkg, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+class SourceNode(SenseNode):
+    """Base of every source node. Subclasses set ``OUTPUTS`` and ``PERIOD_S``
+    and implement :meth:`live_frame`."""
+
+    OUTPUTS: dict[str, tuple[str, QoSProfile]] = {}
+    PERIOD_S = 1.0
+    SOURCE_PARAMS = (
+        Param("bag", "", "rosbag2 file to replay instead of the live simulation ('' = live)"),
+        Param("rate", 1.0, "playback speed relative to real time (live and bag)", range=(0.01, 1000.0)),
+        Param("loop", False, "start the bag again when it ends"),
+        Param("max_frames", 0, "stop after this many frames (0 = no limit)", range=(0, 10_000_000)),
+    )
+
+    def __init__(self, node_name: str | None = None, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.pubs = {name: self.create_publisher(message_class(t), name, qos)
+                     for name, (t, qos) in self.OUTPUTS.items()}
+        self.frames_published = 0
+        self.finished = False
+        if self.p.bag:
+            self._start_replay()
+        else:
+            self.timer = self.create_timer(self.PERIOD_S / self.p.rate, self._live_tick)
+
+    @classmethod
+    def all_params(cls):
+        return cls.SOURCE_PARAMS + tuple(cls.PARAMS)
+
+    def diagnostic_values(self):
+        return {"mode": "bag" if self.p.bag else "live", "frames_published": self.frames_published,
+                "finished": self.finished}
+
+    # --- live -----------------------------------------------------------------
+    def live_frame(self, stamp) -> dict[str, object] | None:
+        """Messages of the next live frame by output name; None when the
+        scenario has ended. ``stamp`` is the frame's header stamp."""
+        raise NotImplementedError
+
+    def _live_tick(self) -> None:
+        if self.finished:
+            return
+        if self.p.max_frames and self.frames_published >= self.p.max_frames:
+            return self._finish("max_frames reached")
+        frame = self.live_frame(self.get_clock().now().to_msg())
+        if frame is None:
+            return self._finish("scenario ended")
+        for name, msg in frame.items():
+            self.pubs[name].publish(msg)
+        self.frames_published += 1
+
+    def _finish(self, why: str) -> None:
+        self.finished = True
+        self.get_logger().info(f"source finished after {self.frames_published} frames ({why})")
+
+    # --- replay ---------------------------------------------------------------
+    def _start_replay(self) -> None:
+        try:
+            info = bags.topics(self.p.bag)
+        except bags.BagError as exc:
+            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'bag': {exc}") from None
+        self._bag_map = {}
+        for t in info:
+            out = t.name.rstrip("/").rsplit("/", 1)[-1]
+            if out in self.OUTPUTS:
+                want = self.OUTPUTS[out][0]
+                if t.msgtype != want:
+                    raise ParameterError(
+                        f"{self.get_fully_qualified_name()}: parameter 'bag': topic {t.name} holds "
+                        f"{t.msgtype}, expected {want}")
+                self._bag_map[t.name] = out
+        if not self._bag_map:
+            raise ParameterError(
+                f"{self.get_fully_qualified_name()}: parameter 'bag': '{self.p.bag}' has none of the topics "
+                f"{sorted(self.OUTPUTS)} (it has {[t.name for t in info]})")
+        self._has_clock = any(t.name == "/clock" for t in info)
+        self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS)
+        self._replay_iter = self._replay_messages()
+        self._pending = next(self._replay_iter, None)
+        self._t0_bag = self._pending[2] if self._pending else 0
+        self._t0_wall = time.monotonic()
+        self._frames_seen = set()
+        self.get_logger().info(
+            f"replaying {self.p.bag} at {self.p.rate}x: {', '.join(f'{k} -> {v}' for k, v in self._bag_map.items())}")
+        self.timer = self.create_timer(0.002, self._replay_tick)
+
+    def _replay_messages(self) -> Iterator[tuple[str, str, int, bytes]]:
+        wanted = list(self._bag_map) + (["/clock"] if self._has_clock else [])
+        while True:
+            yield from bags.read_raw(self.p.bag, wanted)
+            if not self.p.loop:
+                return
+            self.get_logger().info("bag ended; looping")
+
+    def _replay_tick(self) -> None:
+        now = time.monotonic()
+        while self._pending is not None and not self.finished:
+            topic, msgtype, t_ns, raw = self._pending
+            due = self._t0_wall + (t_ns - self._t0_bag) * 1e-9 / self.p.rate
+            if due > now:
+                return
+            if topic == "/clock":
+                self.clock_pub.publish(raw)
+            else:
+                if not self._has_clock:
+                    self.clock_pub.publish(Clock(clock=_time_msg(t_ns)))
+                self.pubs[self._bag_map[topic]].publish(raw)
+                if t_ns not in self._frames_seen:
+                    self._frames_seen.add(t_ns)
+                    self.frames_published += 1
+                    if self.p.max_frames and self.frames_published >= self.p.max_frames:
+                        return self._finish("max_frames reached")
+            self._pending = next(self._replay_iter, None)
+        if self._pending is None and not self.finished:
+            self._finish("bag ended")
+
+
+def _time_msg(t_ns: int):
+    from builtin_interfaces.msg import Time
+    return Time(sec=int(t_ns // 1_000_000_000), nanosec=int(t_ns % 1_000_000_000))

@@ -1,0 +1,34 @@
+"""Shared test setup: a private ROS domain, discovery kept on this host."""
+import os
+import random
+
+import pytest
+
+# A private domain per test session, so parallel runs (and anything else on
+# the machine) never see each other's topics.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(30, 99)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh rclpy context, shut down after the test."""
+    import rclpy
+    from rclpy.context import Context
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def spin_until(executor, predicate, timeout_s=10.0):
+    """Spin an executor until ``predicate()`` is true; return whether it became true."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()
