@@ -1,0 +1,75 @@
+"""Off-grid ISAC imaging latency on this machine: sensing-matrix build time and
+memory, subspace pursuit, A^H y back-projection and the learned imager per
+frame (medians over repeats), beside the paper's run times (Table III: SP on
+a CPU, the others on an A100 GPU)."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from sense_nodes.cli.main import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=30, help="timed repeats (default 30)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--no-3d", action="store_true", help="skip the 3D ROI imager")
+    parser.add_argument("--checkpoint", help="imager checkpoint (default: the package's net9.pt; "
+                        "an untrained network of the same shape times the same)")
+
+
+def main(args: argparse.Namespace) -> dict:
+    import torch
+    from sense_nodes.core.imaging.backprojection import back_project, bp_features
+    from sense_nodes.core.imaging.geometry import config_2d, config_3d
+    from sense_nodes.core.imaging.imager import CHECKPOINT_DIR, pick_device
+    from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
+    from sense_nodes.core.imaging.subspace_pursuit import sp_image
+    from sense_nodes.core.imaging.targets import measure, sample_scene
+    from sense_nodes.core.imaging.training import TrainConfig, load_network, make_network
+    from sense_nodes.eval.timing import median_ms
+
+    if args.repeats < 1:
+        raise UserError("--repeats must be >= 1")
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    figs: dict = {"torch_threads": torch.get_num_threads(), "device": str(device)}
+    for label, cfg in (("2d", config_2d()), ("3d", None if args.no_3d else config_3d())):
+        if cfg is None:
+            continue
+        S = build_sensing_matrix(cfg)
+        figs[f"a_build_{label}_ms"] = S.build_s * 1e3
+        figs[f"a_{label}_mib"] = S.nbytes / 2**20
+        figs[f"a_{label}_shape"] = f"{S.A.shape[0]}x{S.A.shape[1]}"
+        rng = np.random.default_rng(0)
+        y = measure(cfg, [sample_scene(cfg, rng)], rng)[0]
+        figs[f"bp_{label}_median_ms"] = median_ms(lambda: back_project(S, y), args.repeats)
+        if label == "2d":
+            figs["paper_bp_2d_median_ms"] = 0.08
+            figs["sp_median_ms"] = median_ms(lambda: sp_image(S, y, 6), args.repeats, warmup=2)
+            figs["paper_sp_median_ms"] = 52.05
+        path = CHECKPOINT_DIR / "net9.pt" if label == "2d" and not args.checkpoint else (
+            args.checkpoint if label == "2d" else None)
+        if path is not None and __import__("pathlib").Path(path).exists():
+            net = load_network(path)[0]
+        else:
+            net = make_network(TrainConfig(imaging=cfg.to_dict()), cfg)
+        net = net.to(device).eval()
+
+        @torch.inference_mode()
+        def imager():
+            feats = bp_features(back_project(S, y), cfg.grid_shape)
+            out = net(torch.from_numpy(feats).to(device))
+            return out.cpu()
+        figs[f"imager_{label}_median_ms"] = median_ms(imager, args.repeats)
+        if label == "2d":
+            figs["paper_imager_2d_median_ms"] = 13.35
+            figs["imager_2d_target_ms"] = 15.0
+        del S
+    return figs
