@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -162,16 +163,23 @@ class TopicInfo:
     count: int
 
 
+@contextmanager
 def _reader(path: str | os.PathLike):
+    """An open rosbags Reader; any failure to open names the file."""
     from rosbags.rosbag2 import Reader
 
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag '{path}' does not exist")
     try:
-        return Reader(path)
+        reader = Reader(path)
+        reader.open()
     except Exception as exc:  # rosbags raises several kinds; name the file
         raise BagError(f"cannot read bag '{path}': {exc}") from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def topics(path: str | os.PathLike) -> list[TopicInfo]:

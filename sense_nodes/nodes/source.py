@@ -1,7 +1,9 @@
 """Source nodes: publish a live simulation, or replay a rosbag2 file.
 
 A source declares its outputs (relative topic name -> message type). Live, the
-subclass makes one frame per period; from a bag (parameter ``bag``), every
+subclass makes one frame per period, stamped with the simulation's own time,
+which the source publishes on ``/clock`` as a simulator does (the other nodes
+of a deployment run with ``use_sim_time``); from a bag (parameter ``bag``), every
 bag topic whose last name segment matches an output is republished as the
 CDR bytes stored in the bag (no decode, no re-encode), at ``rate`` times the
 recorded speed, with ``/clock`` so that downstream nodes running with
@@ -14,6 +16,7 @@ import importlib
 import time
 from typing import Iterator
 
+from builtin_interfaces.msg import Time
 from rosgraph_msgs.msg import Clock
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -41,6 +44,7 @@ class SourceNode(SenseNode):
         Param("rate", 1.0, "playback speed relative to real time (live and bag)", range=(0.01, 1000.0)),
         Param("loop", False, "start the bag again when it ends"),
         Param("max_frames", 0, "stop after this many frames (0 = no limit)", range=(0, 10_000_000)),
+        Param("publish_clock", True, "publish /clock (one source per deployment should)"),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -49,6 +53,7 @@ class SourceNode(SenseNode):
                      for name, (t, qos) in self.OUTPUTS.items()}
         self.frames_published = 0
         self.finished = False
+        self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if self.p.publish_clock else None
         if self.p.bag:
             self._start_replay()
         else:
@@ -63,9 +68,9 @@ class SourceNode(SenseNode):
                 "finished": self.finished}
 
     # --- live -----------------------------------------------------------------
-    def live_frame(self, stamp) -> dict[str, object] | None:
-        """Messages of the next live frame by output name; None when the
-        scenario has ended. ``stamp`` is the frame's header stamp."""
+    def live_frame(self, k: int) -> tuple[int, dict[str, object]] | None:
+        """Frame ``k`` of the live simulation: its stamp (ns of sim time) and
+        its messages by output name; None when the scenario has ended."""
         raise NotImplementedError
 
     def _live_tick(self) -> None:
@@ -73,10 +78,13 @@ class SourceNode(SenseNode):
             return
         if self.p.max_frames and self.frames_published >= self.p.max_frames:
             return self._finish("max_frames reached")
-        frame = self.live_frame(self.get_clock().now().to_msg())
+        frame = self.live_frame(self.frames_published)
         if frame is None:
             return self._finish("scenario ended")
-        for name, msg in frame.items():
+        stamp_ns, messages = frame
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=time_msg(stamp_ns)))
+        for name, msg in messages.items():
             self.pubs[name].publish(msg)
         self.frames_published += 1
 
@@ -105,7 +113,6 @@ class SourceNode(SenseNode):
                 f"{self.get_fully_qualified_name()}: parameter 'bag': '{self.p.bag}' has none of the topics "
                 f"{sorted(self.OUTPUTS)} (it has {[t.name for t in info]})")
         self._has_clock = any(t.name == "/clock" for t in info)
-        self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS)
         self._replay_iter = self._replay_messages()
         self._pending = next(self._replay_iter, None)
         self._t0_bag = self._pending[2] if self._pending else 0
@@ -131,10 +138,11 @@ class SourceNode(SenseNode):
             if due > now:
                 return
             if topic == "/clock":
-                self.clock_pub.publish(raw)
+                if self.clock_pub is not None:
+                    self.clock_pub.publish(raw)
             else:
-                if not self._has_clock:
-                    self.clock_pub.publish(Clock(clock=_time_msg(t_ns)))
+                if not self._has_clock and self.clock_pub is not None:
+                    self.clock_pub.publish(Clock(clock=time_msg(t_ns)))
                 self.pubs[self._bag_map[topic]].publish(raw)
                 if t_ns not in self._frames_seen:
                     self._frames_seen.add(t_ns)
@@ -146,6 +154,5 @@ class SourceNode(SenseNode):
             self._finish("bag ended")
 
 
-def _time_msg(t_ns: int):
-    from builtin_interfaces.msg import Time
+def time_msg(t_ns: int) -> Time:
     return Time(sec=int(t_ns // 1_000_000_000), nanosec=int(t_ns % 1_000_000_000))
