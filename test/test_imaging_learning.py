@@ -1,0 +1,132 @@
+"""OHEM losses (Eq. 21-22), a training step, checkpoints and the Imager API."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sense_nodes.core.imaging.geometry import ImagingConfig
+from sense_nodes.core.imaging.losses import imaging_loss, ohem_select
+from sense_nodes.core.imaging.networks import PAPER_CHANNELS, ImagingCNN, build_network
+
+
+def _pair():
+    """One 4x4 image: 2 UAVs, and 14 empty voxels with distinct errors."""
+    target = torch.zeros(1, 4, 4)
+    target[0, 0, 0] = 1.0
+    target[0, 3, 3] = 1.0
+    pred = torch.arange(16, dtype=torch.float32).reshape(1, 4, 4) / 100.0
+    pred[0, 0, 0] = 0.5
+    pred[0, 3, 3] = 0.8
+    return pred, target
+
+
+def test_ohem_keeps_the_eta_M_hardest_negatives():
+    pred, target = _pair()
+    sq = (pred - target) ** 2
+    pos_sum, n_pos, neg_sum, n_neg = ohem_select(sq, target, eta=3)
+    assert n_pos.item() == 2 and n_neg.item() == 6
+    assert pos_sum.item() == pytest.approx(0.5 ** 2 + 0.2 ** 2)
+    # the six largest negative errors are voxels 9..14 (15 is a positive)
+    assert neg_sum.item() == pytest.approx(sum((k / 100) ** 2 for k in range(9, 15)))
+
+
+def test_ohem_losses_follow_eq21_and_eq22():
+    pred, target = _pair()
+    pos = 0.5 ** 2 + 0.2 ** 2
+    neg = sum((k / 100) ** 2 for k in range(9, 15))
+    l1, mse = imaging_loss(pred, target, "ohem1", eta=3, alpha=0.0)
+    assert l1.item() == pytest.approx((pos + neg) / 8)
+    l2, _ = imaging_loss(pred, target, "ohem2", eta=3, alpha=0.0)
+    assert l2.item() == pytest.approx(pos / 2 + neg / 6)
+    assert mse.item() == pytest.approx(((pred - target) ** 2).mean().item())
+    la, _ = imaging_loss(pred, target, "ohem1", eta=3, alpha=2.0)
+    assert la.item() == pytest.approx(l1.item() + 2.0 * pred.abs().mean().item())
+    # every negative selected: OHEM-1 becomes the plain MSE (Sec. IV-C)
+    lall, _ = imaging_loss(pred, target, "ohem1", eta=7, alpha=0.0)
+    assert lall.item() == pytest.approx(mse.item())
+
+
+def test_scene_without_uav_does_not_crash_and_pushes_to_zero():
+    target = torch.zeros(2, 4, 4)
+    target[1, 1, 1] = 1.0
+    pred = torch.full((2, 4, 4), 0.1, requires_grad=True)
+    for kind in ("ohem1", "ohem2"):
+        loss, mse = imaging_loss(pred, target, kind, eta=5, alpha=1.0)
+        assert math.isfinite(loss.item()) and math.isfinite(mse.item())
+        loss.backward()
+        assert torch.all(pred.grad[0] >= 0)     # empty scene: gradient toward zero
+        pred.grad = None
+    _, n_pos, _, n_neg = ohem_select((pred - target).detach() ** 2, target, eta=5)
+    assert n_pos.tolist() == [0, 1] and n_neg.tolist() == [5, 5]
+
+
+def test_bad_loss_parameters_are_named():
+    pred, target = _pair()
+    with pytest.raises(ValueError, match="eta"):
+        imaging_loss(pred, target, "ohem1", eta=0)
+    with pytest.raises(ValueError, match="kind"):
+        imaging_loss(pred, target, "focal")
+
+
+def test_imager_network_has_the_papers_blocks_in_2d_and_3d():
+    net = build_network("rescnn", 3, 2, (40, 40))
+    assert [b.conv.out_channels for b in net.blocks] == list(PAPER_CHANNELS)
+    assert net(torch.zeros(2, 3, 40, 40)).shape == (2, 40, 40)
+    net3 = ImagingCNN(3, dims=3)
+    assert isinstance(net3.blocks[0].conv, torch.nn.Conv3d)
+    assert net3(torch.zeros(1, 3, 6, 6, 4)).shape == (1, 6, 6, 4)
+
+
+def test_a_few_training_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    target = torch.zeros(8, 12, 12)
+    for i in range(8):
+        idx = rng.choice(144, 3, replace=False)
+        target[i].view(-1)[idx] = 1.0
+    # a blurred, noisy copy as the "A^H y" input
+    x = torch.nn.functional.avg_pool2d(target[:, None], 3, 1, 1).repeat(1, 3, 1, 1)
+    x = x + 0.05 * torch.randn_like(x)
+    net = ImagingCNN(3, channels=(16, 16), dims=2)
+    opt = torch.optim.RMSprop(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss, _ = imaging_loss(net(x), target, "ohem1", eta=5, alpha=1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3])
+
+
+def test_train_writes_a_checkpoint_the_imager_loads(tmp_path, monkeypatch):
+    from sense_nodes.core.imaging.imager import Imager
+    from sense_nodes.core.imaging.targets import measure, sample_scene
+    from sense_nodes.core.imaging.training import TrainConfig, train
+    monkeypatch.setenv("SENSE_CACHE", str(tmp_path / "cache"))
+    cfg = ImagingConfig(n0=2, roi_size_m=(24.0, 24.0, 0.0), voxel_m=3.0)
+    tc = TrainConfig.preset("net9", n_train=16, n_val=4, epochs=1, batch_size=8,
+                            imaging=cfg.to_dict())
+    out = tmp_path / "net9.pt"
+    summary = train(tc, out, progress=False)
+    assert out.exists() and summary["epochs_run"] == 1
+    assert out.stat().st_size < 5 * 2**20
+    im = Imager.from_checkpoint(out, "cpu")
+    assert im.cfg == cfg and im.train_cfg["loss"] == "ohem1"
+    rng = np.random.default_rng(3)
+    y = measure(cfg, [sample_scene(cfg, rng)], rng)[0]
+    voxels, detections = im.image(y)
+    assert voxels.shape == (8, 8)
+    for d in detections:
+        assert voxels.reshape(-1)[d.voxel] >= 0.5
+    with pytest.raises(ValueError, match="shape"):
+        im.image(y[:-1])
+
+
+def test_training_config_errors_name_the_parameter():
+    from sense_nodes.core.imaging.training import TrainConfig
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(loss="l2")
+    with pytest.raises(ValueError, match="preset"):
+        TrainConfig.preset("net11")
