@@ -1,0 +1,262 @@
+"""BS-CPE uplink channels with and without a UAV (issue 5, kind ``fwa``),
+after ``fwa_cooperative_sensing.txt`` Section V-A (V-A1 scenario, V-A2 labels,
+V-A3 the random phase augmentation of Eq. 27).
+
+Scene and geometry. The paper's 200 m x 200 m campus is not shipped with
+Sionna RT; we use the ``munich`` city scene around its origin. ``M = 2`` BSs
+at 100 m height and ``N = 16`` CPEs at 18 m (Section V-A1); the paper gives
+their x-y layout only in a figure, so we place the BSs at (-50, 0) and
+(50, 0) and the CPEs on a jittered 4 x 4 grid over [-75, 75]^2, each moved to
+the nearest spot where the ground or roof is below 16 m. Each BS has a
+64-element 8 x 8 UPA and each CPE a 4-element 2 x 2 UPA (half-wavelength,
+isotropic, vertical polarisation: the paper states only the counts).
+Carrier 2.8 GHz, 30 kHz spacing, ``N_c = 512`` subcarriers (20 MHz channel).
+The UAV is at ``p = (x, y, 60)``, ``x, y ~ U[-75, 75]`` (Section V-A1).
+
+Channels. The BSs and CPEs are static, so the background (LoS plus
+first-order specular and diffuse reflections, Section V-A1) is traced once by
+``PathSolver`` with the BSs as sources and the CPEs as receivers, reversed to
+the uplink (CPE -> BS). The paper's metallic cube traced by ``PathSolver`` is
+hit by too few rays to be usable, so the UAV echo is traced per sample by
+``RCSSolver`` with a point target (constant RCS 0.052 m^2, the mean of the
+small-UAV model 1 of 3GPP TR 38.901, -12.8 dBsm; the paper gives none).
+Pair label ``y(m,n) = 1`` when the pair has a traced path through the UAV
+(the paper's "pair's paths touch the UAV"); scene label ``y_s = 1`` when a UAV
+is present. UAV-present and UAV-absent samples are matched in number.
+
+Eq. 27 augmentation: ``H_ij(f) = sum_p alpha_ijp exp(-j 2 pi f tau_p)
+exp(j theta_p)``, ``theta_p ~ U[0, 2 pi)``, drawn per sample, pair and path
+(background and echo paths alike) from ``numpy.random.default_rng([seed,
+sample, 27])``: the dataset stores the *paths* and the loader
+(:func:`sample_links`) builds the CFRs, so a dataset of any size stays small.
+
+Layout of ``arrays.h5`` (S samples, P = 32 pairs ordered ``m * 16 + n``,
+``Pb`` background and ``Pe`` echo paths per pair, zero-padded):
+
+- ``bg_a`` [P, 64, 4, Pb] complex64, ``bg_tau`` [P, Pb] float32 (s; -1 pad):
+  baseband path coefficients (uplink: ``[bs_ant, cpe_ant, path]``)
+- ``echo_a`` [S, P, 64, 4, Pe] complex64, ``echo_tau`` [S, P, Pe] float32
+- ``uav_present`` [S] int8 (scene label), ``uav_pos`` [S, 3] float32 (NaN if
+  absent), ``pair_label`` [S, P] int8, ``echo_to_background_db`` [S, P]
+- ``split_random`` [S] int8: 3:1:1 within each class (matched splits)
+- ``link_snr_db`` [P] float32: background SNR (23 dBm CPE, -96 dBm noise)
+- ``bs_pos`` [2, 3], ``cpe_pos`` [16, 3] float32
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sense_nodes.data.csi import cfr as cfrmod
+from sense_nodes.data.csi import dataset as dsmod
+from sense_nodes.data.csi import rt
+
+KIND = "fwa"
+SCENE = "munich"
+CARRIER_HZ = 2.8e9
+SCS_HZ = 30e3
+NUM_SUBCARRIERS = 512
+NUM_BS, NUM_CPE = 2, 16
+BS_XY = np.array([[-50.0, 0.0], [50.0, 0.0]])
+BS_HEIGHT, CPE_HEIGHT, UAV_HEIGHT = 100.0, 18.0, 60.0
+UAV_XY_RANGE = 75.0
+UAV_RCS = 0.052
+SCATTERING_COEFFICIENT = 0.3  # the paper assigns materials but no values
+DEFAULT_SAMPLES = 2000  # 1000 UAV-present + 1000 UAV-absent (paper: 27,000)
+TINY_SAMPLES = 6
+BACKGROUND_SOLVER = dict(max_depth=1, los=True, specular_reflection=True,
+                         diffuse_reflection=True, refraction=False, diffraction=False,
+                         samples_per_src=20_000, max_num_paths_per_src=200_000, seed=11)
+TINY_BACKGROUND_SOLVER = dict(BACKGROUND_SOLVER, samples_per_src=4_000)
+# Diffuse paths weaker than this fraction of a pair's strongest path are
+# dropped (keeps the stored paths and the CFR cost bounded).
+PATH_FLOOR_REL = 1e-5
+# Link budget for the per-pair SNR reported with each frame (the paper gives
+# none): CPE transmit power 23 dBm (3GPP UE power class 3), noise -174 dBm/Hz
+# over 20 MHz with a 5 dB BS noise figure.
+CPE_TX_DBM = 23.0
+NOISE_DBM = -174.0 + 10 * np.log10(20e6) + 5.0
+
+
+def pairs():
+    return [{"index": m * NUM_CPE + n, "tx_id": f"cpe{n}", "rx_id": f"bs{m}", "bs": m, "cpe": n}
+            for m in range(NUM_BS) for n in range(NUM_CPE)]
+
+
+def cpe_positions(scene) -> np.ndarray:
+    """Fixed jittered 4 x 4 grid, moved off buildings taller than 16 m."""
+    rng = np.random.default_rng(2024)
+    g = np.linspace(-UAV_XY_RANGE, UAV_XY_RANGE, 4)
+    xy = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    xy = xy + rng.uniform(-8, 8, size=xy.shape)
+    out = []
+    for p in xy:
+        cand = p + np.concatenate([[[0, 0]], rng.uniform(-25, 25, size=(400, 2))])
+        z = rt.surface_height(scene, cand)
+        ok = np.flatnonzero(np.nan_to_num(z, nan=0.0) < CPE_HEIGHT - 2)
+        best = ok[np.argmin(np.linalg.norm(cand[ok] - p, axis=1))]
+        out.append([cand[best, 0], cand[best, 1], CPE_HEIGHT])
+    return np.array(out)
+
+
+def _build_scene(cuda=False, tiny=False):
+    srt = rt.setup(cuda)
+    scene = rt.load_scene(SCENE, frequency_hz=CARRIER_HZ,
+                          scattering_coefficient=SCATTERING_COEFFICIENT, cuda=cuda)
+    scene.tx_array = srt.PlanarArray(num_rows=8, num_cols=8, pattern="iso", polarization="V")
+    scene.rx_array = srt.PlanarArray(num_rows=2, num_cols=2, pattern="iso", polarization="V")
+    bs = np.c_[BS_XY, np.full(NUM_BS, BS_HEIGHT)]
+    cpe = cpe_positions(scene)
+    for m, p in enumerate(bs):
+        scene.add(srt.Transmitter(name=f"bs{m}", position=rt.point(p), look_at=rt.point([0, 0, 0])))
+    for n, p in enumerate(cpe):
+        scene.add(srt.Receiver(name=f"cpe{n}", position=rt.point(p), look_at=rt.point([0, 0, p[2]])))
+    return scene, bs, cpe
+
+
+def _pair_paths(a, tau, floor_rel=0.0):
+    """Uplink cir [bs, 64, cpe, 4, p] / [bs, cpe, p] -> per pair lists."""
+    out_a, out_t = [], []
+    for pr in pairs():
+        aa = a[pr["bs"], :, pr["cpe"], :, :]
+        tt = tau[pr["bs"], pr["cpe"], :]
+        pw = np.mean(np.abs(aa) ** 2, axis=(0, 1))
+        keep = (tt >= 0) & (pw > 0)
+        if floor_rel > 0 and keep.any():
+            keep &= pw >= floor_rel * pw[keep].max()
+        out_a.append(aa[:, :, keep])
+        out_t.append(tt[keep])
+    return out_a, out_t
+
+
+def _pad(alist, tlist, width=None):
+    width = max([t.size for t in tlist] + [1]) if width is None else width
+    a = np.zeros((len(alist),) + alist[0].shape[:2] + (width,), np.complex64)
+    t = np.full((len(tlist), width), -1.0, np.float32)
+    for i, (aa, tt) in enumerate(zip(alist, tlist)):
+        a[i, :, :, :tt.size] = aa[:, :, :width]
+        t[i, :tt.size] = tt[:width]
+    return a, t
+
+
+def generate(out_dir, seed: int = 0, tiny: bool = False, samples: int | None = None,
+             cuda: bool = False, progress: bool = True):
+    from tqdm import tqdm
+    timer = dsmod.Timer()
+    n = int(samples if samples is not None else (TINY_SAMPLES if tiny else DEFAULT_SAMPLES))
+    if n < 2 or n % 2:
+        raise ValueError("samples must be an even number >= 2 (matched UAV-present/absent)")
+    scene, bs, cpe = _build_scene(cuda, tiny)
+    from sionna.rt.rcs import ConstantRCSSensingTarget, RCSSolver
+    bg_cfg = TINY_BACKGROUND_SOLVER if tiny else BACKGROUND_SOLVER
+    paths = rt.solve_paths(scene, **bg_cfg)
+    a, tau = cfrmod.cir_numpy(paths, reverse_direction=True)
+    n_bg_raw, ds_bg = cfrmod.link_path_stats(a, tau)
+    bg_a, bg_t = _pad(*_pair_paths(a, tau, PATH_FLOOR_REL))
+    rng = np.random.default_rng(seed)
+    present = np.zeros(n, np.int8)
+    present[rng.permutation(n)[: n // 2]] = 1
+    uav = np.full((n, 3), np.nan, np.float32)
+    k = int(present.sum())
+    uav[present == 1, :2] = rng.uniform(-UAV_XY_RANGE, UAV_XY_RANGE, size=(k, 2))
+    uav[present == 1, 2] = UAV_HEIGHT
+    target = ConstantRCSSensingTarget(name="uav", sigma=UAV_RCS, position=rt.point([0, 0, -500]))
+    scene.add(target)
+    solver = RCSSolver(deterministic=True)
+    P = len(pairs())
+    echo_list = []
+    for i in tqdm(range(n), desc="fwa UAV echoes", disable=not progress, unit="sample"):
+        if not present[i]:
+            echo_list.append(None)
+            continue
+        target.position = rt.point(uav[i])
+        ep = solver(scene, max_depth=1, samples_per_sp=10_000, buffer_size_per_sp=2_000,
+                    seed=int(seed * 100_003 + i))
+        ea, et = cfrmod.cir_numpy(ep, reverse_direction=True)
+        echo_list.append(_pair_paths(ea, et))
+    pe = max([t.size for e in echo_list if e for t in e[1]] + [1])
+    echo_a = np.zeros((n, P, 64, 4, pe), np.complex64)
+    echo_t = np.full((n, P, pe), -1.0, np.float32)
+    for i, e in enumerate(echo_list):
+        if e:
+            echo_a[i], echo_t[i] = _pad(e[0], e[1], pe)
+    pair_label = (echo_t >= 0).any(-1).astype(np.int8)
+    p_bg = np.mean(np.abs(bg_a) ** 2, axis=(1, 2)).sum(-1)  # [P]
+    p_echo = np.mean(np.abs(echo_a) ** 2, axis=(2, 3)).sum(-1)  # [S, P]
+    with np.errstate(divide="ignore"):
+        e2b = (10 * np.log10(np.maximum(p_echo, 1e-30) / np.maximum(p_bg, 1e-30))).astype(np.float32)
+    e2b[pair_label == 0] = np.nan
+    with np.errstate(divide="ignore"):
+        link_snr = (CPE_TX_DBM - NOISE_DBM + 10 * np.log10(np.maximum(p_bg, 1e-30))).astype(np.float32)
+    split = np.zeros(n, np.int8)
+    for cls in (0, 1):
+        idx = np.flatnonzero(present == cls)
+        split[idx] = dsmod.random_split(idx.size, rng)
+    secs = timer.seconds()
+    prs = pairs()
+    manifest = {
+        "kind": KIND, "scene": SCENE, "paper": "fwa_cooperative_sensing.txt Section V-A, Eq. 27",
+        "num_samples": n, "tiny": tiny, "seed": seed, "code_version": dsmod.code_version(),
+        "versions": rt.versions(), "variant": rt.variant(),
+        "carrier_hz": CARRIER_HZ, "subcarrier_spacing_hz": SCS_HZ, "num_subcarriers": NUM_SUBCARRIERS,
+        "subcarriers": "centred baseband offsets (k - K//2) * spacing; ifftshift before an IFFT",
+        "normalize_delays": cfrmod.NORMALIZE_DELAYS, "direction": "uplink (CPE -> BS)",
+        "geometry": {"bs_pos_m": bs, "cpe_pos_m": cpe, "uav_height_m": UAV_HEIGHT,
+                     "uav_xy_range_m": [-UAV_XY_RANGE, UAV_XY_RANGE]},
+        "antenna_arrays": {"bs": {"rows": 8, "cols": 8, "pattern": "iso", "polarization": "V", "ports": 64},
+                           "cpe": {"rows": 2, "cols": 2, "pattern": "iso", "polarization": "V", "ports": 4}},
+        "uav": {"model": "ConstantRCSSensingTarget (point)", "rcs_m2": UAV_RCS},
+        "solver": {"background": dict(bg_cfg, solver="PathSolver(deterministic=True)",
+                                      scattering_coefficient=SCATTERING_COEFFICIENT,
+                                      path_floor_rel=PATH_FLOOR_REL),
+                   "echo": {"solver": "RCSSolver(deterministic=True)", "max_depth": 1,
+                            "samples_per_sp": 10_000, "seed": f"{seed} * 100003 + sample"}},
+        "augmentation": {"eq27_random_phase": True,
+                         "rng": "numpy.random.default_rng([seed, sample, 27]).uniform(0, 2 pi, "
+                                "[pairs, bg paths + echo paths])"},
+        "links": [{"index": p["index"], "tx_id": p["tx_id"], "rx_id": p["rx_id"]} for p in prs],
+        "split": {"schemes": {"random": {"array": "split_random", "ratios": [3, 1, 1],
+                                         "stratified": "uav_present"}}},
+        "link_budget": {"cpe_tx_dbm": CPE_TX_DBM, "noise_dbm": NOISE_DBM},
+        "scaling": {"knob": "samples (sense data generate --samples N, even)", "default": DEFAULT_SAMPLES,
+                    "cost": "one RCSSolver call per UAV-present sample; the background is traced once"},
+        "background_paths_per_pair": [int(n_bg_raw[p["bs"], p["cpe"]]) for p in prs],
+        "background_paths_kept_per_pair": [int((bg_t[p["index"]] >= 0).sum()) for p in prs],
+        "background_delay_spread_s": [float(ds_bg[p["bs"], p["cpe"]]) for p in prs],
+        "generation": {"seconds": secs, "samples_per_s": n / secs},
+    }
+    arrays = {"bg_a": bg_a, "bg_tau": bg_t, "echo_a": echo_a, "echo_tau": echo_t,
+              "uav_present": present, "uav_pos": uav, "pair_label": pair_label,
+              "echo_to_background_db": e2b, "split_random": split, "link_snr_db": link_snr,
+              "bs_pos": bs.astype(np.float32), "cpe_pos": cpe.astype(np.float32)}
+    return dsmod.write_dataset(out_dir, manifest, arrays)
+
+
+def eq27_phases(ds, index: int) -> np.ndarray:
+    """theta_p ~ U[0, 2 pi) per pair and path (background, then echo)."""
+    nb = ds.arrays["bg_tau"].shape[-1]
+    ne = ds.arrays["echo_tau"].shape[-1]
+    g = np.random.default_rng([int(ds.manifest["seed"]), int(index), 27])
+    return g.uniform(0.0, 2 * np.pi, size=(ds.arrays["bg_tau"].shape[0], nb + ne))
+
+
+def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | None = None):
+    """Per-pair uplink CFRs ``H[bs_ant 64, cpe_ant 4, k]`` of sample
+    ``index`` with the Eq. 27 random path phases (``augment``)."""
+    k = int(num_subcarriers or ds.manifest["num_subcarriers"])
+    freqs = cfrmod.subcarrier_offsets(k, ds.scs_hz)
+    a = np.concatenate([ds.arrays["bg_a"], ds.arrays["echo_a"][index]], axis=-1)
+    t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
+    if augment:
+        a = a * np.exp(1j * eq27_phases(ds, index)).astype(np.complex64)[:, None, None, :]
+    t = np.where(t < 0, 0.0, t).astype(np.float64)
+    a = np.where(np.asarray(np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], -1) < 0)[:, None, None, :], 0, a)
+    out = []
+    for p in ds.links:
+        e = np.exp(-2j * np.pi * t[p["index"], :, None] * freqs).astype(np.complex64)  # [paths, k]
+        aa = a[p["index"]]
+        h = (aa.reshape(-1, aa.shape[-1]) @ e).reshape(aa.shape[0], aa.shape[1], k)
+        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], p["index"], h.astype(np.complex64),
+                                 ds.carrier_hz, ds.scs_hz, float(ds.arrays["link_snr_db"][p["index"]])))
+    truth = {"uav_present": bool(ds.arrays["uav_present"][index]), "uav_pos": ds.arrays["uav_pos"][index],
+             "pair_label": ds.arrays["pair_label"][index]}
+    return dsmod.CsiSample(index, out, truth)
