@@ -24,6 +24,7 @@ from .site import OVERPASS, Site
 
 FACADE_REACH_M = 250.0     # a facade this close to a vehicle can reflect it (our choice)
 MULTIPATH_LOSS_DB = 21.0   # mean extra loss of the reflected path (our choice)
+GHOSTS_PER_VEHICLE = 2     # reflecting buildings per vehicle (our choice)
 
 
 @dataclass
@@ -55,29 +56,38 @@ def ghost_states(n_frames: int, n_vehicles: int, rng: np.random.Generator,
 
 
 def multipath(site: Site, vpos, vvel, states: GhostStates, k: int, rng: np.random.Generator):
-    """Multipath ghosts of the vehicles of frame ``k``: (pos, doppler, snr, vehicle index)."""
+    """Multipath ghosts of the vehicles of frame ``k``: (pos, doppler, snr,
+    vehicle index). Each vehicle has ``GHOSTS_PER_VEHICLE`` ghost channels,
+    one per nearest reflecting building (channel c: vehicle c % V, the
+    (c // V)-th nearest building)."""
     sensor = site.sensor
     o = sensor.origin
-    act = np.flatnonzero(states.on[k])
+    V = vpos.shape[0]
+    chan = np.flatnonzero(states.on[k])
     boxes = site.boxes[site.box_material != OVERPASS]
-    if act.size == 0 or boxes.shape[0] == 0:
+    if chan.size == 0 or boxes.shape[0] < GHOSTS_PER_VEHICLE:
         return np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros(0, int)
-    v = vpos[act]
+    veh, rank = chan % V, chan // V
+    v = vpos[veh]
     # nearest point of each building footprint to each vehicle
     px = np.clip(v[:, None, 0], boxes[None, :, 0], boxes[None, :, 1])
     py = np.clip(v[:, None, 1], boxes[None, :, 2], boxes[None, :, 3])
     d = np.hypot(px - v[:, None, 0], py - v[:, None, 1])
-    j = np.argmin(d, axis=1)
-    near = d[np.arange(act.size), j] < FACADE_REACH_M
-    act, v, j = act[near], v[near], j[near]
-    if act.size == 0:
+    order = np.argpartition(d, GHOSTS_PER_VEHICLE - 1, axis=1)[:, :GHOSTS_PER_VEHICLE]
+    od = np.take_along_axis(d, order, axis=1)
+    order = np.take_along_axis(order, np.argsort(od, axis=1), axis=1)
+    j = order[np.arange(chan.size), rank]
+    near = d[np.arange(chan.size), j] < FACADE_REACH_M
+    chan, veh, v, j = chan[near], veh[near], v[near], j[near]
+    if chan.size == 0:
         return np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros(0, int)
     f = np.stack([px[near, j], py[near, j], 0.5 * boxes[j, 5]], 1)
+    act = chan
     r_ov = np.linalg.norm(v - o, axis=1)
     r_vf = np.linalg.norm(v - f, axis=1)
     r_fo = np.linalg.norm(f - o, axis=1)
     r_app = 0.5 * (r_ov + r_vf + r_fo) + states.offset[k, act]
-    vel = vvel[act]
+    vel = vvel[veh]
     u_ov = (v - o) / np.maximum(r_ov, 1e-9)[:, None]
     u_fv = (v - f) / np.maximum(r_vf, 1e-9)[:, None]
     dop = 0.5 * (np.einsum("ij,ij->i", u_ov, vel) + np.einsum("ij,ij->i", u_fv, vel))
@@ -89,7 +99,7 @@ def multipath(site: Site, vpos, vvel, states: GhostStates, k: int, rng: np.rando
         return np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros(0, int)
     true = from_polar(r_app[ok], az[ok], el[ok], sensor)
     mpos, mdop = measure(true, dop[ok], snr[ok], rng, sensor)
-    return mpos, mdop, snr[ok], act[ok]
+    return mpos, mdop, snr[ok], veh[ok]
 
 
 def sidelobes(site: Site, pos, dop, snr, rng: np.random.Generator, prob: float = 0.25):

@@ -124,7 +124,8 @@ class Scenario:
         self.uav_paths = flights
         self.birds = _targets.birds(self.n_frames, self.dt, rng, spec.birds_mean)
         self.vehicles = _targets.vehicles(self.site, self.n_frames, self.dt, rng)
-        self.ghost_states = _ghosts.ghost_states(self.n_frames, self.vehicles.ids.shape[0], rng)
+        self.ghost_states = _ghosts.ghost_states(
+            self.n_frames, self.vehicles.ids.shape[0] * _ghosts.GHOSTS_PER_VEHICLE, rng)
         self.objects = _targets.Objects.concat(uav_parts + [self.birds, self.vehicles])
 
     @property

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-SHAPES = ("line", "circle", "square", "triangle", "S", "M", "star", "zigzag")
+SHAPES = ("straight", "circle", "square", "triangle", "S", "M", "star", "zigzag")
 LINE_ANGLES_DEG = (0, 30, 45, 60, 90)
 
 
 def unit_shape(shape: str) -> np.ndarray:
     """Polyline (K, 2) of a shape, roughly within [-0.5, 0.5]^2."""
-    if shape == "line":
+    if shape == "straight":
         return np.array([[-0.5, 0.0], [0.5, 0.0]])
     if shape == "circle":
         a = np.linspace(0, 2 * np.pi, 73)
