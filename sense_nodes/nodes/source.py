@@ -78,6 +78,7 @@ class SourceNode(SenseNode):
             return
         if self.p.max_frames and self.frames_published >= self.p.max_frames:
             return self._finish("max_frames reached")
+        t0 = time.perf_counter()
         frame = self.live_frame(self.frames_published)
         if frame is None:
             return self._finish("scenario ended")
@@ -87,12 +88,16 @@ class SourceNode(SenseNode):
         for name, msg in messages.items():
             self.pubs[name].publish(msg)
         self.frames_published += 1
+        self.diagnostics.record(t0)
 
     def _finish(self, why: str) -> None:
         self.finished = True
         self.get_logger().info(f"source finished after {self.frames_published} frames ({why})")
 
     # --- replay ---------------------------------------------------------------
+    def on_replayed(self, output: str, raw: bytes) -> None:
+        """Hook after a replayed message went out (e.g. derived RViz markers)."""
+
     def _start_replay(self) -> None:
         try:
             info = bags.topics(self.p.bag)
@@ -144,9 +149,11 @@ class SourceNode(SenseNode):
                 if not self._has_clock and self.clock_pub is not None:
                     self.clock_pub.publish(Clock(clock=time_msg(t_ns)))
                 self.pubs[self._bag_map[topic]].publish(raw)
+                self.on_replayed(self._bag_map[topic], raw)
                 if t_ns not in self._frames_seen:
                     self._frames_seen.add(t_ns)
                     self.frames_published += 1
+                    self.diagnostics.record(time.perf_counter())
                     if self.p.max_frames and self.frames_published >= self.p.max_frames:
                         return self._finish("max_frames reached")
             self._pending = next(self._replay_iter, None)

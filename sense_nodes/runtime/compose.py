@@ -53,9 +53,10 @@ def compose(deployment: str | Deployment, bag: str | None = None, rate: float | 
             threads: int = 4) -> Composition:
     """Build every node of a deployment in this process.
 
-    ``bag`` makes the source nodes replay it (publishing ``/clock``) and every
-    other node use sim time; ``extra_params`` maps a node's fully qualified
-    name to parameter overrides.
+    ``bag`` makes the source nodes replay it; sources publish ``/clock``
+    (simulation or bag time) and every other node runs on it with
+    ``use_sim_time``. ``extra_params`` maps a node's fully qualified name to
+    parameter overrides.
     """
     dep = load(deployment) if isinstance(deployment, str) else deployment
     if context is None:
@@ -66,15 +67,13 @@ def compose(deployment: str | Deployment, bag: str | None = None, rate: float | 
     try:
         for spec in dep.nodes:
             overrides = dict((extra_params or {}).get(spec.fqn, {}))
-            if bag:
-                if spec.source:
+            if spec.source:
+                if bag:
                     overrides["bag"] = str(bag)
-                    if rate is not None:
-                        overrides["rate"] = float(rate)
-                else:
-                    overrides["use_sim_time"] = True
-            elif rate is not None and spec.source:
-                overrides["rate"] = float(rate)
+                if rate is not None:
+                    overrides["rate"] = float(rate)
+            else:
+                overrides.setdefault("use_sim_time", True)
             node = node_class(spec.executable)(
                 node_name=spec.name, namespace=spec.namespace, context=context,
                 cli_args=dep.cli_args(spec, overrides), use_global_arguments=False)

@@ -13,13 +13,12 @@ def deployment_launch_description(name: str):
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument
     from launch.conditions import IfCondition
-    from launch.substitutions import LaunchConfiguration, PythonExpression
+    from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
     dep = load(name)
     bag = LaunchConfiguration("bag")
     rate = LaunchConfiguration("rate")
-    replaying = PythonExpression(["'", bag, "' != ''"])
     actions = [
         DeclareLaunchArgument("bag", default_value="", description="rosbag2 file for the source nodes to replay"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback / simulation speed"),
@@ -30,7 +29,8 @@ def deployment_launch_description(name: str):
         if spec.source:
             params.append({"bag": bag, "rate": rate})
         else:
-            params.append({"use_sim_time": replaying})
+            # Sources publish /clock, live (simulation time) and replaying.
+            params.append({"use_sim_time": True})
         actions.append(Node(package=PACKAGE, executable=spec.executable, name=spec.name,
                             namespace=spec.namespace, parameters=params,
                             remappings=list(spec.remappings.items()), output="screen"))

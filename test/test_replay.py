@@ -1,0 +1,73 @@
+"""A bag recorded from a live run, replayed through the deployment, gives the
+very messages of the live run; replay honours rate and publishes /clock."""
+import pytest
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import PointCloud2
+
+from conftest import spin_until
+from sense_nodes.data import bags
+from sense_nodes.msg import GroundTruthArray
+from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, ParameterError
+from sense_nodes.nodes.recorder import Recorder
+from sense_nodes.runtime.compose import compose
+
+pytestmark = pytest.mark.ros
+FRAMES = 6
+SOURCE = "/bs/bs_radar_source"
+
+
+def _capture(comp):
+    probe = Node("capture", context=comp.context)
+    comp.executor.add_node(probe)
+    got = {"/bs/points": [], "/bs/truth": [], "/clock": []}
+    probe.create_subscription(PointCloud2, "/bs/points", got["/bs/points"].append, SENSOR_QOS, raw=True)
+    probe.create_subscription(GroundTruthArray, "/bs/truth", got["/bs/truth"].append, RESULT_QOS, raw=True)
+    probe.create_subscription(Clock, "/clock", got["/clock"].append, RESULT_QOS)
+    return probe, got
+
+
+def _wait_for_subscribers(comp, probe):
+    assert spin_until(comp.executor, lambda: probe.count_publishers("/bs/points") > 0
+                      and probe.count_publishers("/bs/truth") > 0, 10)
+
+
+def test_replayed_bag_gives_the_live_messages(tmp_path):
+    bag = tmp_path / "live"
+    live = compose("bsense", rate=8.0, extra_params={SOURCE: {"max_frames": FRAMES}})
+    try:
+        probe, got_live = _capture(live)
+        rec = Recorder(probe, ["/bs/points", "/bs/truth"], str(bag))
+        source = live.nodes[0]
+        assert spin_until(live.executor, lambda: source.finished and len(got_live["/bs/truth"]) >= FRAMES, 30)
+        spin_until(live.executor, lambda: False, 0.5)
+        rec.close()
+    finally:
+        live.close()
+    assert len(got_live["/bs/points"]) == FRAMES, "live frames were lost before recording"
+    assert sorted(t.name for t in bags.topics(bag)) == ["/bs/points", "/bs/truth"]
+
+    replay = compose("bsense", bag=str(bag), rate=8.0)
+    try:
+        probe, got_replay = _capture(replay)
+        _wait_for_subscribers(replay, probe)
+        source = replay.nodes[0]
+        assert spin_until(replay.executor, lambda: source.finished and len(got_replay["/bs/truth"]) >= FRAMES, 30)
+        spin_until(replay.executor, lambda: False, 0.5)
+    finally:
+        replay.close()
+    assert got_replay["/bs/points"] == got_live["/bs/points"]
+    assert got_replay["/bs/truth"] == got_live["/bs/truth"]
+    assert got_replay["/clock"], "replay published no /clock"
+
+
+def test_replay_of_a_bag_without_the_source_topics_is_refused(tmp_path):
+    with bags.BagWriter(tmp_path / "other") as w:
+        w.write("/clock", "rosgraph_msgs/msg/Clock", 1, bags.clock(1))
+    with pytest.raises(ParameterError, match="bag"):
+        compose("bsense", bag=str(tmp_path / "other"))
+
+
+def test_unknown_scenario_is_refused_naming_the_parameter():
+    with pytest.raises(ParameterError, match="scenario"):
+        compose("bsense", extra_params={SOURCE: {"scenario": "no_such_case"}})
