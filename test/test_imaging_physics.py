@@ -122,3 +122,21 @@ def test_bad_parameters_are_named():
         ImagingConfig(n0=0)
     with pytest.raises(ValueError, match="max_bytes"):
         build_sensing_matrix(ImagingConfig(), max_bytes=1024)
+
+
+def test_stack_measurements_follows_the_row_order_of_A():
+    from sense_nodes.core.imaging.imager import stack_measurements
+    cfg = small()
+    S = build_sensing_matrix(cfg)
+    vox = voxel_centres(cfg)
+    idx = np.array([12, 60])
+    sig = np.array([0.1, 0.1])
+    ants, lams = antenna_positions(cfg), subcarrier_wavelengths(cfg)
+    channels = {(b1, b2): np.stack([cascaded_channel(cfg, ants[b1], ants[b2], vox[idx], sig, lam)
+                                    for lam in lams])
+                for b1, b2 in measurement_pairs(cfg)}
+    y = stack_measurements(cfg, channels)
+    np.testing.assert_allclose(y, S.A[:, idx] @ sig, rtol=1e-4)
+    del channels[(0, 1)]
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        stack_measurements(cfg, channels)

@@ -94,3 +94,22 @@ class Imager:
         idx, centres = detect(vox, self.cfg, self.threshold)
         flat = vox.reshape(-1)
         return vox, [Detection(int(i), c, float(flat[i])) for i, c in zip(idx, centres)]
+
+
+def stack_measurements(cfg: ImagingConfig, channels) -> np.ndarray:
+    """y of Eq. 14 from per-pair CSI: ``channels[(b1, b2)]`` is the LS estimate
+    H_hat (Eq. 9) of shape (N_f, N0^2, N0^2) [subcarrier, tx antenna, rx
+    antenna] for every pair the sensing mode uses (``measurement_pairs``),
+    stacked in A's row order. A missing pair is an error naming it."""
+    from sense_nodes.core.imaging.geometry import measurement_pairs
+    parts = []
+    shape = (cfg.n_subcarriers, cfg.n_antennas, cfg.n_antennas)
+    for pair in measurement_pairs(cfg):
+        if pair not in channels:
+            raise ValueError(f"CSI for BS pair {pair} missing (mode {cfg.mode} needs "
+                             f"{measurement_pairs(cfg)})")
+        h = np.asarray(channels[pair])
+        if h.shape != shape:
+            raise ValueError(f"CSI for BS pair {pair} has shape {h.shape}, expected {shape}")
+        parts.append(h.reshape(-1))
+    return np.concatenate(parts).astype(np.complex64)
