@@ -1,0 +1,241 @@
+"""Difficulty figures of simulated scenarios, measured (BSense paper,
+Sections 1, 3.2.1 and 4.1; issue 3 item 4).
+
+* ``noise_points_per_frame``: points that are not UAV points, per frame (the
+  paper: 168.05). A point is a UAV point when it came from a UAV and lies
+  within 10 m of it (the paper's point-level rule, Section 4.1): a UAV echo
+  placed 200 m off by a grating lobe counts as noise, as it would there.
+* ``noise_to_uav_ratio``: noise points over UAV points, in the cases that have
+  a UAV (the paper: "over 100:1").
+* ``uav_point_missing_pct``: frames in which a flying UAV has no UAV point
+  (occlusion, tangential flight, weak echo, out of view).
+* ``single_point_auc``: ROC AUC of the better of logistic regression and
+  gradient boosting telling UAV points from noise on eight single-point
+  features (range, height, Doppler, SNR, SCR, noise, signal power, received
+  power), cross-validated by case (by blocks of frames within one case).
+* ``false_trajectory_*``: runs of ghost points that follow one vehicle from
+  frame to frame (multipath and sidelobe ghosts), their horizontal extent.
+* ``clutter_cubes_gaussian_pct``: share of 40 m cubes of a UAV-free recording
+  whose five signal metrics pass the Henze-Zirkler test at the 5% level (the
+  paper: over 75%, Section 3.2.1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats as sstats
+
+from .scenario import MULTIPATH, SIDELOBE, UAV, Scenario
+
+UAV_RADIUS_M = 10.0    # Section 4.1
+FEATURES = ("range", "z", "doppler", "snr", "scr", "noise", "signal_power", "rx_power")
+PAPER = {"noise_points_per_frame": 168.05, "noise_to_uav_ratio": 100.0,
+         "clutter_cubes_gaussian_pct": 75.0}
+
+
+def uav_point_mask(frame) -> np.ndarray:
+    """Points that came from a UAV and lie within 10 m of it (Section 4.1)."""
+    src = frame.labels["source"]
+    mask = src == UAV
+    if not mask.any():
+        return mask
+    t = frame.truth
+    pos_by_id = {int(i): p for i, p in zip(t["id"], t["position"])}
+    idx = np.flatnonzero(mask)
+    p = np.stack([frame.points["x"][idx], frame.points["y"][idx], frame.points["z"][idx]], 1)
+    q = np.stack([pos_by_id[int(i)] for i in frame.labels["object_id"][idx]])
+    mask[idx] = np.linalg.norm(p - q, axis=1) <= UAV_RADIUS_M
+    return mask
+
+
+def features(points: np.ndarray) -> np.ndarray:
+    r = np.sqrt(points["x"].astype(float) ** 2 + points["y"].astype(float) ** 2
+                + (points["z"].astype(float) - 23.0) ** 2)
+    return np.stack([r] + [points[k].astype(float) for k in FEATURES[1:]], 1)
+
+
+@dataclass
+class ScenarioCounts:
+    name: str
+    family: str
+    frames: int = 0
+    noise_points: int = 0
+    uav_points: int = 0
+    uav_frames: int = 0
+    uav_frames_missing: int = 0
+    runs_m: list = field(default_factory=list)
+    X: list = field(default_factory=list)
+    y: list = field(default_factory=list)
+    block: list = field(default_factory=list)
+
+
+def count(scenario: Scenario, max_frames: int | None = None, noise_sample: float = 0.08,
+          progress=None) -> ScenarioCounts:
+    """Walk a scenario once: counts, ghost runs and a sample of points for the AUC."""
+    sc = ScenarioCounts(scenario.name, scenario.spec.family)
+    n = len(scenario) if max_frames is None else min(len(scenario), int(max_frames))
+    rng = np.random.default_rng([scenario.spec.seed, 4242])
+    ghost_pos: dict = {}     # (source, vehicle id) -> {frame: (x, y)}
+    for k in range(n):
+        f = scenario.frame(k)
+        u = uav_point_mask(f)
+        sc.frames += 1
+        sc.uav_points += int(u.sum())
+        sc.noise_points += int((~u).sum())
+        flying = f.truth["object_class"] == UAV
+        if flying.any():
+            have = set(f.labels["object_id"][u].tolist())
+            ids = f.truth["id"][flying]
+            sc.uav_frames += ids.size
+            sc.uav_frames_missing += sum(int(i) not in have for i in ids)
+        keep = u | (rng.random(u.size) < noise_sample)
+        if keep.any():
+            sc.X.append(features(f.points[keep]))
+            sc.y.append(u[keep])
+            sc.block.append(np.full(int(keep.sum()), k // 50))
+        g = np.flatnonzero(np.isin(f.labels["source"], (MULTIPATH, SIDELOBE)) & (f.labels["object_id"] >= 0))
+        for i in g:
+            key = (int(f.labels["source"][i]), int(f.labels["object_id"][i]))
+            ghost_pos.setdefault(key, {})[k] = (float(f.points["x"][i]), float(f.points["y"][i]))
+        if progress is not None:
+            progress.update(1)
+    sc.runs_m = _runs(ghost_pos)
+    return sc
+
+
+def _runs(ghost_pos: dict, max_gap: int = 2, min_frames: int = 5) -> list:
+    """Horizontal extent (bounding-box diagonal, m) of each run of one ghost
+    source seen with at most ``max_gap`` missed frames."""
+    out = []
+    for frames in ghost_pos.values():
+        ks = sorted(frames)
+        start = 0
+        for j in range(1, len(ks) + 1):
+            if j == len(ks) or ks[j] - ks[j - 1] > max_gap + 1:
+                run = ks[start:j]
+                if len(run) >= min_frames:
+                    xy = np.array([frames[k] for k in run])
+                    out.append(float(np.linalg.norm(xy.max(0) - xy.min(0))))
+                start = j
+    return out
+
+
+def single_point_auc(X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5) -> dict:
+    """Cross-validated ROC AUC of logistic regression and gradient boosting on
+    single-point features (groups never split between train and test)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if y.sum() < 10 or (~y).sum() < 10 or np.unique(groups).size < 2:
+        return {"logreg": float("nan"), "gbdt": float("nan")}
+    k = min(folds, np.unique(groups).size)
+    out = {}
+    for name, make in (("logreg", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
+                       ("gbdt", lambda: HistGradientBoostingClassifier(max_iter=150, random_state=0))):
+        score = np.full(y.shape, np.nan)
+        for tr, te in GroupKFold(n_splits=k).split(X, y, groups):
+            if y[tr].all() or (~y[tr]).all():
+                continue
+            score[te] = make().fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
+        ok = np.isfinite(score)
+        out[name] = float(roc_auc_score(y[ok], score[ok])) if y[ok].any() and (~y[ok]).any() else float("nan")
+    return out
+
+
+def henze_zirkler(X: np.ndarray) -> float:
+    """p-value of the Henze-Zirkler test of multivariate normality (Henze and
+    Zirkler 1990), lognormal approximation of the statistic."""
+    n, p = X.shape
+    S = np.cov(X, rowvar=False, bias=True)
+    Si = np.linalg.pinv(S)
+    Xc = X - X.mean(0)
+    Di = np.einsum("ij,jk,ik->i", Xc, Si, Xc)
+    G = Xc @ Si @ Xc.T
+    Dij = Di[:, None] + Di[None, :] - 2 * G
+    b = (1 / np.sqrt(2)) * ((2 * p + 1) * n / 4) ** (1 / (p + 4))
+    b2 = b * b
+    hz = (np.exp(-b2 / 2 * Dij).sum() / n - 2 * (1 + b2) ** (-p / 2) * np.exp(-b2 / (2 * (1 + b2)) * Di).sum()
+          + n * (1 + 2 * b2) ** (-p / 2))
+    a = 1 + 2 * b2
+    w = (1 + b2) * (1 + 3 * b2)
+    mu = 1 - a ** (-p / 2) * (1 + p * b2 / a + p * (p + 2) * b2 ** 2 / (2 * a * a))
+    si2 = (2 * (1 + 4 * b2) ** (-p / 2) + 2 * a ** (-p) * (1 + 2 * p * b2 ** 2 / a ** 2 + 3 * p * (p + 2) * b2 ** 4 / (4 * a ** 4))
+           - 4 * w ** (-p / 2) * (1 + 3 * p * b2 ** 2 / (2 * w) + p * (p + 2) * b2 ** 4 / (2 * w * w)))
+    pmu = np.log(np.sqrt(mu ** 4 / (si2 + mu ** 2)))
+    psi = np.sqrt(np.log((si2 + mu ** 2) / mu ** 2))
+    return float(1 - sstats.lognorm.cdf(hz, psi, scale=np.exp(pmu)))
+
+
+def gaussian_cubes(scenario: Scenario, max_frames: int | None = None, cube_m: float = 40.0,
+                   min_points: int = 50, max_points: int = 400, alpha: float = 0.05, progress=None) -> dict:
+    """Henze-Zirkler test of the five signal metrics per 40 m cube of a
+    UAV-free recording (Section 3.2.1)."""
+    n = len(scenario) if max_frames is None else min(len(scenario), int(max_frames))
+    cols = ("snr", "scr", "noise", "signal_power", "rx_power")
+    keys, vals = [], []
+    for k in range(n):
+        f = scenario.frame(k)
+        p = f.points
+        keys.append(np.floor(np.stack([p["x"], p["y"], p["z"]], 1) / cube_m).astype(np.int64))
+        vals.append(np.stack([p[c] for c in cols], 1).astype(float))
+        if progress is not None:
+            progress.update(1)
+    keys = np.concatenate(keys)
+    vals = np.concatenate(vals)
+    _, inv, cnt = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    rng = np.random.default_rng(0)
+    passed = tested = 0
+    for c in np.flatnonzero(cnt >= min_points):
+        x = vals[inv.ravel() == c]
+        if x.shape[0] > max_points:
+            x = x[rng.choice(x.shape[0], max_points, replace=False)]
+        tested += 1
+        passed += henze_zirkler(x) >= alpha
+    return {"cubes_tested": tested, "gaussian_pct": 100.0 * passed / tested if tested else float("nan")}
+
+
+def figures(counts: list[ScenarioCounts], prefix: str = "", auc: bool = True) -> dict:
+    """Figures of a set of walked scenarios (keys as in the module doc)."""
+    frames = sum(c.frames for c in counts)
+    noise = sum(c.noise_points for c in counts)
+    with_uav = [c for c in counts if c.uav_frames > 0]
+    uav = sum(c.uav_points for c in with_uav)
+    noise_u = sum(c.noise_points for c in with_uav)
+    uf = sum(c.uav_frames for c in with_uav)
+    miss = sum(c.uav_frames_missing for c in with_uav)
+    runs = np.array([r for c in counts for r in c.runs_m])
+    out = {
+        f"{prefix}noise_points_per_frame": noise / frames if frames else float("nan"),
+        f"{prefix}noise_to_uav_ratio": noise_u / uav if uav else float("nan"),
+        f"{prefix}uav_point_missing_pct": 100.0 * miss / uf if uf else float("nan"),
+    }
+    if auc:
+        X = [x for c in with_uav for x in c.X]
+        if X:
+            X = np.concatenate(X)
+            y = np.concatenate([v for c in with_uav for v in c.y])
+            if len(with_uav) >= 2:
+                g = np.concatenate([np.full(sum(len(v) for v in c.y), i) for i, c in enumerate(with_uav)])
+            else:
+                g = np.concatenate(with_uav[0].block)
+            a = single_point_auc(X, y, g)
+            out[f"{prefix}single_point_auc"] = np.nanmax([a["logreg"], a["gbdt"]]) if np.isfinite(
+                [a["logreg"], a["gbdt"]]).any() else float("nan")
+            out[f"{prefix}single_point_auc_logreg"] = a["logreg"]
+            out[f"{prefix}single_point_auc_gbdt"] = a["gbdt"]
+        else:
+            out[f"{prefix}single_point_auc"] = float("nan")
+    out[f"{prefix}false_trajectory_max_m"] = float(runs.max()) if runs.size else 0.0
+    out[f"{prefix}false_trajectory_p90_m"] = float(np.percentile(runs, 90)) if runs.size else 0.0
+    out[f"{prefix}false_trajectories_over_200m_per_min"] = (
+        float((runs > 200).sum()) / (frames * 0.64 / 60.0) if frames else float("nan"))
+    out[f"{prefix}frames"] = frames
+    for k, v in PAPER.items():
+        if f"{prefix}{k}" in out and not prefix:
+            out[f"paper_{k}"] = v
+    return out
