@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 from typing import Any
 
 CPU_VARIANT = "llvm_ad_mono_polarized"
@@ -89,9 +88,8 @@ def setup(cuda: bool = False):
         import sionna.rt as srt
         return srt
     if not cuda and "DRJIT_LIBLLVM_PATH" not in os.environ:
-        if "drjit" in sys.modules:
-            raise RTUnavailable("drjit was imported before sense_nodes.data.csi.rt.setup(); "
-                                "DRJIT_LIBLLVM_PATH can no longer take effect")
+        # If drjit is already imported (by other code in this process) this may
+        # come too late; Dr.Jit loads LLVM on first use, so set it anyway.
         path = find_libllvm()
         if path is None:
             raise RTUnavailable("libLLVM-19.so not found: install the Debian package "
