@@ -133,6 +133,14 @@ def test_imaging_analytic_check_within_tolerance():
     assert r["analytic_amplitude_error_db"] < ANALYTIC_AMPLITUDE_TOL_DB
 
 
+def test_fwa_echo_analytic_check_within_tolerance():
+    from sense_nodes.data.csi.fwa_pairs import analytic_check
+    r = analytic_check(points=2)
+    assert r["analytic_entries"] > 0
+    assert r["analytic_phase_error_rad"] < ANALYTIC_PHASE_TOL_RAD
+    assert r["analytic_amplitude_error_db"] < ANALYTIC_AMPLITUDE_TOL_DB
+
+
 def test_iter_link_csi_split(twice):
     ds, _ = twice("imaging")
     idx = ds.split_indices("train")

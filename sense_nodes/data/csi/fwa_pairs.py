@@ -9,7 +9,12 @@ their x-y layout only in a figure, so we place the BSs at (-50, 0) and
 (50, 0) and the CPEs on a jittered 4 x 4 grid over [-75, 75]^2, each moved to
 the nearest spot where the ground or roof is below 16 m. Each BS has a
 64-element 8 x 8 UPA and each CPE a 4-element 2 x 2 UPA (half-wavelength,
-isotropic, vertical polarisation: the paper states only the counts).
+isotropic, vertical polarisation: the paper states only the counts), all
+mounted vertically and facing the area centre horizontally. (Tilting the BS
+arrays down at the area centre rotates their polarisation: the UAV echo then
+departs from the scalar cascaded model by 0.40 rad / 4.1 dB on average,
+against 0.011 rad / 0.011 dB with vertical arrays, measured by
+:func:`analytic_check`.)
 Carrier 2.8 GHz, 30 kHz spacing, ``N_c = 512`` subcarriers (20 MHz channel).
 The UAV is at ``p = (x, y, 60)``, ``x, y ~ U[-75, 75]`` (Section V-A1).
 
@@ -107,7 +112,8 @@ def _build_scene(cuda=False, tiny=False):
     bs = np.c_[BS_XY, np.full(NUM_BS, BS_HEIGHT)]
     cpe = cpe_positions(scene)
     for m, p in enumerate(bs):
-        scene.add(srt.Transmitter(name=f"bs{m}", position=rt.point(p), look_at=rt.point([0, 0, 0])))
+        # vertical arrays facing the area centre horizontally (mast mounting)
+        scene.add(srt.Transmitter(name=f"bs{m}", position=rt.point(p), look_at=rt.point([0, 0, p[2]])))
     for n, p in enumerate(cpe):
         scene.add(srt.Receiver(name=f"cpe{n}", position=rt.point(p), look_at=rt.point([0, 0, p[2]])))
     return scene, bs, cpe
@@ -260,3 +266,21 @@ def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | No
     truth = {"uav_present": bool(ds.arrays["uav_present"][index]), "uav_pos": ds.arrays["uav_pos"][index],
              "pair_label": ds.arrays["pair_label"][index]}
     return dsmod.CsiSample(index, out, truth)
+
+
+def analytic_check(seed: int = 0, points: int = 4, cuda: bool = False) -> dict:
+    """The UAV echo of this geometry (BS -> UAV -> CPE, ``RCSSolver``) against
+    the free-space bistatic (cascaded) model of the imaging paper's Eq. 10/11,
+    at ``points`` UAV positions, over all BS-CPE pairs with an echo, antenna
+    pairs and 32 of the 512 subcarriers."""
+    from sense_nodes.data.csi.imaging_channels import echo_vs_cascaded_model
+    from sionna.rt.rcs import ConstantRCSSensingTarget
+    scene, _bs, _cpe = _build_scene(cuda)
+    target = ConstantRCSSensingTarget(name="uav", sigma=1.0, position=rt.point([0, 0, -500]))
+    scene.add(target)
+    rng = np.random.default_rng([seed, 7])
+    pts = np.c_[rng.uniform(-UAV_XY_RANGE, UAV_XY_RANGE, size=(points, 2)), np.full(points, UAV_HEIGHT)]
+    freqs = cfrmod.subcarrier_offsets(NUM_SUBCARRIERS, SCS_HZ)[::16]
+    return echo_vs_cascaded_model(scene, target, [f"bs{m}" for m in range(NUM_BS)],
+                                  [f"cpe{n}" for n in range(NUM_CPE)], pts, UAV_RCS,
+                                  CARRIER_HZ, freqs, seed)

@@ -2,7 +2,11 @@
 ``sense data stats``: ``samples``, ``samples_per_s``, ``uav_affected_pair_pct``,
 ``analytic_phase_error_rad``, ``analytic_amplitude_error_db``, ``ray_traced``,
 plus path counts, delay spreads and the SNR distribution. Figures that do not
-apply to a kind are ``None`` (e.g. UAV-affected pairs for positioning)."""
+apply to a kind are ``None`` (UAV-affected pairs and the analytic echo check
+for positioning, which has no UAV). The analytic check traces one point target
+with ``RCSSolver`` in the dataset's own geometry (imaging: the 4 canyon BSs;
+fwa: BS -> UAV -> CPE) and compares it with the cascaded model of Eq. 10/11
+of the imaging paper."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,6 +57,9 @@ def dataset_stats(ds: Dataset, analytic: bool = True) -> dict:
         fig.update(_dist("delay_spread_ns", m["background_delay_spread_s"], 1e9))
         fig.update(_dist("echo_to_background_db", a["echo_to_background_db"]))
         fig.update(_dist("snr_db", a["link_snr_db"]))
+        if analytic:
+            from sense_nodes.data.csi.fwa_pairs import analytic_check
+            fig.update(analytic_check(seed=int(m["seed"])))
     elif ds.kind == "imaging":
         ep = a["echo_paths"]
         fig["uav_affected_pair_pct"] = _pct(ep > 0)
