@@ -85,7 +85,7 @@ def test_colcon_build_installs_the_package(tmp_path):
     env = dict(os.environ, PATH=f"{VENV / 'bin'}:{os.environ['PATH']}",
                CMAKE_PREFIX_PATH=str(VENV), AMENT_PREFIX_PATH=str(VENV))
     build = subprocess.run(
-        [str(VENV / "bin" / "colcon"), "build", "--event-handlers", "console_cohesion-",
+        [str(VENV / "bin" / "colcon"), "build",
          "--cmake-args", f"-DPython3_EXECUTABLE={VENV / 'bin' / 'python'}", "-DBUILD_TESTING=OFF"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
@@ -105,6 +105,6 @@ def test_colcon_build_installs_the_package(tmp_path):
         [sys.executable, "-c",
          "import sense_nodes.msg, sense_nodes.runtime.deployment as d; "
          "from sense_nodes.msg import TrackArray; print(d.__file__)"],
-        env=dict(env, PYTHONPATH=str(site)), capture_output=True, text=True)
+        env=dict(env, PYTHONPATH=str(site)), cwd=tmp_path, capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
     assert str(site) in probe.stdout
