@@ -85,7 +85,7 @@ class ClutterModel:
         return lat
 
 
-def build_clutter(site: Site, target_points: float = 95.0) -> ClutterModel:
+def build_clutter(site: Site, target_points: float = 100.0) -> ClutterModel:
     """Clutter cells and region fingerprints of ``site`` (deterministic in the
     site's seed). Firing probabilities are scaled so that about
     ``target_points`` clutter points are detected per frame (the paper's

@@ -52,7 +52,7 @@ def _seed_of(text: str) -> int:
 
 def _geometry(traj: str, rng: np.random.Generator) -> dict:
     """Placement of a trajectory: length 600-2,300 m (paper), centre 300-800 m
-    out within +-40 deg of boresight, altitude 40-200 m, 3-10 m/s (our
+    out within +-25 deg of boresight, altitude 40-150 m, 3-10 m/s (our
     choices); kept inside the 1,000 m range."""
     shape = traj_type(traj)
     length = rng.uniform(600, 2300)
@@ -68,8 +68,8 @@ def _geometry(traj: str, rng: np.random.Generator) -> dict:
                          "star": 4.8, "zigzag": 2.0}[shape]
         centre = rng.uniform(250 + span / 2, max(260 + span / 2, 900 - span / 2))
     return dict(shape=shape, length_m=float(length), centre_range_m=float(centre),
-                centre_az_deg=float(rng.uniform(-35, 35)), heading_deg=float(heading),
-                altitude_m=float(rng.uniform(40, 200)), speed_mps=float(rng.uniform(3, 10)))
+                centre_az_deg=float(rng.uniform(-25, 25)), heading_deg=float(heading),
+                altitude_m=float(rng.uniform(40, 150)), speed_mps=float(rng.uniform(3, 10)))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ The paper's base station: 4.9 GHz, 100 MHz bandwidth, 128 channels, antenna
   usual AAU layout): 16 half-wavelength columns give a 6.3 deg azimuth beam;
   the 4 rows are 3-element subarrays 2.1 wavelengths apart, a 6 deg elevation
   beam with grating lobes every 28.4 deg. The angle error sigma =
-  BW / (1.6 sqrt(2 SNR)), so the position error grows with range; and the
+  BW / (2 sqrt(2 SNR)), so the position error grows with range; and the
   elevation estimate sometimes locks onto a grating lobe (more often for weak
   echoes and for extended clutter), which lifts ground returns mid-air;
 * Doppler resolution lambda / 2T for a dwell T = 64 ms (our choice, a tenth of
@@ -49,11 +49,11 @@ class SensorConfig:
     dwell_s: float = 0.064           # our choice
     notch_mps: float = 0.4           # clutter (MTI) notch: our choice
     # Radar equation, dB. Pt 49 dBm, 26 dBi per side, 5 dB noise figure,
-    # 33 dB coherent processing gain, 12 dB losses (all our choices).
+    # 36 dB coherent processing gain, 12 dB losses (all our choices).
     pt_dbm: float = 49.0
     gain_dbi: float = 26.0
     nf_db: float = 5.0
-    proc_gain_db: float = 33.0
+    proc_gain_db: float = 36.0
     loss_db: float = 12.0
     threshold_db: float = 12.0       # CFAR detection threshold on SNR: our choice
 
@@ -144,11 +144,11 @@ def swerling1(mean_snr_db, rng: np.random.Generator):
 
 def grating_probability(snr, extended: bool = False):
     """Chance that the elevation estimate picks a grating lobe: for a point
-    target 0.3 at the detection threshold, falling 20 dB per decade of
+    target 0.12 at the detection threshold, falling 20 dB per decade of
     amplitude; for extended clutter (many scatterers spread over the
     elevation beam, so the subarray pattern no longer tells the lobes apart)
     0.55 whatever the SNR (our choices)."""
-    p = 0.3 * 10.0 ** (-(np.asarray(snr, dtype=float) - DEFAULT_SENSOR.threshold_db) / 20.0)
+    p = 0.12 * 10.0 ** (-(np.asarray(snr, dtype=float) - DEFAULT_SENSOR.threshold_db) / 20.0)
     return np.where(extended, 0.55, np.clip(p, 0.0, 0.5))
 
 
@@ -163,8 +163,8 @@ def measure(pos, vr, snr, rng: np.random.Generator, sensor: SensorConfig = DEFAU
     n = r.shape[0]
     z = rng.standard_normal((n, 4))
     r = r + z[:, 0] * np.hypot(sensor.range_res_m * k, 0.3)
-    az = az + z[:, 1] * np.hypot(sensor.beamwidth_az_rad * k / 1.6, np.radians(0.15))
-    el = el + z[:, 2] * np.hypot(sensor.beamwidth_el_rad * k / 1.6, np.radians(0.3))
+    az = az + z[:, 1] * np.hypot(sensor.beamwidth_az_rad * k / 2.0, np.radians(0.15))
+    el = el + z[:, 2] * np.hypot(sensor.beamwidth_el_rad * k / 2.0, np.radians(0.3))
     # grating lobes: up if that stays in view, else down
     g = sensor.grating_el_rad
     jump = rng.random(n) < grating_probability(snr, extended)

@@ -121,29 +121,54 @@ def _runs(ghost_pos: dict, max_gap: int = 2, min_frames: int = 5) -> list:
     return out
 
 
-def single_point_auc(X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5) -> dict:
-    """Cross-validated ROC AUC of logistic regression and gradient boosting on
-    single-point features (groups never split between train and test)."""
+def single_point_scores(X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5,
+                        max_points: int = 20000, seed: int = 0) -> dict:
+    """Out-of-fold UAV scores of logistic regression and gradient boosting on
+    single-point features (a group is never split between train and test).
+    Noise points beyond ``max_points`` are subsampled. Returns
+    {name: (index of the scored points, scores)}."""
+
+    idx = np.arange(y.size)
+    if y.size > max_points:
+        noise = np.flatnonzero(~y)
+        keep = np.random.default_rng(seed).choice(noise, max(max_points - int(y.sum()), 10), replace=False)
+        idx = np.sort(np.concatenate([np.flatnonzero(y), keep]))
+    X, y, groups = X[idx], y[idx], groups[idx]
+    if y.sum() < 10 or (~y).sum() < 10 or np.unique(groups).size < 2:
+        return {}
+    out_idx = idx
+    k = min(folds, np.unique(groups).size)
+    out = {}
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):   # one thread: far faster than OpenMP on a busy machine
+        _fit_all(X, y, groups, k, out)
+    return {name: (out_idx, score) for name, (_, score) in out.items()}
+
+
+def _fit_all(X, y, groups, k, out):
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    if y.sum() < 10 or (~y).sum() < 10 or np.unique(groups).size < 2:
-        return {"logreg": float("nan"), "gbdt": float("nan")}
-    k = min(folds, np.unique(groups).size)
-    out = {}
     for name, make in (("logreg", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
-                       ("gbdt", lambda: HistGradientBoostingClassifier(max_iter=150, random_state=0))):
+                       ("gbdt", lambda: HistGradientBoostingClassifier(max_iter=100, random_state=0))):
         score = np.full(y.shape, np.nan)
         for tr, te in GroupKFold(n_splits=k).split(X, y, groups):
             if y[tr].all() or (~y[tr]).all():
                 continue
             score[te] = make().fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
-        ok = np.isfinite(score)
-        out[name] = float(roc_auc_score(y[ok], score[ok])) if y[ok].any() and (~y[ok]).any() else float("nan")
+        out[name] = (None, score)
+
+
+def auc_of(y: np.ndarray, scored: dict, subset: np.ndarray | None = None) -> dict:
+    """ROC AUC per classifier of out-of-fold scores (optionally of a subset of points)."""
+    from sklearn.metrics import roc_auc_score
+    out = {}
+    for name, (idx, score) in scored.items():
+        yy = y[idx]
+        ok = np.isfinite(score) if subset is None else np.isfinite(score) & subset[idx]
+        out[name] = float(roc_auc_score(yy[ok], score[ok])) if yy[ok].any() and (~yy[ok]).any() else float("nan")
     return out
 
 
@@ -199,8 +224,40 @@ def gaussian_cubes(scenario: Scenario, max_frames: int | None = None, cube_m: fl
     return {"cubes_tested": tested, "gaussian_pct": 100.0 * passed / tested if tested else float("nan")}
 
 
-def figures(counts: list[ScenarioCounts], prefix: str = "", auc: bool = True) -> dict:
-    """Figures of a set of walked scenarios (keys as in the module doc)."""
+def auc_points(counts: list[ScenarioCounts]):
+    """The sampled points of the cases with a UAV: X, y, case index, family."""
+    with_uav = [c for c in counts if c.uav_frames > 0]
+    if not with_uav:
+        return None
+    X = np.concatenate([x for c in with_uav for x in c.X])
+    y = np.concatenate([v for c in with_uav for v in c.y])
+    sizes = [sum(len(v) for v in c.y) for c in with_uav]
+    case = np.repeat(np.arange(len(with_uav)), sizes)
+    fam = np.repeat(np.array([c.family for c in with_uav]), sizes)
+    if len(with_uav) == 1:   # one case: blocks of 50 frames
+        case = np.concatenate(with_uav[0].block)
+    return X, y, case, fam
+
+
+def measure(counts: list[ScenarioCounts]) -> dict:
+    """All figures of walked scenarios: overall, then per family (prefixed
+    ``<family>_``). The AUC is cross-validated once over every case; a
+    family's AUC is that of its own points' out-of-fold scores."""
+    pts = auc_points(counts)
+    scored = single_point_scores(pts[0], pts[1], pts[2]) if pts is not None else {}
+    out = figures(counts, auc=auc_of(pts[1], scored) if scored else {})
+    fams = sorted({c.family for c in counts}, key=[c.family for c in counts].index)
+    if len(fams) > 1:
+        for fam in fams:
+            cs = [c for c in counts if c.family == fam]
+            a = auc_of(pts[1], scored, pts[3] == fam) if scored and (pts[3] == fam).any() else None
+            out.update(figures(cs, prefix=f"{fam}_", auc=a))
+    return out
+
+
+def figures(counts: list[ScenarioCounts], prefix: str = "", auc: dict | None = None) -> dict:
+    """Figures of a set of walked scenarios (keys as in the module doc);
+    ``auc``: {classifier: AUC} already measured."""
     frames = sum(c.frames for c in counts)
     noise = sum(c.noise_points for c in counts)
     with_uav = [c for c in counts if c.uav_frames > 0]
@@ -214,22 +271,12 @@ def figures(counts: list[ScenarioCounts], prefix: str = "", auc: bool = True) ->
         f"{prefix}noise_to_uav_ratio": noise_u / uav if uav else float("nan"),
         f"{prefix}uav_point_missing_pct": 100.0 * miss / uf if uf else float("nan"),
     }
-    if auc:
-        X = [x for c in with_uav for x in c.X]
-        if X:
-            X = np.concatenate(X)
-            y = np.concatenate([v for c in with_uav for v in c.y])
-            if len(with_uav) >= 2:
-                g = np.concatenate([np.full(sum(len(v) for v in c.y), i) for i, c in enumerate(with_uav)])
-            else:
-                g = np.concatenate(with_uav[0].block)
-            a = single_point_auc(X, y, g)
-            out[f"{prefix}single_point_auc"] = np.nanmax([a["logreg"], a["gbdt"]]) if np.isfinite(
-                [a["logreg"], a["gbdt"]]).any() else float("nan")
-            out[f"{prefix}single_point_auc_logreg"] = a["logreg"]
-            out[f"{prefix}single_point_auc_gbdt"] = a["gbdt"]
-        else:
-            out[f"{prefix}single_point_auc"] = float("nan")
+    if auc is not None:
+        a = auc if isinstance(auc, dict) else {}
+        best = [v for v in a.values() if np.isfinite(v)]
+        out[f"{prefix}single_point_auc"] = max(best) if best else float("nan")
+        for name, v in a.items():
+            out[f"{prefix}single_point_auc_{name}"] = v
     out[f"{prefix}false_trajectory_max_m"] = float(runs.max()) if runs.size else 0.0
     out[f"{prefix}false_trajectory_p90_m"] = float(np.percentile(runs, 90)) if runs.size else 0.0
     out[f"{prefix}false_trajectories_over_200m_per_min"] = (
