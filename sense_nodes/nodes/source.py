@@ -57,7 +57,7 @@ class SourceNode(SenseNode):
         if self.p.bag:
             self._start_replay()
         else:
-            self.timer = self.create_timer(self.PERIOD_S / self.p.rate, self._live_tick)
+            self.timer = self.create_timer(self.frame_period_s() / self.p.rate, self._live_tick)
 
     @classmethod
     def all_params(cls):
@@ -68,6 +68,11 @@ class SourceNode(SenseNode):
                 "finished": self.finished}
 
     # --- live -----------------------------------------------------------------
+    def frame_period_s(self) -> float:
+        """Simulation time between live frames (the class's PERIOD_S unless a
+        subclass makes it a parameter)."""
+        return self.PERIOD_S
+
     def live_frame(self, k: int) -> tuple[int, dict[str, object]] | None:
         """Frame ``k`` of the live simulation: its stamp (ns of sim time) and
         its messages by output name; None when the scenario has ended."""
