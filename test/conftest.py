@@ -8,6 +8,10 @@ import pytest
 # the machine) never see each other's topics.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(30, 99)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# Tests never read or write the user's cache (models, datasets, bags).
+if "SENSE_CACHE" not in os.environ:
+    import tempfile
+    os.environ["SENSE_CACHE"] = tempfile.mkdtemp(prefix="sense-test-cache-")
 
 
 @pytest.fixture
