@@ -1,0 +1,15 @@
+"""BSense core (paper ``bsense.txt``, Section 3): point-, object- and
+trajectory-level filtering of 5G-A base-station point clouds.
+
+Pure numpy / scipy / filterpy / torch; no ROS imports. Modules:
+
+* :mod:`.cubes` - 3-D cubes and vectorised point-to-cube indexing
+* :mod:`.normality` - Henze-Zirkler multivariate normality test
+* :mod:`.noise_model` - per-cube noise fingerprints, Mahalanobis filter, updater, model files (3.2)
+* :mod:`.clustering` - DBSCAN on the position-Doppler distance of Eq. 12 (3.3.1)
+* :mod:`.object_filter` - Kuhn-Munkres matching, spatial / velocity confidences (3.3.2-3.3.4)
+* :mod:`.imm_ukf` - angle-safe IMM over CV and CTRV UKFs (3.4.1)
+* :mod:`.tracker` - association, confirmation, deletion (3.4.1)
+* :mod:`.trajformer` - the TrajFormer classifier (3.4.2); :mod:`.training` trains it
+* :mod:`.pipeline` - the whole chain per frame with the ablation stages of Figure 13
+"""
