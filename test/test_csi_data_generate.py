@@ -78,7 +78,12 @@ def test_diffloc_loader_links_and_noise(twice):
     noisy = ds.sample(0, noise=True)
     assert noisy.links[0].snr_db in (10.0, 20.0, 30.0, 40.0, 50.0)
     np.testing.assert_array_equal(noisy.links[1].H, ds.sample(0, noise=True).links[1].H)
-    assert set(s.truth) >= {"ue_pos", "user_id", "variant"}
+    assert set(s.truth) >= {"ue_pos", "user_id", "variant", "objects"}
+    f = dsmod.frame_fields(lk)
+    assert f["num_rx_antennas"] == 32 and f["num_tx_antennas"] == 4 and f["num_subcarriers"] == 128
+    assert f["real"].dtype == np.float32 and f["real"].size == 32 * 4 * 128
+    assert f["real"][1] == lk.H[0, 0, 1].real  # subcarrier fastest
+    np.testing.assert_array_equal(s.truth["objects"][0]["position"], s.truth["ue_pos"])
 
 
 def test_fwa_reproducible_and_matched(twice):
@@ -122,6 +127,10 @@ def test_imaging_reproducible(twice):
     s = a.sample(1, residual_ratio=0.0)
     np.testing.assert_array_equal(s.links[0].H, a.arrays["H_echo"][1, 0])
     assert len(s.links) == 10 and s.links[0].H.shape == (25, 25, 6)
+    s2 = a.sample(1, residual_ratio=0.01, residual_reference="echo")
+    he = a.arrays["H_echo"][1, 2]
+    resid = s2.links[2].H - he
+    assert np.isclose(np.mean(np.abs(resid) ** 2) / np.mean(np.abs(he) ** 2), 0.01, rtol=1e-3)
     assert np.isclose(a.arrays["voxel_image"][1].sum(), a.arrays["target_sigma"][1].sum(), rtol=1e-5)
 
 

@@ -79,8 +79,15 @@ def _validate(args):
 
 
 def _default_dir(args) -> Path:
+    """The cached dataset of these settings (sizes other than the default
+    get their own folder, so `stats` never reads a dataset of another size)."""
     from sense_nodes.data.csi.dataset import default_dir
-    return default_dir(args.kind, args.tiny, args.seed)
+    path = default_dir(args.kind, args.tiny, args.seed)
+    extra = [f"{k}{getattr(args, a)}" for a, k in (("samples", "n"), ("users", "ped"),
+                                                   ("vehicular_users", "veh"), ("snapshots", "t"),
+                                                   ("residual_ratio", "r"))
+             if getattr(args, a, None) is not None]
+    return path.with_name(path.name + "-" + "-".join(extra)) if extra else path
 
 
 def generate(args, out: Path) -> Path:

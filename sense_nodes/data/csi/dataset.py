@@ -63,10 +63,34 @@ class LinkCsi:
 
 @dataclass
 class CsiSample:
-    """All links of one sample (one ``CsiBundle``) and its ground truth."""
+    """All links of one sample (one ``CsiBundle``) and its ground truth.
+
+    ``truth`` holds kind-specific arrays (see the generator's
+    ``sample_links``) and ``truth["objects"]``: a list of dicts with the
+    fields of a ``GroundTruth`` message (``id``, ``object_class`` 0 unknown /
+    1 UAV, ``position`` (3,), ``velocity`` (3,), ``visible``)."""
     index: int
     links: list[LinkCsi]
     truth: dict = field(default_factory=dict)
+
+
+def frame_fields(link: LinkCsi) -> dict:
+    """The fields of a ``CsiFrame`` message (all but the header) for one
+    link: ``H[rx, tx, k]`` flattened row-major (subcarrier fastest)."""
+    H = np.ascontiguousarray(link.H, dtype=np.complex64)
+    n_rx, n_tx, n_k = H.shape
+    return {"tx_id": link.tx_id, "rx_id": link.rx_id, "link_index": int(link.link_index),
+            "num_rx_antennas": n_rx, "num_tx_antennas": n_tx, "num_subcarriers": n_k,
+            "real": H.real.ravel().astype(np.float32), "imag": H.imag.ravel().astype(np.float32),
+            "carrier_frequency": float(link.carrier_hz), "subcarrier_spacing": float(link.scs_hz),
+            "snr_db": float(link.snr_db)}
+
+
+def truth_object(obj_id: int, object_class: int, position, velocity=(0.0, 0.0, 0.0),
+                 visible: bool = True) -> dict:
+    return {"id": int(obj_id), "object_class": int(object_class),
+            "position": np.asarray(position, dtype=np.float64).reshape(3),
+            "velocity": np.asarray(velocity, dtype=np.float64).reshape(3), "visible": bool(visible)}
 
 
 def code_version() -> str:

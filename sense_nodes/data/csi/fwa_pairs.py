@@ -265,6 +265,8 @@ def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | No
                                  ds.carrier_hz, ds.scs_hz, float(ds.arrays["link_snr_db"][p["index"]])))
     truth = {"uav_present": bool(ds.arrays["uav_present"][index]), "uav_pos": ds.arrays["uav_pos"][index],
              "pair_label": ds.arrays["pair_label"][index]}
+    truth["objects"] = ([dsmod.truth_object(0, 1, truth["uav_pos"], visible=bool(truth["pair_label"].any()))]
+                        if truth["uav_present"] else [])
     return dsmod.CsiSample(index, out, truth)
 
 

@@ -28,7 +28,10 @@ without the BS-BS line of sight (which the paper's combiner removes), with
 specular and diffuse reflections. The channel delivered is
 ``H = H_echo + sqrt(r) * H_background`` with ``r`` the *residual interference
 ratio* of Table VI (a power ratio: the paper does not say whether power or
-amplitude; 0.1 % by default, any ratio can be chosen at load time).
+amplitude; 0.1 % by default, any ratio can be chosen at load time). The
+traced background is about 60 dB stronger than the echoes of 0.01 m^2 UAVs
+in this canyon (LoS-free but with the BS-BS ground bounce), so the loader can
+also scale the residual relative to the echo power (``residual_reference``).
 
 Layout of ``arrays.h5`` (S samples, L = 10 links, K subcarriers, M targets):
 
@@ -231,7 +234,7 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, samples: int | None = N
                    "background": dict(bg_cfg, solver="PathSolver(deterministic=True)",
                                       scattering_coefficient=SCATTERING_COEFFICIENT)},
         "channel": "H = H_echo + sqrt(residual_ratio) * H_background (power ratio)",
-        "residual_ratio": residual_ratio,
+        "residual_ratio": residual_ratio, "residual_reference": "background",
         "links": [{k: v for k, v in lk.items() if k in ("index", "tx_id", "rx_id")} for lk in links()],
         "split": {"schemes": {"random": {"array": "split_random", "ratios": [8, 1, 1]}}},
         "scaling": {"knob": "samples (sense data generate --samples N)", "default": DEFAULT_SAMPLES,
@@ -250,23 +253,43 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, samples: int | None = N
     return dsmod.write_dataset(out_dir, manifest, arrays)
 
 
-def sample_links(ds, index: int, residual_ratio: float | None = None, noise: bool = False):
-    """Per-link CFRs of sample ``index``: ``H_echo + sqrt(r) H_background``
-    (``r`` = ``residual_ratio`` or the manifest's), optionally with AWGN at
-    P_n / P_t (seeded by the sample index)."""
+def sample_links(ds, index: int, residual_ratio: float | None = None,
+                 residual_reference: str | None = None, noise: bool = False):
+    """Per-link CFRs ``H[rx_ant 25, tx_ant 25, k]`` of sample ``index``:
+    ``H_echo + g H_background``. With ``residual_reference="background"``
+    (the manifest's default) ``g = sqrt(r)``: the residual keeps ``r`` of
+    the traced background power. With ``"echo"`` the residual power of each
+    link is ``r`` times that link's echo power in this sample (the ray-traced
+    background is about 60 dB above the echoes here, so Table VI's ratios
+    read more like this). ``r`` = ``residual_ratio`` or the manifest's.
+    With ``noise``, AWGN at P_n / P_t (seeded by the sample index)."""
     r = ds.manifest["residual_ratio"] if residual_ratio is None else float(residual_ratio)
-    h = ds.arrays["H_echo"][index] + np.float32(np.sqrt(r)) * ds.arrays["H_background"]
+    ref = residual_reference or ds.manifest.get("residual_reference", "background")
+    he = ds.arrays["H_echo"][index]
+    hb = ds.arrays["H_background"]
+    if ref == "background":
+        g = np.full(len(hb), np.sqrt(r))
+    elif ref == "echo":
+        pe = np.mean(np.abs(he) ** 2, axis=(1, 2, 3))
+        pb = np.mean(np.abs(hb) ** 2, axis=(1, 2, 3))
+        g = np.sqrt(r * pe / np.maximum(pb, 1e-300))
+    else:
+        raise ValueError(f"residual_reference must be 'background' or 'echo', not {ref!r}")
+    h = he + g.astype(np.float32)[:, None, None, None] * hb
     snr = ds.arrays["echo_snr_db"][index]
     if noise:
-        g = np.random.default_rng([int(ds.manifest["seed"]), index, 1])
+        gen = np.random.default_rng([int(ds.manifest["seed"]), index, 1])
         var = 10 ** ((PN_DBM - PT_DBM) / 10)
-        h = h + (np.sqrt(var / 2) * (g.standard_normal(h.shape) + 1j * g.standard_normal(h.shape))).astype(np.complex64)
+        h = h + (np.sqrt(var / 2) * (gen.standard_normal(h.shape) + 1j * gen.standard_normal(h.shape))).astype(np.complex64)
     out = []
     for lk in ds.links:
         out.append(dsmod.LinkCsi(lk["tx_id"], lk["rx_id"], lk["index"], h[lk["index"]].astype(np.complex64),
                                  ds.carrier_hz, ds.scs_hz, float(snr[lk["index"]])))
     truth = {"target_pos": ds.arrays["target_pos"][index], "target_sigma": ds.arrays["target_sigma"][index],
              "voxel_image": ds.arrays["voxel_image"][index]}
+    paths = ds.arrays["echo_paths"][index]
+    truth["objects"] = [dsmod.truth_object(m, 1, p, visible=bool(paths.any()))
+                        for m, p in enumerate(truth["target_pos"])]
     return dsmod.CsiSample(index, out, truth)
 
 

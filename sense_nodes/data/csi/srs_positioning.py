@@ -74,9 +74,12 @@ TINY_USERS = {"pedestrian": 2, "vehicular": 1}
 TINY_SNAPSHOTS = 3
 SOLVER = dict(max_depth=4, los=True, specular_reflection=True, diffuse_reflection=False,
               refraction=False, diffraction=True, edge_diffraction=False,
-              samples_per_src=200_000, max_num_paths_per_src=50_000, seed=3)
+              samples_per_src=100_000, max_num_paths_per_src=20_000, seed=3)
 TINY_SOLVER = dict(SOLVER, max_depth=3, samples_per_src=20_000, max_num_paths_per_src=20_000)
-RX_CHUNK = 200
+# Receivers per PathSolver call: memory grows with receivers x samples x depth
+# (200 receivers with 2e5 samples at depth 4 needed over 20 GB; 50 with 1e5
+# peak at about 3.3 GB).
+RX_CHUNK = 50
 
 
 def bs_positions(scene) -> np.ndarray:
@@ -177,6 +180,7 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
     H = np.zeros((n, NUM_BS, 32, 4, NUM_SUBCARRIERS), np.complex64)
     npaths = np.zeros((n, NUM_BS), np.int16)
     dspread = np.full((n, NUM_BS), np.nan, np.float32)
+    most = 0  # most paths one source had in one chunk (vs max_num_paths_per_src)
     bar = tqdm(total=n, desc="diffloc UE positions", disable=not progress, unit="pos")
     for c0 in range(0, n, RX_CHUNK):
         c1 = min(n, c0 + RX_CHUNK)
@@ -188,6 +192,7 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
         h = cfrmod.cfr_from_cir(a, tau, freqs)
         H[c0:c1] = np.transpose(h, (2, 0, 1, 3, 4))
         cnt, ds_ = cfrmod.link_path_stats(a, tau)
+        most = max(most, int(cnt.sum(axis=1).max()))
         npaths[c0:c1] = cnt.T
         dspread[c0:c1] = ds_.T
         for nm in names:
@@ -215,6 +220,7 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
         "awgn": "noise power = mean |H|^2 over the sample's links / 10^(snr_db/10); added by the loader",
         "solver": dict(solver_cfg, solver="PathSolver(deterministic=True)", rx_chunk=RX_CHUNK,
                        sources="BSs", receivers="UE positions", reverse_direction=True),
+        "max_paths_per_src_seen": most,
         "links": [{"index": b, "tx_id": "ue", "rx_id": f"bs{b}"} for b in range(NUM_BS)],
         "split": {"schemes": {"random": {"array": "split_random", "ratios": [3, 1, 1]},
                               "user": {"array": "split_user", "ratios": [3, 1, 1],
@@ -252,4 +258,6 @@ def sample_links(ds, index: int, noise: bool = False):
     truth = {"ue_pos": ds.arrays["ue_pos"][index], "ue_vel": ds.arrays["ue_vel"][index], "user_id": uid,
              "time_s": float(ds.arrays["time_s"][index]), "variant": int(ds.arrays["variant"][index]),
              "link_valid": ds.arrays["link_valid"][index]}
+    truth["objects"] = [dsmod.truth_object(uid, 0, truth["ue_pos"], truth["ue_vel"],
+                                           bool(truth["link_valid"].any()))]
     return dsmod.CsiSample(index, out, truth)
