@@ -91,13 +91,17 @@ class NoiseFilter(SenseNode):
             model = self.model
         keep = model.filter(points) if model is not None else np.ones(points.shape[0], bool)
         self.pub.publish(convert.pointcloud2(points[keep], stamped_like(msg.header)))
-        if model is None and len(self.history) >= self.p.bootstrap_frames:
-            self._refit(self.p.bootstrap_frames, "bootstrap")
-        elif self.p.update_interval_s > 0:
-            if self._last_refit_ns is None:
-                self._last_refit_ns = stamp
-            elif (stamp - self._last_refit_ns) * 1e-9 >= self.p.update_interval_s:
-                self._refit(self.p.refit_frames, "scheduled")
+        try:
+            if model is None and len(self.history) >= self.p.bootstrap_frames:
+                self._refit(self.p.bootstrap_frames, "bootstrap")
+            elif self.p.update_interval_s > 0:
+                if self._last_refit_ns is None:
+                    self._last_refit_ns = stamp
+                elif (stamp - self._last_refit_ns) * 1e-9 >= self.p.update_interval_s:
+                    self._last_refit_ns = stamp
+                    self._refit(self.p.refit_frames, "scheduled")
+        except ValueError as exc:
+            self.get_logger().warning(f"noise model refit skipped: {exc}")
 
     def _refit(self, n_frames: int, why: str) -> tuple[NoiseModel, int]:
         with self._lock:
@@ -105,6 +109,9 @@ class NoiseFilter(SenseNode):
             exclude = [self.track_positions.get(s, np.zeros((0, 3))) for s, _ in recent]
         model = NoiseModel(self.config).fit([p for _, p in recent], exclude=exclude,
                                             exclude_radius_m=self.p.exclude_radius_m)
+        if not model.fitted:  # never replace a model by an empty one
+            raise ValueError(f"{len(recent)} frames gave no cube enough noise points to model; "
+                             "keeping the current model")
         model.save(self.path)
         with self._lock:
             self.model = model
