@@ -31,7 +31,7 @@ MAX_DAYS = 16
 # per material: our choices, set so that residual clutter and a 0.01 m^2 UAV
 # overlap in SNR (the paper's Figure 2).
 _MAT_RCS_DB = {BUILDING: -20.0, FACTORY: -18.0, TREE: -23.0, RIVER: -24.0, TERRAIN: -23.0, OVERPASS: -19.0}
-_MAT_LEAK = {BUILDING: 0.6, FACTORY: 0.9, TREE: 1.2, RIVER: 1.0, TERRAIN: 0.5, OVERPASS: 1.5}
+_MAT_LEAK = {BUILDING: 1.0, FACTORY: 1.4, TREE: 1.9, RIVER: 1.6, TERRAIN: 0.8, OVERPASS: 2.4}
 NON_GAUSSIAN_FRACTION = 0.25
 
 
@@ -85,7 +85,7 @@ class ClutterModel:
         return lat
 
 
-def build_clutter(site: Site, target_points: float = 100.0) -> ClutterModel:
+def build_clutter(site: Site, target_points: float = 80.0) -> ClutterModel:
     """Clutter cells and region fingerprints of ``site`` (deterministic in the
     site's seed). Firing probabilities are scaled so that about
     ``target_points`` clutter points are detected per frame (the paper's

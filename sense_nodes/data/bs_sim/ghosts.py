@@ -36,7 +36,7 @@ class GhostStates:
 
 
 def ghost_states(n_frames: int, n_vehicles: int, rng: np.random.Generator,
-                 p_stay: float = 0.96, p_start: float = 0.3) -> GhostStates:
+                 p_stay: float = 0.97, p_start: float = 0.5) -> GhostStates:
     F, V = n_frames, n_vehicles
     on = np.zeros((F, V), bool)
     alt = np.zeros((F, V))

@@ -52,8 +52,11 @@ def _seed_of(text: str) -> int:
 
 def _geometry(traj: str, rng: np.random.Generator) -> dict:
     """Placement of a trajectory: length 600-2,300 m (paper), centre 300-800 m
-    out within +-25 deg of boresight, altitude 40-150 m, 3-10 m/s (our
-    choices); kept inside the 1,000 m range."""
+    out within +-25 deg of boresight, 3-10 m/s (our choices), kept inside the
+    1,000 m range. Altitude 30-350 m, below about 35 deg elevation: the paper
+    gives no altitude; its false objects appear at 100-300 m and "often occur
+    in plausible UAV locations" (Sections 1 and 3.3), so the UAVs here cover
+    the whole volume the ghosts occupy (our choice)."""
     shape = traj_type(traj)
     length = rng.uniform(600, 2300)
     if shape == "straight":
@@ -67,9 +70,11 @@ def _geometry(traj: str, rng: np.random.Generator) -> dict:
         span = length / {"circle": 3.1, "square": 4.0, "triangle": 2.6, "S": 2.4, "M": 3.9,
                          "star": 4.8, "zigzag": 2.0}[shape]
         centre = rng.uniform(250 + span / 2, max(260 + span / 2, 900 - span / 2))
+    near = centre - (length / 2 if shape == "straight" else span / 2)
+    top = min(350.0, 23.0 + 0.7 * max(near, 100.0))   # stay below about 35 deg elevation
     return dict(shape=shape, length_m=float(length), centre_range_m=float(centre),
                 centre_az_deg=float(rng.uniform(-25, 25)), heading_deg=float(heading),
-                altitude_m=float(rng.uniform(40, 150)), speed_mps=float(rng.uniform(3, 10)))
+                altitude_m=float(rng.uniform(30, max(top, 60.0))), speed_mps=float(rng.uniform(3, 10)))
 
 
 @dataclass(frozen=True)

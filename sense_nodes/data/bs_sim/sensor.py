@@ -49,11 +49,11 @@ class SensorConfig:
     dwell_s: float = 0.064           # our choice
     notch_mps: float = 0.4           # clutter (MTI) notch: our choice
     # Radar equation, dB. Pt 49 dBm, 26 dBi per side, 5 dB noise figure,
-    # 36 dB coherent processing gain, 12 dB losses (all our choices).
+    # 39 dB coherent processing gain, 12 dB losses (all our choices).
     pt_dbm: float = 49.0
     gain_dbi: float = 26.0
     nf_db: float = 5.0
-    proc_gain_db: float = 36.0
+    proc_gain_db: float = 39.0
     loss_db: float = 12.0
     threshold_db: float = 12.0       # CFAR detection threshold on SNR: our choice
 

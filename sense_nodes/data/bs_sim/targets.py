@@ -83,7 +83,7 @@ def birds(n_frames: int, dt: float, rng: np.random.Generator, mean_count: float 
 
 
 def vehicles(site: Site, n_frames: int, dt: float, rng: np.random.Generator,
-             spacing_m: float = 220.0, first_id: int = 1000) -> Objects:
+             spacing_m: float = 180.0, first_id: int = 1000) -> Objects:
     """Vehicles driving the site's roads, one every ``spacing_m`` on average."""
     parts = []
     t = np.arange(n_frames) * dt
