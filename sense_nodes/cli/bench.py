@@ -5,6 +5,7 @@ from sense_nodes.cli.systems import add_system_parsers, run_system
 SYSTEMS = {
     "imaging": "sense_nodes.eval.imaging_bench",
     "codec": "sense_nodes.eval.codec_bench",
+    "sim": "sense_nodes.eval.sim_bench",
 }
 
 
