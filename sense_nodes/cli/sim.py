@@ -148,8 +148,11 @@ def _stats(args):
 
 def _plot(args):
     from sense_nodes.data.bs_sim import library, plot
-    (name,) = _names(args)
-    sc = library.scenario(name, args.seed, args.site_seed)
+    name = args.name
+    try:
+        sc = library.scenario(name, args.seed, args.site_seed)
+    except KeyError as exc:
+        raise UserError(exc.args[0]) from None
     frames = None
     if args.frames:
         try:

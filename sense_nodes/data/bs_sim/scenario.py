@@ -115,7 +115,7 @@ class Scenario:
         n = spec.n_frames if spec.n_frames is not None else (max(ends) + 10 if ends else 300)
         self.n_frames = int(n)
         for i, (u, path) in enumerate(zip(spec.uavs, flights)):
-            wob = np.cumsum(rng.normal(0, 0.15, (self.n_frames, 3)), axis=0)
+            wob = np.cumsum(rng.normal(0, 0.05, (self.n_frames, 3)), axis=0)   # wind, GPS: our choice
             wob -= wob.mean(axis=0)
             pos, vel, act = fly(path, u.altitude_m, u.speed_mps, self.dt, u.start_frame, self.n_frames, wob)
             uav_parts.append(_targets.Objects(ids=np.array([i + 1], np.uint32), cls=np.array([UAV], np.uint8),

@@ -22,7 +22,7 @@ def unit_shape(shape: str) -> np.ndarray:
     if shape == "straight":
         return np.array([[-0.5, 0.0], [0.5, 0.0]])
     if shape == "circle":
-        a = np.linspace(0, 2 * np.pi, 73)
+        a = np.linspace(0, 2 * np.pi, 361)
         return 0.5 * np.stack([np.cos(a), np.sin(a)], 1)
     if shape == "square":
         return np.array([[-.5, -.5], [.5, -.5], [.5, .5], [-.5, .5], [-.5, -.5]])
