@@ -47,7 +47,7 @@ def add_arguments(parser):
     p = sub.add_parser("plot", help="raw points and the true UAV path over the site map (Figure 3)")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--out", required=True, help="PNG file")
-    p.add_argument("--frames", default=None, metavar="A:B", help="frame range (default: the whole scenario)")
+    p.add_argument("--frames", default=None, metavar="A:B", help="frame range (default: the first 200 frames)")
     p.add_argument("--color", choices=("source", "snr"), default="source", help="colour points by truth source or SNR")
     _seeds(p)
     p = sub.add_parser("write", help="write scenarios as rosbag2 (MCAP) files")

@@ -17,6 +17,7 @@ _STYLE = {  # source: (label, colour, size)
     UAV: ("UAV point", "#ff7f0e", 14),
 }
 GOLD = "#b8860b"
+DEFAULT_FRAMES = 200   # about two minutes: dense enough to show the ghosts' trajectories
 
 
 def draw_site(ax, site) -> None:
@@ -47,12 +48,13 @@ def draw_site(ax, site) -> None:
 
 def plot_scenario(scenario, out_path, frames: tuple[int, int] | None = None, color: str = "source",
                   title: str | None = None) -> dict:
-    """Draw frames [a, b) of ``scenario`` to a PNG; returns what was drawn."""
+    """Draw frames [a, b) of ``scenario`` (default: the first 200) to a PNG;
+    returns what was drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    a, b = frames if frames is not None else (0, len(scenario))
+    a, b = frames if frames is not None else (0, min(len(scenario), DEFAULT_FRAMES))
     a, b = max(0, a), min(len(scenario), b)
     pts, src = [], []
     for k in range(a, b):
@@ -81,14 +83,16 @@ def plot_scenario(scenario, out_path, frames: tuple[int, int] | None = None, col
             m = src == code
             if m.any():
                 lab, col, size = _STYLE[code]
-                ax.scatter(pts["x"][m], pts["y"][m], s=size, c=col, lw=0, alpha=0.55 if code != UAV else 0.9,
-                           zorder=3 if code != UAV else 5, label=f"{lab} ({m.sum()})")
+                uav = code == UAV
+                ax.scatter(pts["x"][m], pts["y"][m], s=size, c=col, alpha=0.95 if uav else 0.5,
+                           lw=0.4 if uav else 0, edgecolors="black" if uav else "none",
+                           zorder=9 if uav else 3, label=f"{lab} ({m.sum()})")
     track = scenario.uav_track[a:b]
     for u in range(track.shape[1]):
         p = track[:, u]
         ok = np.isfinite(p[:, 0])
         if ok.any():
-            ax.plot(p[ok, 0], p[ok, 1], color=GOLD, lw=2.2, zorder=7, label="true UAV path" if u == 0 else None)
+            ax.plot(p[ok, 0], p[ok, 1], color=GOLD, lw=1.6, zorder=7, label="true UAV path" if u == 0 else None)
             ax.plot(p[ok, 0][-1], p[ok, 1][-1], marker="*", ms=18, color=GOLD, mec="black", zorder=8, ls="none")
     ax.set_aspect("equal")
     ax.set_xlim(-50, 1050)
