@@ -63,12 +63,13 @@ class ObjectFilterNode(SenseNode):
         scores = self.filter.step(objects, dt)
         ids = self._ids(scores.match)
         out = DetectionArray(header=stamped_like(msg.header))
-        snr = objects.features[:, 0] if len(objects) else np.zeros(0)
         for i in np.flatnonzero(scores.keep):
             x, y, z = objects.pos[i]
+            snr, scr, noise, signal_power, rx_power = (float(v) for v in objects.features[i])
             out.detections.append(Detection(
                 id=int(ids[i]), centroid=Point(x=float(x), y=float(y), z=float(z)),
-                doppler=float(objects.doppler[i]), snr=float(snr[i]), point_count=int(objects.n_points[i]),
+                doppler=float(objects.doppler[i]), snr=snr, scr=scr, noise=noise, signal_power=signal_power,
+                rx_power=rx_power, point_count=int(objects.n_points[i]),
                 spatial_confidence=float(scores.c_s[i]), velocity_confidence=float(scores.c_v[i])))
         self.pub.publish(out)
 

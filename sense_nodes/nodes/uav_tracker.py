@@ -1,0 +1,184 @@
+"""`uav_tracker`: BSense trajectory level (Section 3.4). IMM-UKF tracking of
+the detections (CV and CTRV models on one shared state) and TrajFormer
+verification of each confirmed track in real time.
+
+Subscribes  detections (sense_nodes/DetectionArray)
+Publishes   tracks (sense_nodes/TrackArray, reliable): every live track;
+            classification UAV once TrajFormer verified it
+            track_markers (visualization_msgs/MarkerArray, reliable): track
+            lines and ids, verified UAVs green, confirmed yellow, tentative grey
+"""
+from __future__ import annotations
+
+import collections
+import uuid
+from pathlib import Path
+
+import numpy as np
+from geometry_msgs.msg import Point, Vector3
+from std_msgs.msg import ColorRGBA
+from unique_identifier_msgs.msg import UUID
+from visualization_msgs.msg import Marker, MarkerArray
+
+from sense_nodes.core.bsense.clustering import Objects
+from sense_nodes.core.bsense.tracker import Tracker, TrackerConfig
+from sense_nodes.core.bsense.verification import verify_tracks
+from sense_nodes.msg import DetectionArray, Track, TrackArray
+from sense_nodes.nodes.base import RESULT_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "core" / "bsense" / "checkpoints" / "trajformer.pt"
+MODEL_NAMES = ["cv", "ctrv"]
+# Track UUIDs are uuid5(namespace, node:first-stamp:id), so a replayed bag
+# gives the same UUIDs as the live run.
+_UUID_NS = uuid.UUID("6f1c3c1e-2b1a-4c7e-9a55-0b5e00000001")
+
+
+def upper_triangle(cov: np.ndarray) -> list[float]:
+    """[xx, xy, xz, yy, yz, zz] of a 3x3 covariance (radar_msgs convention)."""
+    return [float(cov[i, j]) for i in range(3) for j in range(i, 3)]
+
+
+class UavTracker(SenseNode):
+    DEFAULT_NAME = "uav_tracker"
+    _t = TrackerConfig()
+    PARAMS = (
+        Param("frame_s", _t.dt, "frame interval, s (0.64 s for the BSense base station)", range=(0.01, 10.0)),
+        Param("gate_m", _t.gate_m, "association gate on the predicted position, m", range=(0.5, 500.0)),
+        Param("confirm_hits", _t.confirm_hits, "K: consecutive associations to confirm a track", range=(1, 50)),
+        Param("max_misses", _t.max_misses, "misses before a confirmed track is deleted", range=(0, 100)),
+        Param("max_misses_tentative", _t.max_misses_tentative, "misses before a tentative track is deleted",
+              range=(0, 100)),
+        Param("use_classifier", True, "verify tracks with TrajFormer (False: output every confirmed track)"),
+        Param("checkpoint", "", "TrajFormer checkpoint ('' = the one shipped with the package)"),
+        Param("window", 6, "W: observations TrajFormer reads", range=(2, 64)),
+        Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0)),
+        Param("device", "auto", "where TrajFormer runs", choices=("auto", "cpu", "cuda")),
+        Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000)),
+    )
+
+    def __init__(self, node_name: str | None = None, **kwargs):
+        super().__init__(node_name, **kwargs)
+        p = self.p
+        self.tracker = Tracker(TrackerConfig(dt=p.frame_s, gate_m=p.gate_m, confirm_hits=p.confirm_hits,
+                                             max_misses=p.max_misses, max_misses_tentative=p.max_misses_tentative,
+                                             history=max(32, p.window)))
+        self.classifier = self._load_classifier() if p.use_classifier else None
+        self.trails: dict[int, collections.deque] = {}
+        self.run_id = None
+        self.pub = self.create_publisher(TrackArray, "tracks", RESULT_QOS)
+        self.markers = self.create_publisher(MarkerArray, "track_markers", RESULT_QOS)
+        self.subscribe(DetectionArray, "detections", self.on_detections, RESULT_QOS, kind="detections")
+
+    def _load_classifier(self):
+        from sense_nodes.core.bsense.trajformer import load_checkpoint
+
+        path = Path(self.p.checkpoint) if self.p.checkpoint else DEFAULT_CHECKPOINT
+        device = self.p.device
+        if device == "auto":
+            import torch
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            model = load_checkpoint(path, device)
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoint': {exc} "
+                                 f"(train one with: sense train trajformer)") from None
+        if model.config.window != self.p.window:
+            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'window' = {self.p.window} but "
+                                 f"checkpoint {path} was trained with W = {model.config.window}")
+        self.get_logger().info(f"TrajFormer {path} on {device}")
+        return model
+
+    def on_detections(self, msg: DetectionArray) -> None:
+        objects = objects_from(msg)
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if self.run_id is None:
+            self.run_id = stamp_ns
+        self.tracker.step(objects)
+        if self.classifier is not None:
+            verify_tracks(self.tracker.tracks, self.classifier, self.p.window, self.p.classifier_threshold,
+                          self.tracker.origin)
+        states = [Tracker.state_of(t) for t in self.tracker.tracks]
+        out = TrackArray(header=stamped_like(msg.header))
+        for s in states:
+            out.tracks.append(self._track_msg(s))
+        self.pub.publish(out)
+        self._publish_markers(out, states)
+
+    def _is_uav(self, s) -> bool:
+        return s.confirmed and (s.verified if self.classifier is not None else True)
+
+    def _track_msg(self, s) -> Track:
+        if self._is_uav(s):
+            cls = Track.UAV
+        elif self.classifier is not None and np.isfinite(s.score):
+            cls = Track.FALSE_TRACK
+        else:
+            cls = Track.NO_CLASSIFICATION
+        vel_cov = _velocity_cov(s)
+        return Track(
+            uuid=UUID(uuid=list(uuid.uuid5(_UUID_NS, f"{self.get_fully_qualified_name()}:{self.run_id}:{s.id}").bytes)),
+            track_id=int(s.id), position=Point(x=float(s.position[0]), y=float(s.position[1]), z=float(s.position[2])),
+            velocity=Vector3(x=float(s.velocity[0]), y=float(s.velocity[1]), z=float(s.velocity[2])),
+            classification=cls, position_covariance=upper_triangle(s.position_cov),
+            velocity_covariance=upper_triangle(vel_cov), model_names=MODEL_NAMES,
+            model_probabilities=[float(v) for v in s.model_probs],
+            classifier_score=float(s.score) if np.isfinite(s.score) else float("nan"),
+            confirmed=bool(s.confirmed), age=int(s.age), hits=int(s.hits), misses=int(s.misses))
+
+    def _publish_markers(self, out: TrackArray, states) -> None:
+        live = {s.id for s in states}
+        for tid in list(self.trails):
+            if tid not in live:
+                del self.trails[tid]
+        ma = MarkerArray(markers=[Marker(header=out.header, ns="tracks", action=Marker.DELETEALL)])
+        for s, t in zip(states, out.tracks):
+            trail = self.trails.setdefault(s.id, collections.deque(maxlen=self.p.trail_length))
+            trail.append(t.position)
+            uav = t.classification == Track.UAV
+            colour = (0.1, 1.0, 0.2) if uav else (1.0, 0.85, 0.1) if s.confirmed else (0.6, 0.6, 0.6)
+            col = ColorRGBA(r=colour[0], g=colour[1], b=colour[2], a=1.0 if s.confirmed else 0.5)
+            line = Marker(header=out.header, ns="tracks", id=2 * s.id, type=Marker.LINE_STRIP, action=Marker.ADD,
+                          scale=Vector3(x=4.0 if uav else 1.5), color=col, points=list(trail))
+            line.pose.orientation.w = 1.0
+            ma.markers.append(line)
+            if s.confirmed:
+                label = Marker(header=out.header, ns="tracks", id=2 * s.id + 1, type=Marker.TEXT_VIEW_FACING,
+                               action=Marker.ADD, scale=Vector3(z=16.0), color=col,
+                               text=f"{'UAV ' if uav else ''}#{s.id}")
+                label.pose.position = Point(x=t.position.x, y=t.position.y, z=t.position.z + 25.0)
+                label.pose.orientation.w = 1.0
+                ma.markers.append(label)
+        self.markers.publish(ma)
+
+    def diagnostic_values(self):
+        states = self.tracker.tracks
+        return {"tracks": len(states), "confirmed": sum(t.confirmed for t in states),
+                "verified": sum(t.verified for t in states)}
+
+
+def objects_from(msg: DetectionArray) -> Objects:
+    """The tracker's view of a DetectionArray (positions, Doppler, signal metrics)."""
+    n = len(msg.detections)
+    pos = np.array([(d.centroid.x, d.centroid.y, d.centroid.z) for d in msg.detections], float).reshape(n, 3)
+    dop = np.array([d.doppler for d in msg.detections], float)
+    feats = np.array([(d.snr, d.scr, d.noise, d.signal_power, d.rx_power) for d in msg.detections],
+                     float).reshape(n, 5)
+    count = np.array([d.point_count for d in msg.detections], np.int64)
+    return Objects(pos, dop, feats, count, np.zeros(0, np.int64))
+
+
+def _velocity_cov(s) -> np.ndarray:
+    """3x3 covariance of the Cartesian velocity from the state covariance,
+    by the Jacobian of v(psi, theta, v) at the state."""
+    psi, theta, v = s.state[3], s.state[4], s.state[5]
+    J = np.array([[-v * np.cos(theta) * np.sin(psi), -v * np.sin(theta) * np.cos(psi), np.cos(theta) * np.cos(psi)],
+                  [v * np.cos(theta) * np.cos(psi), -v * np.sin(theta) * np.sin(psi), np.cos(theta) * np.sin(psi)],
+                  [0.0, v * np.cos(theta), np.sin(theta)]])
+    return J @ s.covariance[3:6, 3:6] @ J.T
+
+
+NODE_CLASS = UavTracker
+
+
+def main(args=None) -> int:
+    return run_node(UavTracker, args)
