@@ -10,8 +10,8 @@ belongs to a *region* (one structure, a river reach or a terrain patch) and
 fires in a frame with its own probability, so some cells are there almost
 every frame and others flicker. A fired cell's latent powers come from its
 region's fingerprint (:mod:`.fingerprint`): a Gaussian over (residual RCS dB,
-noise offset, clutter offset), or for about a quarter of the regions a
-two-part mixture (the paper's non-Gaussian cubes). Fingerprint means drift
+noise offset, clutter offset), or for about one region in eight a
+two-part mixture (part of the paper's non-Gaussian cubes). Fingerprint means drift
 as a random walk of 0.35 dB per day (our choice), which is why the paper
 refits its model every two days (3.2.4).
 """
@@ -30,9 +30,9 @@ MAX_DAYS = 16
 # residual RCS (dB m^2) after clutter suppression and Doppler leakage scale (m/s)
 # per material: our choices, set so that residual clutter and a 0.01 m^2 UAV
 # overlap in SNR (the paper's Figure 2).
-_MAT_RCS_DB = {BUILDING: -20.0, FACTORY: -18.0, TREE: -23.0, RIVER: -24.0, TERRAIN: -23.0, OVERPASS: -19.0}
+_MAT_RCS_DB = {BUILDING: -20.0, FACTORY: -19.0, TREE: -21.0, RIVER: -21.5, TERRAIN: -21.0, OVERPASS: -19.5}
 _MAT_LEAK = {BUILDING: 1.0, FACTORY: 1.4, TREE: 1.9, RIVER: 1.6, TERRAIN: 0.8, OVERPASS: 2.4}
-NON_GAUSSIAN_FRACTION = 0.25
+NON_GAUSSIAN_FRACTION = 0.12
 
 
 @dataclass
@@ -146,16 +146,31 @@ def build_clutter(site: Site, target_points: float = 80.0) -> ClutterModel:
     keep = in_fov(r, az, el, site.sensor)
     pos, region = pos[keep], region[keep]
     R = len(mats)
+    # Fingerprints vary smoothly over the site (neighbouring structures of one
+    # kind scatter alike, Section 3.2.1): a material mean, a smooth field over
+    # a few hundred metres, and a small offset of the region's own.
+    cx = np.bincount(region, weights=pos[:, 0], minlength=R) / np.maximum(np.bincount(region, minlength=R), 1)
+    cy = np.bincount(region, weights=pos[:, 1], minlength=R) / np.maximum(np.bincount(region, minlength=R), 1)
+
+    def smooth(amp):
+        k = rng.uniform(-1 / 150, 1 / 150, (4, 2))
+        ph = rng.uniform(0, 2 * np.pi, 4)
+        return amp / 2 * np.sin(np.outer(cx, k[:, 0]) + np.outer(cy, k[:, 1]) + ph).sum(1)
     base = np.array([_MAT_RCS_DB[m] for m in mats])
-    mean = np.stack([base + rng.normal(0, 3.0, R), rng.normal(0, 1.5, R), rng.normal(0, 2.0, R)], 1)
+    mean = np.stack([base + smooth(3.0) + rng.normal(0, 1.0, R), smooth(1.5) + rng.normal(0, 0.4, R),
+                     smooth(2.0) + rng.normal(0, 0.6, R)], 1)
     chol = np.zeros((R, 3, 3))
-    for k in range(R):
-        sd = np.array([rng.uniform(2.0, 4.0), rng.uniform(0.5, 1.5), rng.uniform(1.0, 3.0)])
+    mat_sd = {m: np.array([rng.uniform(2.5, 3.5), rng.uniform(0.8, 1.2), rng.uniform(1.5, 2.5)])
+              for m in _MAT_RCS_DB}
+    mat_corr = {}
+    for m in _MAT_RCS_DB:
         a = rng.normal(size=(3, 3))
-        corr = np.corrcoef(a @ a.T + 3 * np.eye(3))  # a random correlation
-        corr = np.clip(corr, -0.7, 0.7)
+        corr = np.clip(np.corrcoef(a @ a.T + 3 * np.eye(3)), -0.7, 0.7)  # a random correlation
         np.fill_diagonal(corr, 1.0)
-        cov = corr * np.outer(sd, sd) + 1e-6 * np.eye(3)
+        mat_corr[m] = corr
+    for k in range(R):
+        sd = mat_sd[mats[k]] * rng.uniform(0.9, 1.1, 3)
+        cov = mat_corr[mats[k]] * np.outer(sd, sd)
         chol[k] = np.linalg.cholesky(cov + 0.05 * np.eye(3))
     mix = np.where(rng.random(R) < NON_GAUSSIAN_FRACTION, rng.uniform(0.2, 0.45, R), 0.0)
     shift = np.stack([rng.uniform(5, 9, R) * rng.choice([-1, 1], R), rng.uniform(1.5, 3, R),

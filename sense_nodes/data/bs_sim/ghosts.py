@@ -36,14 +36,14 @@ class GhostStates:
 
 
 def ghost_states(n_frames: int, n_vehicles: int, rng: np.random.Generator,
-                 p_stay: float = 0.97, p_start: float = 0.5) -> GhostStates:
+                 p_stay: float = 0.985, p_start: float = 0.15) -> GhostStates:
     F, V = n_frames, n_vehicles
     on = np.zeros((F, V), bool)
     alt = np.zeros((F, V))
     off = np.zeros((F, V))
     u = rng.random((F, V))
-    ea = rng.normal(0, 14.0, (F, V))
-    eo = rng.normal(0, 5.0, (F, V))
+    ea = rng.normal(0, 6.0, (F, V))
+    eo = rng.normal(0, 2.5, (F, V))
     state = rng.random(V) < p_start / (p_start + 1 - p_stay)
     a = rng.uniform(100, 300, V)
     o = np.zeros(V)

@@ -225,6 +225,9 @@ def make_site(seed: int = 0, kind: str = "A", sensor: SensorConfig = DEFAULT_SEN
     ia = np.clip(((np.arctan2(Y, X) + POLAR_AMAX) / POLAR_DA).astype(int), 0, na - 1).ravel()
     polar = np.zeros((nr, na))
     np.add.at(polar, (ir, ia), hm.ravel() + 2.0)   # open ground and water reflect a little
+    # the beam and the range response blur the map over neighbouring cells
+    from scipy.ndimage import gaussian_filter
+    polar = gaussian_filter(polar, sigma=(2.0, 1.5), mode="nearest")
     return Site(seed=int(seed), kind=kind, boxes=boxes, box_material=mats, trees=trees, river=river,
                 river_half_width=half_w, roads=roads, height_map=hm, polar_map=polar, field_coef=coef,
                 sensor=sensor)

@@ -76,7 +76,7 @@ def count(scenario: Scenario, max_frames: int | None = None, noise_sample: float
     sc = ScenarioCounts(scenario.name, scenario.spec.family)
     n = len(scenario) if max_frames is None else min(len(scenario), int(max_frames))
     rng = np.random.default_rng([scenario.spec.seed, 4242])
-    ghost_pos: dict = {}     # (source, vehicle id) -> {frame: (x, y)}
+    ghost_pos: dict = {}     # (source, vehicle id) -> [(frame, x, y)]
     for k in range(n):
         f = scenario.frame(k)
         u = uav_point_mask(f)
@@ -97,27 +97,42 @@ def count(scenario: Scenario, max_frames: int | None = None, noise_sample: float
         g = np.flatnonzero(np.isin(f.labels["source"], (MULTIPATH, SIDELOBE)) & (f.labels["object_id"] >= 0))
         for i in g:
             key = (int(f.labels["source"][i]), int(f.labels["object_id"][i]))
-            ghost_pos.setdefault(key, {})[k] = (float(f.points["x"][i]), float(f.points["y"][i]))
+            ghost_pos.setdefault(key, []).append((k, float(f.points["x"][i]), float(f.points["y"][i])))
         if progress is not None:
             progress.update(1)
     sc.runs_m = _runs(ghost_pos)
     return sc
 
 
-def _runs(ghost_pos: dict, max_gap: int = 2, min_frames: int = 5) -> list:
-    """Horizontal extent (bounding-box diagonal, m) of each run of one ghost
-    source seen with at most ``max_gap`` missed frames."""
+def _runs(ghost_pos: dict, max_gap: int = 2, min_frames: int = 5, max_step_m: float = 30.0) -> list:
+    """Horizontal extent (bounding-box diagonal, m) of the ghost trajectories
+    a tracker could follow: the ghosts of one vehicle linked frame to frame to
+    the nearest open run that moved at most ``max_step_m`` a frame (the
+    paper's tracker gates at 15 m, Section 3.3.2; twice that here, for
+    measurement noise), with at most ``max_gap`` missed frames."""
     out = []
-    for frames in ghost_pos.values():
-        ks = sorted(frames)
-        start = 0
-        for j in range(1, len(ks) + 1):
-            if j == len(ks) or ks[j] - ks[j - 1] > max_gap + 1:
-                run = ks[start:j]
-                if len(run) >= min_frames:
-                    xy = np.array([frames[k] for k in run])
-                    out.append(float(np.linalg.norm(xy.max(0) - xy.min(0))))
-                start = j
+    for obs in ghost_pos.values():
+        runs: list = []      # [last frame, last xy, min xy, max xy, n]
+        done: list = []
+        for k, x, y in sorted(obs):
+            p = np.array([x, y])
+            alive = [r for r in runs if k - r[0] <= max_gap + 1]
+            done += [r for r in runs if k - r[0] > max_gap + 1]
+            runs = alive
+            best, best_d = None, np.inf
+            for r in runs:
+                if r[0] == k:
+                    continue
+                d = np.linalg.norm(p - r[1])
+                if d <= max_step_m * (k - r[0]) and d < best_d:
+                    best, best_d = r, d
+            if best is None:
+                runs.append([k, p, p.copy(), p.copy(), 1])
+            else:
+                best[0], best[1] = k, p
+                best[2], best[3] = np.minimum(best[2], p), np.maximum(best[3], p)
+                best[4] += 1
+        out += [float(np.linalg.norm(r[3] - r[2])) for r in done + runs if r[4] >= min_frames]
     return out
 
 
