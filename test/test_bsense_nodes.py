@@ -119,3 +119,44 @@ def test_object_filter_keeps_a_consistent_mover_with_one_id(ros_context):
     assert late, "a spatially and Doppler-consistent object was filtered out"
     assert len({d.id for d in late}) == 1
     assert late[-1].spatial_confidence > 0.4 and late[-1].velocity_confidence > 0.4
+
+
+def test_uav_tracker_keeps_one_track_through_a_turn(ros_context):
+    from geometry_msgs.msg import Point
+    from sense_nodes.msg import Detection, Track, TrackArray
+    from sense_nodes.nodes.uav_tracker import UavTracker
+
+    node = UavTracker(context=ros_context, namespace="/tr",
+                      parameter_overrides=[Parameter("use_classifier", value=False)])
+    probe = Node("probe", context=ros_context)
+    got = []
+    probe.create_subscription(TrackArray, "/tr/tracks", got.append, RESULT_QOS)
+    pub = probe.create_publisher(DetectionArray, "/tr/detections", RESULT_QOS)
+    ex = SingleThreadedExecutor(context=ros_context)
+    _run(ex, [node, probe])
+    origin = np.array([0.0, 0.0, 23.0])
+    try:
+        assert spin_until(ex, lambda: node.count_publishers("/tr/detections") > 0, 5)
+        # a UAV at 10 m/s turning through 180 degrees on a 150 m circle
+        for k in range(40):
+            a = 0.066 * k
+            p = np.array([500 + 150 * np.sin(a), 150 - 150 * np.cos(a), 80.0])
+            v = 10.0 * np.array([np.cos(a), np.sin(a), 0.0])
+            los = (p - origin) / np.linalg.norm(p - origin)
+            det = Detection(id=1, centroid=Point(x=p[0], y=p[1], z=p[2]), doppler=float(v @ los), snr=15.0,
+                            point_count=2, spatial_confidence=1.0, velocity_confidence=1.0)
+            msg = DetectionArray(header=convert.header(3_000_000_000 + int(k * 0.64e9), "bs"), detections=[det])
+            pub.publish(msg)
+            assert spin_until(ex, lambda: len(got) > k, 3)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    confirmed = [t for msg in got[5:] for t in msg.tracks if t.confirmed]
+    assert confirmed and len({t.track_id for t in confirmed}) == 1, "the turn broke the track"
+    last = confirmed[-1]
+    assert last.classification == Track.UAV
+    assert list(last.model_names) == ["cv", "ctrv"] and abs(sum(last.model_probabilities) - 1) < 1e-5
+    assert last.position_covariance[0] > 0 and last.position_covariance[3] > 0
+    assert got[-1].header.stamp.sec == 3 + int(39 * 0.64)
+    assert len({tuple(t.uuid.uuid) for t in confirmed}) == 1
