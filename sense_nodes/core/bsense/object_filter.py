@@ -15,8 +15,18 @@ The equations' exact form did not survive in our copy; we use this
 normalised form (confidence in [0, 1]), a choice. Eq. 15's two constants
 also did not survive: we use |v_r - v_d| <= max(tol_abs, tol_rel |v_d|)
 with tol_abs = 1.5 m/s and tol_rel = 0.5 (our choices). An object is kept
-when C_s >= tau_s or C_v >= tau_v (Section 3.3.4); the thresholds are the 5th
+when C_s >= tau_s or C_v >= tau_v (Section 3.3.4; ``combine="and"`` asks for
+both, an option of ours); the thresholds are the 5th
 percentile of UAV confidences on training cases (:func:`confidence_thresholds`).
+
+Short gaps (our extension, ``max_gap`` frames, 4 by default; 0 gives the
+paper's strict two-frame form): an object of the previous frames that found
+no match is remembered for up to ``max_gap`` frames, its confidences decayed
+as if s = v = 0 in each missed frame, and a current object may match it with
+the gate widened to gate_m x frames elapsed (Eq. 14 then divides by the
+elapsed time). A UAV whose points vanish for one frame (occlusion, weak
+echo) so keeps its history instead of restarting from zero; without this the
+5th-percentile thresholds of Section 3.3.4 fall to 0 on our scenarios.
 """
 from __future__ import annotations
 
@@ -37,8 +47,10 @@ class ObjectFilterConfig:
     decay: float = 0.9              # Eq. 13 / 16 lambda
     tol_abs_mps: float = 1.5        # Eq. 15 (our choice)
     tol_rel: float = 0.5            # Eq. 15 (our choice)
-    tau_s: float = 0.15             # spatial threshold (our default until calibrated, see confidence_thresholds)
-    tau_v: float = 0.15             # velocity threshold (likewise)
+    tau_s: float = 0.1              # spatial threshold: 5th pct of UAV C_s on 4 library cases (calibrate_thresholds)
+    tau_v: float = 0.1              # velocity threshold: likewise
+    max_gap: int = 4                # frames an unmatched object is remembered (our extension, 0 = paper)
+    combine: str = "or"             # "or": keep if either confidence passes (paper, 3.3.4); "and": both
     use_spatial: bool = True        # ablation switches (Figure 13 stages 3 and 4)
     use_velocity: bool = True
     origin: tuple = BS_ORIGIN
@@ -46,8 +58,10 @@ class ObjectFilterConfig:
 
 @dataclass
 class ObjectScores:
-    """Per-object results of one frame: match index into the previous frame
-    (-1 if none), s and v of Eq. 13-15, confidences C_s, C_v (Eq. 13, 16),
+    """Per-object results of one frame: match index into the previous
+    frame's objects (-1 if none or matched to an older remembered object),
+    frames since the matched object was seen (``gap``: 1 = previous frame, 0
+    unmatched), s and v of Eq. 13-15, confidences C_s, C_v (Eq. 13, 16),
     radial velocity v_r (Eq. 14, NaN unmatched) and the keep decision."""
     match: np.ndarray
     spatial: np.ndarray
@@ -56,20 +70,23 @@ class ObjectScores:
     c_v: np.ndarray
     v_r: np.ndarray
     keep: np.ndarray
+    gap: np.ndarray | None = None
 
 
-def match_objects(prev: np.ndarray, cur: np.ndarray, gate_m: float) -> np.ndarray:
+def match_objects(prev: np.ndarray, cur: np.ndarray, gate_m) -> np.ndarray:
     """Kuhn-Munkres match of current to previous positions within ``gate_m``
-    (Section 3.3.2). Returns for each current object the previous index or -1."""
+    (Section 3.3.2; a scalar or one gate per previous object). Returns for
+    each current object the previous index or -1."""
     out = np.full(cur.shape[0], -1, np.int64)
     if prev.shape[0] == 0 or cur.shape[0] == 0:
         return out
     d = np.sqrt(((cur[:, None, :] - prev[None, :, :]) ** 2).sum(-1))
     big = 1e6
-    cost = np.where(d < gate_m, d, big)
+    ok = d < np.asarray(gate_m, dtype=np.float64)
+    cost = np.where(ok, d, big)
     # drop rows/cols with no admissible pair before the O(n^3) assignment
-    rows = np.flatnonzero((d < gate_m).any(1))
-    cols = np.flatnonzero((d < gate_m).any(0))
+    rows = np.flatnonzero(ok.any(1))
+    cols = np.flatnonzero(ok.any(0))
     if rows.size == 0:
         return out
     r, c = linear_sum_assignment(cost[np.ix_(rows, cols)])
@@ -93,38 +110,61 @@ class ObjectFilter:
         self.reset()
 
     def reset(self) -> None:
+        # memory: previous frame's objects (age 1 at the next step) and
+        # remembered unmatched older ones (age 2 .. max_gap + 1)
         self._pos = np.zeros((0, 3))
         self._cs = np.zeros(0)
         self._cv = np.zeros(0)
+        self._age = np.zeros(0, np.int64)
+        self._prev_index = np.zeros(0, np.int64)   # index in the previous frame, -1 for older
 
     def step(self, objects: Objects, dt: float) -> ObjectScores:
         cfg = self.config
         lam = cfg.decay
         pos = objects.pos
-        m = match_objects(self._pos, pos, cfg.gate_m)
+        age = self._age + 1                                        # frames since each memory was seen
+        m = match_objects(self._pos, pos, cfg.gate_m * age)
         has = m >= 0
+        mm = np.maximum(m, 0)
         s = has.astype(np.float64)                                 # s_t(o)
         v_r = np.full(pos.shape[0], np.nan)
         v = np.zeros(pos.shape[0])
+        gap = np.where(has, age[mm] if age.size else 0, 0)
         if has.any():
-            v_r[has] = radial_velocity(pos[has], self._pos[m[has]], dt, cfg.origin)
+            v_r[has] = radial_velocity(pos[has], self._pos[m[has]], dt * gap[has], cfg.origin)
             vd = objects.doppler[has]
             tol = np.maximum(cfg.tol_abs_mps, cfg.tol_rel * np.abs(vd))
             v[has] = (np.abs(v_r[has] - vd) <= tol).astype(np.float64)   # Eq. 15
-        cs_prev = np.where(has, self._cs[np.maximum(m, 0)] if self._cs.size else 0.0, 0.0)
-        cv_prev = np.where(has, self._cv[np.maximum(m, 0)] if self._cv.size else 0.0, 0.0)
+        # a memory seen g frames ago has missed g - 1 frames: decayed (g - 1) times with s = 0
+        decay_gap = lam ** np.maximum(gap - 1, 0)
+        cs_prev = np.where(has, self._cs[mm] * decay_gap if self._cs.size else 0.0, 0.0)
+        cv_prev = np.where(has, self._cv[mm] * decay_gap if self._cv.size else 0.0, 0.0)
         c_s = lam * cs_prev + (1.0 - lam) * s                      # Eq. 13
         c_v = lam * cv_prev + (1.0 - lam) * v                      # Eq. 16
+        prev_index = np.where(has, self._prev_index[mm] if self._prev_index.size else -1, -1)
         if cfg.use_spatial and cfg.use_velocity:
-            keep = (c_s >= cfg.tau_s) | (c_v >= cfg.tau_v)         # Section 3.3.4
+            if cfg.combine == "and":
+                keep = (c_s >= cfg.tau_s) & (c_v >= cfg.tau_v)
+            else:
+                keep = (c_s >= cfg.tau_s) | (c_v >= cfg.tau_v)     # Section 3.3.4
         elif cfg.use_spatial:
             keep = c_s >= cfg.tau_s
         elif cfg.use_velocity:
             keep = c_v >= cfg.tau_v
         else:
             keep = np.ones(pos.shape[0], bool)
-        self._pos, self._cs, self._cv = pos.copy(), c_s, c_v
-        return ObjectScores(m, s, v, c_s, c_v, v_r, keep)
+        # new memory: this frame's objects, plus unmatched memories young enough
+        used = np.zeros(self._pos.shape[0], bool)
+        used[m[has]] = True
+        old = ~used & (age <= cfg.max_gap)
+        dec = lam ** age[old]
+        self._pos = np.concatenate([pos, self._pos[old]])
+        self._cs = np.concatenate([c_s, self._cs[old]])
+        self._cv = np.concatenate([c_v, self._cv[old]])
+        self._age = np.concatenate([np.zeros(pos.shape[0], np.int64), age[old]])
+        self._prev_index = np.concatenate([np.arange(pos.shape[0]), np.full(int(old.sum()), -1)])
+        del dec
+        return ObjectScores(prev_index.astype(np.int64), s, v, c_s, c_v, v_r, keep, gap.astype(np.int64))
 
 
 def confidence_thresholds(c_s_uav, c_v_uav, percentile: float = 5.0) -> tuple[float, float]:

@@ -6,9 +6,9 @@ Euclidean distance between predicted and detected position within a gate;
 assigned tracks update with [x, y, z, Doppler], unassigned detections start
 tentative tracks. A track is confirmed after K consecutive associations
 (the paper's K did not survive in our copy: K = 3, our choice) and deleted
-after ``max_misses_tentative`` (1) or ``max_misses`` (5) consecutive misses
-(our choices: confirmed tracks coast through short gaps of the UAV's
-points). Each track keeps the observations the trajectory classifier
+when its consecutive misses exceed ``max_misses`` (5) if confirmed or
+``max_misses_tentative`` (0: at the first miss) if not (our choices:
+confirmed tracks coast through short gaps of the UAV's points). Each track keeps the observations the trajectory classifier
 (TrajFormer, Section 3.4.2) reads.
 
 A new track's velocity comes from its Doppler (along the line of sight); on
@@ -38,8 +38,8 @@ class TrackerConfig:
     dt: float = 0.64                 # frame interval (paper)
     gate_m: float = 20.0             # association gate on predicted position (our choice)
     confirm_hits: int = 3            # K consecutive associations (our choice, value lost)
-    max_misses: int = 5              # confirmed track deleted after this many misses (our choice)
-    max_misses_tentative: int = 1    # tentative track deleted after this many misses (our choice)
+    max_misses: int = 5              # confirmed track deleted when its misses exceed this (our choice)
+    max_misses_tentative: int = 0    # tentative track likewise: 0 = at its first miss (our choice)
     history: int = 32                # observations kept per track
     init_speed_sd: float = 5.0       # m/s, new-track speed spread (our choice)
     origin: tuple = tuple(ORIGIN)
@@ -58,6 +58,7 @@ class Track:
     score: float = float("nan")      # TrajFormer probability of a true target
     verified: bool = False           # TrajFormer said true once (then it stays output)
     last_pos: np.ndarray = None
+    last_doppler: float = 0.0
     history: collections.deque = field(default_factory=collections.deque)
     associated: bool = True          # associated in the latest frame
     detection: int = -1              # index of the latest frame's detection, -1 if none
@@ -99,22 +100,16 @@ class Tracker:
 
     # ------------------------------------------------------------------
     def _new_track(self, pos, dop, obs) -> Track:
-        cfg = self.config
-        d = pos - self.origin
-        u = d / max(float(np.linalg.norm(d)), 1e-6)
-        x0 = state_from(pos, u * dop)
-        R = measurement_cov(pos, self.origin)
-        P0 = np.zeros((7, 7))
-        P0[:3, :3] = R[:3, :3]
-        P0[3, 3], P0[4, 4] = (np.pi / 2) ** 2, 0.3 ** 2
-        P0[5, 5], P0[6, 6] = cfg.init_speed_sd ** 2, 0.05 ** 2
-        t = Track(id=next(self._ids), imm=make_imm(x0, P0, cfg.dt, self.origin), last_pos=pos.copy(),
-                  history=collections.deque(maxlen=cfg.history))
+        """A one-detection track: no filter yet (its IMM starts on the second
+        detection, from the displacement), velocity along the line of sight
+        from the Doppler for reporting."""
+        t = Track(id=next(self._ids), imm=None, last_pos=pos.copy(), last_doppler=float(dop),
+                  history=collections.deque(maxlen=self.config.history))
         t.history.append(obs)
         return t
 
     def _predicted(self, t: Track) -> np.ndarray:
-        return t.imm.x[:3]
+        return t.imm.x[:3] if t.imm is not None else t.last_pos
 
     def step(self, objects: Objects, keep: np.ndarray | None = None) -> list[TrackState]:
         """One frame: predict, associate, update, start, confirm, delete."""
@@ -122,7 +117,8 @@ class Tracker:
         idx = np.arange(len(objects)) if keep is None else np.flatnonzero(keep)
         det = objects.pos[idx]
         for t in self.tracks:
-            t.imm.predict()
+            if t.imm is not None:
+                t.imm.predict()
             t.age += 1
         # association (Kuhn-Munkres within the gate)
         assign = {}
@@ -176,6 +172,8 @@ class Tracker:
             P0[3, 3], P0[4, 4] = min(sv, np.pi) ** 2 + 0.05, 0.2 ** 2
             P0[5, 5], P0[6, 6] = (np.sqrt(2 * R[0, 0]) / cfg.dt) ** 2 + 1.0, 0.05 ** 2
             t.imm = make_imm(x0, P0, cfg.dt, self.origin)
+            for f in t.imm.filters:
+                f.R = R
         else:
             for f in t.imm.filters:
                 f.R = R
@@ -185,14 +183,22 @@ class Tracker:
         t.misses = 0
         t.associated, t.detection = True, int(k)
         t.last_pos = pos.copy()
+        t.last_doppler = float(objects.doppler[k])
         if t.streak >= cfg.confirm_hits:
             t.confirmed = True
         t.history.append(self._obs(objects, k, pos, velocity_of(t.imm.x)))
 
-    @staticmethod
-    def state_of(t: Track) -> TrackState:
-        x, P = t.imm.x, t.imm.P
+    def state_of(self, t: Track) -> TrackState:
+        if t.imm is not None:
+            x, P, mu = t.imm.x, t.imm.P, np.asarray(t.imm.mu, float).copy()
+        else:
+            d = t.last_pos - self.origin
+            x = state_from(t.last_pos, d / max(float(np.linalg.norm(d)), 1e-6) * t.last_doppler)
+            P = np.zeros((7, 7))
+            P[:3, :3] = measurement_cov(t.last_pos, self.origin)[:3, :3]
+            P[3, 3], P[4, 4], P[5, 5], P[6, 6] = (np.pi / 2) ** 2, 0.3 ** 2, self.config.init_speed_sd ** 2, 0.05 ** 2
+            mu = np.array([0.5, 0.5])
         return TrackState(id=t.id, position=x[:3].copy(), velocity=velocity_of(x), position_cov=P[:3, :3].copy(),
-                          state=x.copy(), covariance=P.copy(), model_probs=np.asarray(t.imm.mu, float).copy(),
+                          state=x.copy(), covariance=P.copy(), model_probs=mu,
                           confirmed=t.confirmed, age=t.age, hits=t.hits, misses=t.misses, score=t.score,
                           verified=t.verified, associated=t.associated, detection=t.detection)

@@ -1,0 +1,203 @@
+"""Training data and training of TrajFormer, and the object-level threshold
+calibration (BSense paper, Sections 3.3.4, 3.4.2 and 4.1).
+
+* Noise model for training runs: fitted on the library's UAV-free
+  calibration case (the paper's 10-minute recording, Section 3.2.2).
+* Thresholds: :func:`calibrate_thresholds` runs noise filter + clustering +
+  object filter over training cases and returns the 5th percentile of the
+  spatial and velocity confidences of UAV objects (Section 3.3.4).
+* Samples: the chain up to stage 4 (no classifier) runs over the training
+  cases of a case-level fold (``library.folds``: cases of one trajectory
+  type never in both parts); every associated track with >= W observations
+  gives one sliding-window sample; its label is 1 when at least half of the
+  window's detections lie within 10 m of a UAV (the paper's 10 m rule,
+  Section 4.1; the majority rule is our choice).
+* :func:`train` trains with class-balanced cross-entropy (our choice; true
+  windows are the minority), a tqdm progress bar, CPU or CUDA, and saves a
+  checkpoint with its config.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .clustering import cluster
+from .noise_model import NoiseModel, NoiseModelConfig
+from .object_filter import ObjectFilter, confidence_thresholds
+from .pipeline import BSensePipeline, PipelineConfig
+from .trajformer import TrajFormer, TrajFormerConfig, save_checkpoint, window_features
+
+UAV_CLASS = 1
+UAV_RADIUS_M = 10.0            # Section 4.1
+CALIB_CASE = "uav_free_calib"
+
+
+def uav_positions(frame) -> np.ndarray:
+    """(U, 3) true positions of the UAVs flying in a simulator frame."""
+    t = frame.truth
+    return np.asarray(t["position"][t["object_class"] == UAV_CLASS], dtype=np.float64).reshape(-1, 3)
+
+
+def near_uav(pos: np.ndarray, uav: np.ndarray, radius: float = UAV_RADIUS_M) -> np.ndarray:
+    """(M,) positions within ``radius`` of a UAV."""
+    if len(pos) == 0 or len(uav) == 0:
+        return np.zeros(len(pos), bool)
+    return (np.linalg.norm(pos[:, None, :] - uav[None, :, :], axis=-1) <= radius).any(1)
+
+
+def fit_noise_model(case: str = CALIB_CASE, seed=None, site_seed=None, max_frames: int | None = None,
+                    config: NoiseModelConfig | None = None, cache: bool = True) -> NoiseModel:
+    """Noise model fitted on a UAV-free case (Section 3.2.2), cached by case
+    and seeds in the project cache."""
+    from sense_nodes.data.bs_sim import library
+    from sense_nodes.data.paths import cache_dir
+    config = config or NoiseModelConfig()
+    tag = f"{case}_s{seed}_ss{site_seed}_n{max_frames}_c{config.cube_m:g}_p{config.percentile:g}"
+    path = cache_dir("bsense") / f"noise_model_{tag}.npz"
+    if cache and path.exists():
+        return NoiseModel.load(path)
+    sc = library.scenario(case, seed, site_seed)
+    n = len(sc) if max_frames is None else min(len(sc), int(max_frames))
+    model = NoiseModel(config).fit(sc.frame(k).points for k in range(n))
+    if cache:
+        model.save(path)
+    return model
+
+
+def collect_confidences(cases, noise_model: NoiseModel, config: PipelineConfig = PipelineConfig(),
+                        max_frames: int | None = None, seed=None, site_seed=None):
+    """Spatial and velocity confidences (Eq. 13, 16) of the UAV objects of
+    ``cases`` (objects within 10 m of a UAV) -> (c_s, c_v)."""
+    from sense_nodes.data.bs_sim import library
+    cs, cv = [], []
+    for name in cases:
+        sc = library.scenario(name, seed, site_seed)
+        of = ObjectFilter(replace(config.objects, use_spatial=False, use_velocity=False))
+        n = len(sc) if max_frames is None else min(len(sc), int(max_frames))
+        for k in range(n):
+            f = sc.frame(k)
+            objs = cluster(f.points, noise_model.filter(f.points), config.cluster)
+            sco = of.step(objs, config.tracker.dt)
+            u = near_uav(objs.pos, uav_positions(f))
+            cs.append(sco.c_s[u])
+            cv.append(sco.c_v[u])
+    return np.concatenate(cs) if cs else np.zeros(0), np.concatenate(cv) if cv else np.zeros(0)
+
+
+def calibrate_thresholds(cases, noise_model: NoiseModel, config: PipelineConfig = PipelineConfig(),
+                         percentile: float = 5.0, max_frames: int | None = None) -> tuple[float, float]:
+    """(tau_s, tau_v) as the 5th percentile of UAV confidences on ``cases`` (Section 3.3.4)."""
+    cs, cv = collect_confidences(cases, noise_model, config, max_frames)
+    return confidence_thresholds(cs, cv, percentile)
+
+
+def collect_windows(cases, noise_model: NoiseModel, config: PipelineConfig = PipelineConfig(stage=4),
+                    window: int = 6, max_frames: int | None = None, seed=None, site_seed=None, progress=None):
+    """Sliding-window samples (X (n, W, 15) float32, y (n,) int64, case index
+    (n,)) from running the chain (stage <= 4) over ``cases``."""
+    from sense_nodes.data.bs_sim import library
+    cfg = replace(config, stage=min(config.stage, 4))
+    X, Y, G = [], [], []
+    for ci, name in enumerate(cases):
+        sc = library.scenario(name, seed, site_seed)
+        pipe = BSensePipeline(cfg, noise_model)
+        flags: dict[int, list] = {}
+        n = len(sc) if max_frames is None else min(len(sc), int(max_frames))
+        for k in range(n):
+            f = sc.frame(k)
+            r = pipe.step(f.points)
+            uav = uav_positions(f)
+            for t in pipe.tracker.tracks:
+                if not t.associated:
+                    continue
+                fl = flags.setdefault(t.id, [])
+                fl.append(bool(near_uav(r.objects.pos[t.detection][None], uav)[0]))
+                if len(t.history) >= window:
+                    X.append(np.asarray(list(t.history)[-window:], np.float32))
+                    Y.append(int(np.mean(fl[-window:]) >= 0.5))
+                    G.append(ci)
+            live = {t.id for t in pipe.tracker.tracks}
+            for i in [i for i in flags if i not in live]:
+                del flags[i]
+            if progress is not None:
+                progress.update(1)
+    if not X:
+        return np.zeros((0, window, 15), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    Xw = window_features(np.stack(X), cfg.tracker.origin).astype(np.float32)
+    return Xw, np.asarray(Y, np.int64), np.asarray(G, np.int64)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training run (our choices; the paper gives no optimiser settings)."""
+    fold: int = 0                    # test fold of library.folds(k)
+    k: int = 5                       # 5-fold (paper)
+    window: int = 6                  # W (paper)
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    max_frames: int | None = None    # per case (None: whole case)
+    cases: tuple | None = None       # override the fold's training cases
+    device: str = "auto"             # auto | cpu | cuda
+    seed: int = 0
+
+
+def train(config: TrainConfig, out_path, noise_model: NoiseModel | None = None,
+          samples=None, progress: bool = True, model_config: TrajFormerConfig | None = None):
+    """Train TrajFormer on the fold's training cases; save to ``out_path``.
+    ``samples`` = (X, y) skips the collection. Returns (model, history dict)."""
+    import torch
+    from tqdm import tqdm
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    if config.cases is not None:
+        cases = list(config.cases)
+    else:
+        from sense_nodes.data.bs_sim import library
+        cases = list(library.folds(config.k)[config.fold].train)
+    t0 = time.time()
+    if samples is None:
+        noise_model = noise_model or fit_noise_model()
+        with tqdm(desc="TrajFormer samples (frames)", disable=not progress, unit="frame") as bar:
+            X, y, _ = collect_windows(cases, noise_model, window=config.window, max_frames=config.max_frames,
+                                      progress=bar)
+    else:
+        X, y = samples[0], samples[1]
+    if len(X) == 0:
+        raise ValueError("no training windows collected")
+    mcfg = model_config or TrajFormerConfig(window=config.window)
+    model = TrajFormer(mcfg)
+    flat = X.reshape(-1, X.shape[-1])
+    model.set_normalisation(flat.mean(0), flat.std(0))
+    model.to(dev)
+    Xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
+    yt = torch.as_tensor(y, dtype=torch.long, device=dev)
+    pos = max(float(y.mean()), 1e-3)
+    weight = torch.tensor([0.5 / (1 - pos), 0.5 / pos], dtype=torch.float32, device=dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    lossf = torch.nn.CrossEntropyLoss(weight=weight)
+    hist = {"loss": []}
+    n = len(X)
+    for ep in tqdm(range(config.epochs), desc="TrajFormer epochs", disable=not progress):
+        model.train()
+        perm = torch.as_tensor(rng.permutation(n), device=dev)
+        tot = 0.0
+        for i in range(0, n, config.batch_size):
+            b = perm[i:i + config.batch_size]
+            opt.zero_grad()
+            loss = lossf(model(Xt[b]), yt[b])
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(b)
+        hist["loss"].append(tot / n)
+    model.eval().cpu()
+    extra = {"train_config": asdict(config), "train_cases": cases, "n_samples": int(n),
+             "positive_share": float(y.mean()), "final_loss": hist["loss"][-1], "seconds": time.time() - t0}
+    if out_path is not None:
+        save_checkpoint(model, out_path, **extra)
+    return model, hist

@@ -1,0 +1,126 @@
+"""TrajFormer: Transformer trajectory classifier (BSense paper, Section 3.4.2,
+Figure 9).
+
+Input: the last W observations of a track (W = 6, paper), each with spatial
+motion and signal features. The encoder (Transformer encoder) reads the W
+observations; the decoder takes the current observation as its query (Q)
+and the encoder outputs as keys and values (K, V); a linear layer and a
+softmax give P(true target), P(false).
+
+Sizes are not in the paper; ours (small, "lightweight"): model width 32,
+4 heads, 2 encoder layers, 1 decoder layer, feed-forward 64, dropout 0.1.
+
+Features per observation (:func:`window_features`, 15 values, our choice):
+position relative to the current observation (translation invariant),
+range and height (ghosts sit mid-air at 100-300 m, Section 3.3), velocity
+estimate, Doppler, the five signal metrics and the number of points; they
+are standardised with mean / std stored in the checkpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .imm_ukf import ORIGIN
+
+N_FEATURES = 15
+CHECKPOINT_FORMAT = "bsense-trajformer"
+CHECKPOINT_VERSION = 1
+
+
+def window_features(obs: np.ndarray, origin=ORIGIN) -> np.ndarray:
+    """(..., W, 15) features from (..., W, 13) tracker observations
+    (x y z vx vy vz doppler snr scr noise signal_power rx_power n_points,
+    see ``tracker.OBS_FIELDS``); the last row is the current observation."""
+    obs = np.asarray(obs, dtype=np.float32)
+    p = obs[..., :3]
+    rel = p - p[..., -1:, :]
+    d = p - np.asarray(origin, np.float32)
+    rng = np.linalg.norm(d, axis=-1, keepdims=True)
+    return np.concatenate([rel, rng, p[..., 2:3], obs[..., 3:13]], -1)
+
+
+@dataclass(frozen=True)
+class TrajFormerConfig:
+    """Network sizes (our choices, see module doc) and the window W (paper: 6)."""
+    window: int = 6
+    n_features: int = N_FEATURES
+    d_model: int = 32
+    n_heads: int = 4
+    n_encoder_layers: int = 2
+    n_decoder_layers: int = 1
+    d_ff: int = 64
+    dropout: float = 0.1
+
+
+class TrajFormer(nn.Module):
+    """Encoder over the window, decoder with the current observation as the
+    query, linear + softmax over (false, true) (Figure 9). ``forward(x)``
+    takes raw features (B, W, 15) and returns logits (B, 2)."""
+
+    def __init__(self, config: TrajFormerConfig = TrajFormerConfig()):
+        super().__init__()
+        c = self.config = config
+        self.register_buffer("feat_mean", torch.zeros(c.n_features))
+        self.register_buffer("feat_std", torch.ones(c.n_features))
+        self.embed = nn.Linear(c.n_features, c.d_model)
+        self.pos = nn.Parameter(torch.zeros(1, c.window, c.d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        enc = nn.TransformerEncoderLayer(c.d_model, c.n_heads, c.d_ff, c.dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(enc, c.n_encoder_layers, enable_nested_tensor=False)
+        dec = nn.TransformerDecoderLayer(c.d_model, c.n_heads, c.d_ff, c.dropout, batch_first=True)
+        self.decoder = nn.TransformerDecoder(dec, c.n_decoder_layers)
+        self.head = nn.Linear(c.d_model, 2)
+
+    def set_normalisation(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Feature standardisation from training data (stored with the weights)."""
+        self.feat_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.feat_std.copy_(torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.feat_mean) / self.feat_std
+        h = self.embed(x) + self.pos[:, -x.shape[1]:]
+        mem = self.encoder(h)
+        q = h[:, -1:]                          # current observation as the query
+        out = self.decoder(q, mem)
+        return self.head(out[:, 0])
+
+    @torch.no_grad()
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        """P(true target) for (B, W, 15) feature windows (eval mode, no grad)."""
+        if len(windows) == 0:
+            return np.zeros(0)
+        self.eval()
+        dev = self.feat_mean.device
+        logits = self(torch.as_tensor(np.asarray(windows, np.float32), device=dev))
+        return torch.softmax(logits, -1)[:, 1].cpu().numpy()
+
+
+def save_checkpoint(model: TrajFormer, path, **extra) -> Path:
+    """Checkpoint with its config (torch.save to a temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(model.config),
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "extra": extra}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu") -> TrajFormer:
+    """A TrajFormer from :func:`save_checkpoint`'s file (CPU or CUDA)."""
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read TrajFormer checkpoint '{path}': {exc}") from exc
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"'{path}' is not a TrajFormer checkpoint")
+    model = TrajFormer(TrajFormerConfig(**ck["config"]))
+    model.load_state_dict(ck["state_dict"])
+    model.checkpoint_extra = ck.get("extra", {})
+    return model.to(device).eval()

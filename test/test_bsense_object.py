@@ -1,0 +1,97 @@
+"""BSense object level (paper Section 3.3): Eq. 12 clustering, Kuhn-Munkres
+matching, spatial / velocity consistency and confidences (Eq. 13-16)."""
+import numpy as np
+import pytest
+
+from sense_nodes.core.bsense.clustering import Objects, cluster, dbscan_labels
+from sense_nodes.core.bsense.object_filter import (BS_ORIGIN, ObjectFilter, ObjectFilterConfig,
+                                                   confidence_thresholds, match_objects, radial_velocity)
+from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
+
+DT = 0.64
+
+
+def objects_at(pos, doppler):
+    pos = np.asarray(pos, float).reshape(-1, 3)
+    n = len(pos)
+    return Objects(pos, np.asarray(doppler, float).reshape(n), np.zeros((n, 5)), np.ones(n, np.int64),
+                   np.arange(n))
+
+
+def test_doppler_separates_adjacent_objects_and_single_points_are_kept():
+    pos = np.array([[500.0, 0, 80], [501.0, 0.5, 80], [503.0, 0, 80.5],    # object A, 5 m/s
+                    [504.5, 0.5, 80], [505.5, 0.0, 80.5],                  # object B 2 m away, -6 m/s
+                    [700.0, 50, 60]])                                      # a lone point
+    dop = np.array([5.0, 5.1, 4.9, -6.0, -6.1, 2.0])
+    lab = dbscan_labels(pos, dop)
+    assert lab[0] == lab[1] == lab[2]
+    assert lab[3] == lab[4] != lab[0]
+    assert lab[5] not in lab[:5]
+    same = dbscan_labels(pos, np.full(6, 5.0))            # without Doppler they merge
+    assert len(set(same[:5])) == 1
+    pts = np.zeros(6, BS_POINT_DTYPE)
+    pts["x"], pts["y"], pts["z"], pts["doppler"] = pos[:, 0], pos[:, 1], pos[:, 2], dop
+    objs = cluster(pts, keep=np.array([1, 1, 1, 1, 1, 0], bool))
+    assert len(objs) == 2 and objs.point_cluster[5] == -1
+    assert sorted(objs.n_points) == [2, 3]
+
+
+def test_kuhn_munkres_beats_greedy_and_respects_the_gate():
+    prev = np.array([[0.0, 0, 0], [10.0, 0, 0]])
+    cur = np.array([[4.0, 0, 0], [-7.0, 0, 0], [100.0, 0, 0]])
+    m = match_objects(prev, cur, 15.0)
+    # optimal: cur0->prev1 (6), cur1->prev0 (7) = 13 < cur0->prev0 (4) + cur1->prev1 (17)
+    assert list(m) == [1, 0, -1]
+
+
+def test_radial_velocity_eq14():
+    p0 = np.array([[300.0, 400.0, 23.0]])              # 500 m from the antenna
+    p1 = p0 * [1.0064, 1.0064, 1.0] + [0, 0, 0]         # 3.2 m further out
+    assert radial_velocity(p1, p0, DT, BS_ORIGIN)[0] == pytest.approx(3.2 / DT, rel=1e-3)
+
+
+def test_ghost_with_inconsistent_doppler_loses_velocity_confidence():
+    f = ObjectFilter(ObjectFilterConfig(tau_s=0.3, tau_v=0.3, combine="and"))
+    o = np.array(BS_ORIGIN)
+    u = np.array([0.6, 0.8, 0.0])
+    for k in range(12):
+        uav = o + u * (400.0 + 5.0 * DT * k) + [0, 0, 60]          # receding at 5 m/s, Doppler 5
+        ghost = o + u * (300.0 + 5.0 * DT * k) + [50, -30, 150]    # moves alike, Doppler says -8
+        s = f.step(objects_at([uav, ghost], [5.0, -8.0]), DT)
+    assert s.spatial.tolist() == [1.0, 1.0]                  # both spatially consistent
+    assert s.velocity.tolist() == [1.0, 0.0]                 # Eq. 15 fails for the ghost
+    assert s.c_v[0] > 0.6 and s.c_v[1] == 0.0
+    assert s.keep.tolist() == [True, False]
+
+
+def test_object_hopping_farther_than_the_gate_has_no_spatial_confidence():
+    f = ObjectFilter(ObjectFilterConfig(tau_s=0.15, tau_v=0.15, max_gap=0))
+    rng = np.random.default_rng(0)
+    for k in range(10):
+        steady = [600.0 + 3.0 * DT * k, 0.0, 80.0]
+        jumpy = [300.0 + 40.0 * (k % 2), 200.0 + 40.0 * (k % 3), 120.0]
+        s = f.step(objects_at([steady, jumpy], [0.0, rng.normal(0, 3)]), DT)
+    assert s.c_s[0] == pytest.approx(1 - 0.9 ** 9)           # Eq. 13, lambda = 0.9: matched in frames 2-10
+    assert s.c_s[1] == 0.0
+    assert s.keep.tolist() == [True, False]
+
+
+def test_short_gap_keeps_the_history():
+    f = ObjectFilter(ObjectFilterConfig(max_gap=4))
+    for k in range(8):
+        s = f.step(objects_at([[600.0 + 3.0 * DT * k, 0.0, 80.0]], [3.0]), DT)
+    before = s.c_s[0]
+    f.step(Objects.empty(), DT)                                # one frame without the object
+    s = f.step(objects_at([[600.0 + 3.0 * DT * 9, 0.0, 80.0]], [3.0]), DT)
+    assert s.gap[0] == 2 and s.match[0] == -1
+    assert s.c_s[0] == pytest.approx(0.9 * 0.9 * before + 0.1)
+    strict = ObjectFilter(ObjectFilterConfig(max_gap=0))
+    strict.step(objects_at([[600.0, 0.0, 80.0]], [3.0]), DT)
+    strict.step(Objects.empty(), DT)
+    assert strict.step(objects_at([[601.0, 0.0, 80.0]], [3.0]), DT).c_s[0] == 0.0
+
+
+def test_thresholds_are_the_5th_percentile_of_uav_confidences():
+    cs = np.linspace(0, 1, 101)
+    cv = np.linspace(0, 0.5, 101)
+    assert confidence_thresholds(cs, cv) == pytest.approx((0.05, 0.025))
