@@ -3,6 +3,7 @@ from sense_nodes.cli.systems import add_system_parsers, run_system
 
 # system name -> module exposing add_arguments(parser) and main(args)
 SYSTEMS = {
+    "bsense": "sense_nodes.eval.bsense_bench",
     "imaging": "sense_nodes.eval.imaging_bench",
     "codec": "sense_nodes.eval.codec_bench",
     "sim": "sense_nodes.eval.sim_bench",

@@ -3,6 +3,7 @@ from sense_nodes.cli.systems import add_system_parsers, run_system
 
 # system name -> module exposing add_arguments(parser) and main(args)
 SYSTEMS = {
+    "bsense": "sense_nodes.eval.bsense_eval",
     "imaging": "sense_nodes.eval.imaging_eval",
 
 }
