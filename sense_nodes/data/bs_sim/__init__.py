@@ -1,7 +1,25 @@
 """Simulated 5G-A base-station point clouds as hard as the BSense site
 (the BSense paper, Sections 2-4; issue 3).
 
-Pure numpy/scipy: no rclpy and no message types. Start with
-:func:`sense_nodes.data.bs_sim.library.scenario` (a named case) or
-:class:`sense_nodes.data.bs_sim.scenario.Scenario` (any spec).
+Pure numpy/scipy: no rclpy and no message types.
+
+Public API::
+
+    from sense_nodes.data.bs_sim import library
+    sc = library.scenario("star_1_r1", seed=None, site_seed=None)   # KeyError if unknown
+    len(sc), sc.dt, sc.name, sc.spec          # frames, 0.64 s, name, ScenarioSpec
+    f = sc.frame(k)                           # random access, same seeds -> same bytes
+    f.stamp_ns, f.points, f.labels, f.truth   # BS_POINT_DTYPE, LABEL_DTYPE, TRUTH_DTYPE
+    for f in sc: ...                          # every frame in order
+
+    library.cases(family=None), library.folds(k=5)
+    bag_io.write_bag(sc, path), stats.count(sc), stats.measure(counts)
+    plot.plot_scenario(sc, "fig3.png")
+
+Modules: sensor (radar equation, resolution, errors), site (map, occlusion,
+noise and clutter maps), clutter (fingerprinted static clutter), ghosts
+(multipath, sidelobe, false alarms), targets (UAVs, birds, vehicles, direct
+returns), trajectories (the paper's flight paths), fingerprint (a point's
+signal metrics), scenario (frames), library (named cases, folds), stats
+(difficulty figures), plot (Figure 3), bag_io (rosbag2).
 """
