@@ -22,7 +22,17 @@ Consumers call :func:`load_dataset` and then :meth:`Dataset.sample` /
 :func:`iter_link_csi`, which give per-link CFRs ``H[rx_ant, tx_ant, k]``
 (complex64, centred subcarriers) with carrier, subcarrier spacing and SNR,
 plus the ground truth of the sample: the contract of ``CsiFrame`` /
-``CsiBundle``.
+``CsiBundle``. :func:`frame_fields` turns one link into the fields of a
+``CsiFrame`` (flattened row-major, subcarrier fastest) and
+``sample.truth["objects"]`` holds ``GroundTruth`` fields, so a ROS node only
+adds headers. ``Dataset.arrays`` reads small arrays whole and large ones
+(over 64 MB) a slice at a time.
+
+    ds = load_dataset(path)                       # DatasetError if bad
+    for sample in iter_link_csi(ds, split="test"):
+        for link in sample.links:                 # LinkCsi
+            fields = frame_fields(link)           # CsiFrame fields
+        truth = sample.truth["objects"]           # GroundTruth fields
 """
 from __future__ import annotations
 
@@ -264,34 +274,74 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     n = manifest.get("num_samples")
     if not isinstance(n, int) or n < 0:
         raise DatasetError(f"{p / MANIFEST_FILE}: bad num_samples {n!r}")
-    return Dataset(p, manifest, _LazyArrays(h5path, list(manifest["arrays"])))
+    return Dataset(p, manifest, _LazyArrays(h5path, manifest["arrays"]))
+
+
+# Arrays larger than this are read slice by slice (a sample at a time)
+# instead of whole, so a node replaying a 1 GB dataset stays small.
+LAZY_BYTES = 64 << 20
+
+
+class H5Array:
+    """A read-only view of one large HDF5 array: ``a[i]`` reads only what it
+    indexes; ``numpy.asarray(a)`` reads it all."""
+
+    def __init__(self, h5path: Path, name: str, shape, dtype):
+        self._h5path, self._name = h5path, name
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        import h5py
+        if isinstance(key, (int, np.integer)):
+            key = int(key)
+            if not -self.shape[0] <= key < self.shape[0]:
+                raise IndexError(key)
+        try:
+            with h5py.File(self._h5path, "r") as h5:
+                return h5[self._name][key]
+        except OSError as exc:
+            raise DatasetError(f"{self._h5path}: cannot read array {self._name!r} ({exc})") from exc
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self[()]
+        return arr if dtype is None else arr.astype(dtype)
 
 
 class _LazyArrays(dict):
-    """name -> numpy array, each read from the HDF5 file on first access."""
+    """name -> numpy array, each read from the HDF5 file on first access
+    (large ones as :class:`H5Array` views)."""
 
-    def __init__(self, h5path: Path, names: list[str]):
+    def __init__(self, h5path: Path, arrays: dict):
         super().__init__()
         self._h5path = h5path
-        self._names = names
+        self._desc = arrays
 
     def __missing__(self, name):
         import h5py
-        if name not in self._names:
+        if name not in self._desc:
             raise KeyError(name)
-        try:
-            with h5py.File(self._h5path, "r") as h5:
-                arr = h5[name][()]
-        except OSError as exc:
-            raise DatasetError(f"{self._h5path}: cannot read array {name!r} ({exc})") from exc
+        desc = self._desc[name]
+        nbytes = int(np.prod(desc["shape"])) * np.dtype(desc["dtype"]).itemsize
+        if nbytes > LAZY_BYTES:
+            arr = H5Array(self._h5path, name, desc["shape"], desc["dtype"])
+        else:
+            try:
+                with h5py.File(self._h5path, "r") as h5:
+                    arr = h5[name][()]
+            except OSError as exc:
+                raise DatasetError(f"{self._h5path}: cannot read array {name!r} ({exc})") from exc
         self[name] = arr
         return arr
 
     def __contains__(self, name):
-        return name in self._names
+        return name in self._desc
 
     def keys(self):
-        return list(self._names)
+        return list(self._desc)
 
 
 def iter_link_csi(dataset: Dataset | str | os.PathLike, indices=None, split: str | None = None,

@@ -254,15 +254,15 @@ def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | No
     t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
     if augment:
         a = a * np.exp(1j * eq27_phases(ds, index)).astype(np.complex64)[:, None, None, :]
-    t = np.where(t < 0, 0.0, t).astype(np.float64)
-    a = np.where(np.asarray(np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], -1) < 0)[:, None, None, :], 0, a)
     out = []
     for p in ds.links:
-        e = np.exp(-2j * np.pi * t[p["index"], :, None] * freqs).astype(np.complex64)  # [paths, k]
-        aa = a[p["index"]]
+        i = p["index"]
+        valid = t[i] >= 0  # drop the zero padding
+        e = np.exp(-2j * np.pi * t[i, valid].astype(np.float64)[:, None] * freqs).astype(np.complex64)
+        aa = a[i][:, :, valid]
         h = (aa.reshape(-1, aa.shape[-1]) @ e).reshape(aa.shape[0], aa.shape[1], k)
-        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], p["index"], h.astype(np.complex64),
-                                 ds.carrier_hz, ds.scs_hz, float(ds.arrays["link_snr_db"][p["index"]])))
+        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], i, h.astype(np.complex64),
+                                 ds.carrier_hz, ds.scs_hz, float(ds.arrays["link_snr_db"][i])))
     truth = {"uav_present": bool(ds.arrays["uav_present"][index]), "uav_pos": ds.arrays["uav_pos"][index],
              "pair_label": ds.arrays["pair_label"][index]}
     truth["objects"] = ([dsmod.truth_object(0, 1, truth["uav_pos"], visible=bool(truth["pair_label"].any()))]

@@ -69,7 +69,7 @@ UE_HEIGHT = 1.5
 SNAPSHOTS, RATE_HZ = 10, 1.0
 SNR_LEVELS_DB = (50.0, 40.0, 30.0, 20.0, 10.0)
 SPEEDS = {"pedestrian": (1.5, 2.5), "vehicular": (15.0, 25.0)}
-DEFAULT_USERS = {"pedestrian": 60, "vehicular": 20}
+DEFAULT_USERS = {"pedestrian": 160, "vehicular": 40}  # 2000 samples, as Table III
 TINY_USERS = {"pedestrian": 2, "vehicular": 1}
 TINY_SNAPSHOTS = 3
 SOLVER = dict(max_depth=4, los=True, specular_reflection=True, diffuse_reflection=False,
@@ -229,7 +229,7 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
                             "--vehicular-users N --snapshots T)",
                     "default": {"users": DEFAULT_USERS, "snapshots": SNAPSHOTS},
                     "paper": "7 BSs, 200 users x 10 snapshots, 4096 subcarriers",
-                    "cost": "linear in users x snapshots x BSs; about 0.5 MB per sample"},
+                    "cost": "linear in users x snapshots x BSs; about 0.52 MB per sample"},
         "generation": {"seconds": secs, "samples_per_s": n / secs},
     }
     arrays = {"H": H, "ue_pos": pos, "ue_vel": vel, "user_id": uid, "time_s": tsec, "variant": variant,

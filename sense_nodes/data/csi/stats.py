@@ -46,7 +46,9 @@ def dataset_stats(ds: Dataset, analytic: bool = True) -> dict:
         fig.update(_dist("delay_spread_ns", a["delay_spread_s"], 1e9))
         fig.update(_dist("snr_db", a["snr_db"]))
         fig["vehicular_sample_pct"] = _pct(a["variant"] == 1)
-        p = np.mean(np.abs(a["H"]) ** 2, axis=(2, 3, 4))
+        H = a["H"]
+        p = np.concatenate([np.mean(np.abs(H[i:i + 256]) ** 2, axis=(2, 3, 4))
+                            for i in range(0, len(H), 256)])
         fig.update(_dist("path_gain_db", 10 * np.log10(p[p > 0])))
     elif ds.kind == "fwa":
         present = a["uav_present"] == 1
@@ -67,7 +69,9 @@ def dataset_stats(ds: Dataset, analytic: bool = True) -> dict:
         fig.update(_dist("background_paths_per_link", m["background_paths_per_link"]))
         fig.update(_dist("delay_spread_ns", m["background_delay_spread_s"], 1e9))
         fig.update(_dist("snr_db", a["echo_snr_db"]))
-        pe = np.mean(np.abs(a["H_echo"]) ** 2)
+        he = a["H_echo"]
+        tot = sum(float(np.sum(np.abs(he[i:i + 256]) ** 2)) for i in range(0, len(he), 256))
+        pe = tot / max(1, int(np.prod(he.shape)))
         pb = np.mean(np.abs(a["H_background"]) ** 2)
         fig["echo_to_background_db"] = float(10 * np.log10(pe / pb)) if pb > 0 and pe > 0 else None
         fig["residual_ratio"] = m["residual_ratio"]
