@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .scenario import Scenario, ScenarioSpec, UavSpec
-from .trajectories import LINE_ANGLES_DEG, SHAPES
+from .trajectories import LINE_ANGLES_DEG, SHAPES, place
 
 FAMILIES = ("straight", "shape", "multi_uav", "uav_free", "cross_site")
 # shaped trajectories per shape: 20 shaped + 5 straight = the paper's 25
@@ -51,30 +51,33 @@ def _seed_of(text: str) -> int:
 
 
 def _geometry(traj: str, rng: np.random.Generator) -> dict:
-    """Placement of a trajectory: length 600-2,300 m (paper), centre 300-800 m
-    out within +-25 deg of boresight, 3-10 m/s (our choices), kept inside the
-    1,000 m range. Altitude 30-350 m, below about 35 deg elevation: the paper
-    gives no altitude; its false objects appear at 100-300 m and "often occur
-    in plausible UAV locations" (Sections 1 and 3.3), so the UAVs here cover
-    the whole volume the ghosts occupy (our choice)."""
+    """Placement of a trajectory: length 600-2,300 m (paper), 3-10 m/s (our
+    choice), the whole path 150-980 m from the base station within +-55 deg
+    of boresight (drawn again until it fits; a path too long to fit is
+    shortened by a tenth at a time). Altitude 50-350 m, below about 35 deg
+    elevation: the paper gives no altitude; its false objects appear at
+    100-300 m and "often occur in plausible UAV locations" (Sections 1 and
+    3.3), so the UAVs here cover the whole volume the ghosts occupy (our
+    choice)."""
     shape = traj_type(traj)
     length = rng.uniform(600, 2300)
     if shape == "straight":
-        angle = float(traj.rsplit("_", 1)[1])
         length = min(length, 900.0)
-        heading = angle
-        centre = rng.uniform(400, 600)
-    else:
-        heading = rng.uniform(0, 180)
-        # the shape spans about length / perimeter factor
-        span = length / {"circle": 3.1, "square": 4.0, "triangle": 2.6, "S": 2.4, "M": 3.9,
-                         "star": 4.8, "zigzag": 2.0}[shape]
-        centre = rng.uniform(250 + span / 2, max(260 + span / 2, 900 - span / 2))
-    near = centre - (length / 2 if shape == "straight" else span / 2)
-    top = min(350.0, 23.0 + 0.7 * max(near, 100.0))   # stay below about 35 deg elevation
+    for attempt in range(400):
+        if attempt and attempt % 40 == 0:
+            length *= 0.9
+        heading = float(traj.rsplit("_", 1)[1]) if shape == "straight" else rng.uniform(0, 180)
+        centre = rng.uniform(300, 800)
+        az = rng.uniform(-25, 25)
+        path = place(shape, length, centre, np.radians(az), np.radians(heading))
+        r = np.hypot(path[:, 0], path[:, 1])
+        a = np.degrees(np.abs(np.arctan2(path[:, 1], path[:, 0])))
+        if r.min() >= 150 and r.max() <= 980 and a.max() <= 55:
+            break
+    top = min(350.0, 23.0 + 0.7 * float(r.min()))   # stay below about 35 deg elevation
     return dict(shape=shape, length_m=float(length), centre_range_m=float(centre),
-                centre_az_deg=float(rng.uniform(-25, 25)), heading_deg=float(heading),
-                altitude_m=float(rng.uniform(30, max(top, 60.0))), speed_mps=float(rng.uniform(3, 10)))
+                centre_az_deg=float(az), heading_deg=float(heading),
+                altitude_m=float(rng.uniform(50, max(top, 80.0))), speed_mps=float(rng.uniform(3, 10)))
 
 
 @dataclass(frozen=True)
