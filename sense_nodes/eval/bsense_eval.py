@@ -269,10 +269,21 @@ def main(args):
 
 
 def train_classifier(train_cases, model_for, thresholds, epochs, seed: int = 0, quick: bool = False):
-    """TrajFormer trained on the training cases of one fold."""
-    from sense_nodes.core.bsense import training
+    """TrajFormer trained on sliding windows of one fold's training cases only
+    (Section 4.1), each case run with its own day's fingerprints and the
+    fold's object thresholds."""
+    from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
+    from sense_nodes.core.bsense.pipeline import PipelineConfig
+    from sense_nodes.core.bsense.training import TrainConfig, train, windows_from_cases
 
-    return training.train_on_cases(train_cases, model_for, thresholds, epochs=epochs, seed=seed, quick=quick)
+    cfg = PipelineConfig(stage=4, objects=ObjectFilterConfig(tau_s=thresholds[0], tau_v=thresholds[1]))
+    X, y, _ = windows_from_cases([(c.frames, model_for(c)) for c in train_cases], None, cfg)
+    if len(X) == 0 or y.min() == y.max():
+        raise ValueError("the training cases gave no windows of both classes to train TrajFormer on")
+    n_epochs = epochs if epochs is not None else (3 if quick else TrainConfig().epochs)
+    model, _ = train(TrainConfig(epochs=n_epochs, seed=seed, cases=tuple(c.name for c in train_cases)), None,
+                     samples=(X, y), progress=False)
+    return model
 
 
 def _peer(peer_dets, ours, ours_gospa, timing) -> dict:

@@ -97,17 +97,30 @@ def calibrate_thresholds(cases, noise_model: NoiseModel, config: PipelineConfig 
 def collect_windows(cases, noise_model: NoiseModel, config: PipelineConfig = PipelineConfig(stage=4),
                     window: int = 6, max_frames: int | None = None, seed=None, site_seed=None, progress=None):
     """Sliding-window samples (X (n, W, 15) float32, y (n,) int64, case index
-    (n,)) from running the chain (stage <= 4) over ``cases``."""
+    (n,)) from running the chain (stage <= 4) over the named ``cases``."""
     from sense_nodes.data.bs_sim import library
+
+    def frames_of(name):
+        sc = library.scenario(name, seed, site_seed)
+        n = len(sc) if max_frames is None else min(len(sc), int(max_frames))
+        return (sc.frame(k) for k in range(n))
+
+    return windows_from_cases([frames_of(name) for name in cases], noise_model, config, window, progress)
+
+
+def windows_from_cases(cases, noise_model, config: PipelineConfig = PipelineConfig(stage=4), window: int = 6,
+                       progress=None):
+    """Sliding-window samples from ``cases``, each an iterable of simulator
+    frames (points and truth), run through the chain up to stage 4 with
+    ``config``'s object thresholds. A case may also be a pair
+    (frames, noise_model) to use its own fingerprints."""
     cfg = replace(config, stage=min(config.stage, 4))
     X, Y, G = [], [], []
-    for ci, name in enumerate(cases):
-        sc = library.scenario(name, seed, site_seed)
-        pipe = BSensePipeline(cfg, noise_model)
+    for ci, case in enumerate(cases):
+        frames, model = case if isinstance(case, tuple) else (case, noise_model)
+        pipe = BSensePipeline(cfg, model)
         flags: dict[int, list] = {}
-        n = len(sc) if max_frames is None else min(len(sc), int(max_frames))
-        for k in range(n):
-            f = sc.frame(k)
+        for f in frames:
             r = pipe.step(f.points)
             uav = uav_positions(f)
             for t in pipe.tracker.tracks:
