@@ -99,3 +99,28 @@ def test_confirmation_after_k_hits_and_deletion_after_misses():
     tr2 = Tracker()
     assert not tr2.step(one([300.0, 0, 50], 0.0))[0].confirmed
     assert tr2.step(Objects.empty()) == []
+
+
+def test_batched_filters_match_the_filterpy_imm():
+    """The array form of all tracks' IMM-UKFs gives the filterpy IMM's numbers."""
+    rng = np.random.default_rng(5)
+    runs = {}
+    for batched in (False, True):
+        tr = Tracker(TrackerConfig(batched=batched))
+        r = np.random.default_rng(5)
+        out = []
+        for k in range(40):
+            a = 0.08 * k * DT
+            ps = [np.array([500 + 90 * np.cos(a), 90 * np.sin(a), 90.0]), np.array([300.0 - 7 * DT * k, 200.0, 60.0])]
+            vs = [7.2 * np.array([-np.sin(a), np.cos(a), 0.0]), np.array([-7.0, 0.0, 0.0])]
+            pos = np.array([p + r.normal(0, 2, 3) for p in ps])
+            dop = np.array([range_rate(p, v) for p, v in zip(ps, vs)])
+            states = tr.step(Objects(pos, dop, np.zeros((2, 5)), np.ones(2, np.int64), np.arange(2)))
+            out.append([(s.id, s.state.copy(), s.model_probs.copy()) for s in states])
+        runs[batched] = out
+    del rng
+    for a, b in zip(runs[False], runs[True]):
+        assert [s[0] for s in a] == [s[0] for s in b]
+        for sa, sb in zip(a, b):
+            assert np.allclose(sa[1], sb[1], atol=1e-6)
+            assert np.allclose(sa[2], sb[2], atol=1e-6)

@@ -27,7 +27,7 @@ from .clustering import ClusterConfig, Objects, cluster
 from .noise_model import NoiseModel
 from .object_filter import ObjectFilter, ObjectFilterConfig, ObjectScores
 from .tracker import Tracker, TrackerConfig, TrackState
-from .trajformer import window_features
+from .verification import verify_tracks
 
 STAGES = {1: "basic", 2: "noise_fingerprint", 3: "spatial_confidence", 4: "velocity_confidence",
           5: "trajformer"}
@@ -130,16 +130,8 @@ class BSensePipeline:
 
     def _classify(self) -> None:
         """TrajFormer on every associated, not yet verified track with W observations."""
-        W = self.config.window
-        todo = [t for t in self.tracker.tracks if t.associated and not t.verified and len(t.history) >= W]
-        if not todo:
-            return
-        obs = np.stack([np.asarray(list(t.history)[-W:]) for t in todo])
-        p = self.classifier.predict_proba(window_features(obs, self.tracker.origin))
-        for t, s in zip(todo, p):
-            t.score = float(s)
-            if s >= self.config.classifier_threshold:
-                t.verified = True
+        verify_tracks(self.tracker.tracks, self.classifier, self.config.window,
+                      self.config.classifier_threshold, self.tracker.origin)
 
 
 def _replace(cfg, **kw):

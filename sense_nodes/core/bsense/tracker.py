@@ -25,6 +25,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .clustering import Objects
+from .imm_batch import BatchIMM
 from .imm_ukf import ORIGIN, make_imm, measurement_cov, state_from, velocity_of
 
 # observation features of one frame (Section 3.4.2: spatial motion and signal features)
@@ -43,6 +44,27 @@ class TrackerConfig:
     history: int = 32                # observations kept per track
     init_speed_sd: float = 5.0       # m/s, new-track speed spread (our choice)
     origin: tuple = tuple(ORIGIN)
+    batched: bool = True             # all tracks' IMM-UKFs in arrays (imm_batch); False: one filterpy IMM per track
+
+
+class _Row:
+    """A track's view into the :class:`BatchIMM` (x, P, mu of the combined estimate)."""
+    __slots__ = ("bank", "row")
+
+    def __init__(self, bank: BatchIMM, row: int):
+        self.bank, self.row = bank, row
+
+    @property
+    def x(self):
+        return self.bank.xc[self.row]
+
+    @property
+    def P(self):
+        return self.bank.Pc[self.row]
+
+    @property
+    def mu(self):
+        return self.bank.mu[self.row]
 
 
 @dataclass
@@ -93,10 +115,12 @@ class Tracker:
         self.origin = np.asarray(self.config.origin, dtype=np.float64)
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
+        self.bank = BatchIMM(self.config.dt, self.origin)
 
     def reset(self) -> None:
         self.tracks = []
         self._ids = itertools.count(1)
+        self.bank = BatchIMM(self.config.dt, self.origin)
 
     # ------------------------------------------------------------------
     def _new_track(self, pos, dop, obs) -> Track:
@@ -116,8 +140,10 @@ class Tracker:
         cfg = self.config
         idx = np.arange(len(objects)) if keep is None else np.flatnonzero(keep)
         det = objects.pos[idx]
+        if cfg.batched:
+            self.bank.predict()
         for t in self.tracks:
-            if t.imm is not None:
+            if t.imm is not None and not cfg.batched:
                 t.imm.predict()
             t.age += 1
         # association (Kuhn-Munkres within the gate)
@@ -132,6 +158,7 @@ class Tracker:
                     assign[a] = b
         used = np.zeros(idx.size, bool)
         survivors = []
+        self._pending = []
         for i, t in enumerate(self.tracks):
             if i in assign:
                 j = assign[i]
@@ -145,6 +172,16 @@ class Tracker:
                 if t.misses > limit:
                     continue
             survivors.append(t)
+        if self._pending:
+            rows = np.array([p[0].imm.row for p in self._pending])
+            self.bank.update(rows, np.array([p[1] for p in self._pending]), np.array([p[2] for p in self._pending]))
+            for t, _, _, obs in self._pending:
+                obs[3:6] = velocity_of(t.imm.x)
+        if cfg.batched:
+            live = [t for t in survivors if t.imm is not None]
+            self.bank.keep(np.array([t.imm.row for t in live], dtype=np.int64))
+            for r, t in enumerate(live):
+                t.imm.row = r
         for j in np.flatnonzero(~used):
             k = idx[j]
             obs = self._obs(objects, k, objects.pos[k], np.zeros(3))
@@ -171,9 +208,15 @@ class Tracker:
             sv = np.sqrt(2.0 * R[0, 0] + 2.0 * R[1, 1]) / cfg.dt / max(np.linalg.norm(vel), 1.0)
             P0[3, 3], P0[4, 4] = min(sv, np.pi) ** 2 + 0.05, 0.2 ** 2
             P0[5, 5], P0[6, 6] = (np.sqrt(2 * R[0, 0]) / cfg.dt) ** 2 + 1.0, 0.05 ** 2
-            t.imm = make_imm(x0, P0, cfg.dt, self.origin)
-            for f in t.imm.filters:
-                f.R = R
+            if cfg.batched:
+                t.imm = _Row(self.bank, self.bank.add(x0, P0))
+            else:
+                t.imm = make_imm(x0, P0, cfg.dt, self.origin)
+                for f in t.imm.filters:
+                    f.R = R
+        elif cfg.batched:
+            obs = self._obs(objects, k, pos, np.zeros(3))
+            self._pending.append((t, z, R, obs))
         else:
             for f in t.imm.filters:
                 f.R = R
@@ -186,7 +229,10 @@ class Tracker:
         t.last_doppler = float(objects.doppler[k])
         if t.streak >= cfg.confirm_hits:
             t.confirmed = True
-        t.history.append(self._obs(objects, k, pos, velocity_of(t.imm.x)))
+        if cfg.batched and t.hits > 2:
+            t.history.append(obs)            # velocity filled in after the batched update
+        else:
+            t.history.append(self._obs(objects, k, pos, velocity_of(t.imm.x)))
 
     def state_of(self, t: Track) -> TrackState:
         if t.imm is not None:
