@@ -3,6 +3,7 @@ from sense_nodes.cli.systems import add_system_parsers, run_system
 
 # system name -> module exposing add_arguments(parser) and main(args)
 SYSTEMS = {
+    "trajformer": "sense_nodes.cli.trajformer_train",
     "imaging": "sense_nodes.cli.imaging_train",
 
 }
