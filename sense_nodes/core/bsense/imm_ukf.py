@@ -29,6 +29,8 @@ Noise values (Q, R, Markov matrix) are not in the paper: ours, stated below.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from filterpy.kalman import IMMEstimator, MerweScaledSigmaPoints, UnscentedKalmanFilter
 
@@ -67,6 +69,10 @@ def state_mean(sigmas, Wm):
 def velocity_of(x):
     """Cartesian velocity (..., 3) of state(s) x."""
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        psi, th, v = float(x[3]), float(x[4]), float(x[5])
+        ct = math.cos(th)
+        return np.array([v * ct * math.cos(psi), v * ct * math.sin(psi), v * math.sin(th)])
     psi, th, v = x[..., 3], x[..., 4], x[..., 5]
     ct = np.cos(th)
     return np.stack([v * ct * np.cos(psi), v * ct * np.sin(psi), v * np.sin(th)], -1)
@@ -220,11 +226,14 @@ def measurement_cov(pos, origin=ORIGIN) -> np.ndarray:
     """R for a detection at ``pos``: range error along the line of sight and
     angle error times range across it, Doppler variance last (our model)."""
     d = np.asarray(pos, dtype=np.float64) - origin
-    r = max(float(np.linalg.norm(d)), 1.0)
+    r = max(math.sqrt(float(d @ d)), 1.0)
     u = d / r
     cross = (SIGMA_ANGLE * r) ** 2 + 1.0
     R = np.zeros((4, 4))
-    R[:3, :3] = cross * np.eye(3) + (SIGMA_RANGE ** 2 - cross) * np.outer(u, u)
+    R[:3, :3] = (SIGMA_RANGE ** 2 - cross) * np.outer(u, u)
+    R[0, 0] += cross
+    R[1, 1] += cross
+    R[2, 2] += cross
     R[3, 3] = SIGMA_DOPPLER ** 2
     return R
 

@@ -81,6 +81,7 @@ class Track:
     verified: bool = False           # TrajFormer said true once (then it stays output)
     last_pos: np.ndarray = None
     last_doppler: float = 0.0
+    pending_state: tuple = None      # (x, P) reported while the track has one detection
     history: collections.deque = field(default_factory=collections.deque)
     associated: bool = True          # associated in the latest frame
     detection: int = -1              # index of the latest frame's detection, -1 if none
@@ -238,11 +239,15 @@ class Tracker:
         if t.imm is not None:
             x, P, mu = t.imm.x, t.imm.P, np.asarray(t.imm.mu, float).copy()
         else:
-            d = t.last_pos - self.origin
-            x = state_from(t.last_pos, d / max(float(np.linalg.norm(d)), 1e-6) * t.last_doppler)
-            P = np.zeros((7, 7))
-            P[:3, :3] = measurement_cov(t.last_pos, self.origin)[:3, :3]
-            P[3, 3], P[4, 4], P[5, 5], P[6, 6] = (np.pi / 2) ** 2, 0.3 ** 2, self.config.init_speed_sd ** 2, 0.05 ** 2
+            if t.pending_state is None:
+                d = t.last_pos - self.origin
+                x = state_from(t.last_pos, d / max(float(np.linalg.norm(d)), 1e-6) * t.last_doppler)
+                P = np.zeros((7, 7))
+                P[:3, :3] = measurement_cov(t.last_pos, self.origin)[:3, :3]
+                P[3, 3], P[4, 4], P[5, 5], P[6, 6] = ((np.pi / 2) ** 2, 0.3 ** 2, self.config.init_speed_sd ** 2,
+                                                      0.05 ** 2)
+                t.pending_state = (x, P)
+            x, P = t.pending_state
             mu = np.array([0.5, 0.5])
         return TrackState(id=t.id, position=x[:3].copy(), velocity=velocity_of(x), position_cov=P[:3, :3].copy(),
                           state=x.copy(), covariance=P.copy(), model_probs=mu,
