@@ -12,7 +12,8 @@ Sections 1, 3.2.1 and 4.1; issue 3 item 4).
 * ``single_point_auc``: ROC AUC of the better of logistic regression and
   gradient boosting telling UAV points from noise on eight single-point
   features (range, height, Doppler, SNR, SCR, noise, signal power, received
-  power), cross-validated by case (by blocks of frames within one case).
+  power), cross-validated by trajectory type as the paper's folds are (by
+  blocks of frames when there is one type only).
 * ``false_trajectory_*``: runs of ghost points that follow one vehicle from
   frame to frame (multipath and sidelobe ghosts), their horizontal extent.
 * ``clutter_cubes_gaussian_pct``: share of 40 m cubes of a UAV-free recording
@@ -59,6 +60,7 @@ def features(points: np.ndarray) -> np.ndarray:
 class ScenarioCounts:
     name: str
     family: str
+    traj_type: str = ""
     frames: int = 0
     noise_points: int = 0
     uav_points: int = 0
@@ -73,7 +75,7 @@ class ScenarioCounts:
 def count(scenario: Scenario, max_frames: int | None = None, noise_sample: float = 0.08,
           progress=None) -> ScenarioCounts:
     """Walk a scenario once: counts, ghost runs and a sample of points for the AUC."""
-    sc = ScenarioCounts(scenario.name, scenario.spec.family)
+    sc = ScenarioCounts(scenario.name, scenario.spec.family, scenario.spec.traj_type)
     n = len(scenario) if max_frames is None else min(len(scenario), int(max_frames))
     rng = np.random.default_rng([scenario.spec.seed, 4242])
     ghost_pos: dict = {}     # (source, vehicle id) -> [(frame, x, y)]
@@ -247,9 +249,15 @@ def auc_points(counts: list[ScenarioCounts]):
     X = np.concatenate([x for c in with_uav for x in c.X])
     y = np.concatenate([v for c in with_uav for v in c.y])
     sizes = [sum(len(v) for v in c.y) for c in with_uav]
-    case = np.repeat(np.arange(len(with_uav)), sizes)
+    # group by trajectory type, as the paper's folds do (Section 4.1): the two
+    # repetitions of a path never sit on both sides of a split
+    types = sorted({c.traj_type for c in with_uav})
+    case = np.repeat(np.array([types.index(c.traj_type) for c in with_uav]), sizes)
     fam = np.repeat(np.array([c.family for c in with_uav]), sizes)
-    if len(with_uav) == 1:   # one case: blocks of 50 frames
+    if len(types) == 1:   # one trajectory type: blocks of 50 frames of the first case
+        X = np.concatenate(with_uav[0].X)
+        y = np.concatenate(with_uav[0].y)
+        fam = fam[:y.size]
         case = np.concatenate(with_uav[0].block)
     return X, y, case, fam
 
