@@ -6,7 +6,7 @@ Object classes as in ``msg/GroundTruth.msg``: UAV=1, BIRD=2, VEHICLE=3.
   they fly the paths of :mod:`.trajectories`.
 * Birds: the paper saw "many birds" (4.2). RCS log-uniform in 0.005-0.05 m^2,
   6-14 m/s, 15-120 m altitude, wandering headings (our choices).
-* Vehicles: on the site's roads (one is an overpass), 6-16 m/s, RCS 10 m^2
+* Vehicles: on the site's roads (one is an overpass), 3-13 m/s, RCS 10 m^2
   (our choices); their multipath ghosts are in :mod:`.ghosts`.
 
 A return is produced when the object is in the field of view, in line of
@@ -94,7 +94,7 @@ def vehicles(site: Site, n_frames: int, dt: float, rng: np.random.Generator,
         L = cum[-1]
         n = max(1, int(rng.poisson(L / spacing_m)))
         s0 = rng.uniform(0, L, n)
-        v = rng.uniform(6, 16, n) * rng.choice([-1, 1], n)
+        v = rng.uniform(3, 13, n) * rng.choice([-1, 1], n)   # urban traffic, 10-47 km/h
         lane = np.where(v > 0, 3.0, -3.0)
         s = np.mod(s0[None] + v[None] * t[:, None], L)
         x = np.interp(s, cum, road[:, 0])
