@@ -8,8 +8,10 @@ Pure numpy / scipy / filterpy / torch; no ROS imports. Modules:
 * :mod:`.noise_model` - per-cube noise fingerprints, Mahalanobis filter, updater, model files (3.2)
 * :mod:`.clustering` - DBSCAN on the position-Doppler distance of Eq. 12 (3.3.1)
 * :mod:`.object_filter` - Kuhn-Munkres matching, spatial / velocity confidences (3.3.2-3.3.4)
-* :mod:`.imm_ukf` - angle-safe IMM over CV and CTRV UKFs (3.4.1)
+* :mod:`.imm_ukf` - angle-safe IMM over CV and CTRV UKFs (3.4.1), filterpy
+* :mod:`.imm_batch` - the same IMM-UKF for all tracks at once in arrays (the tracker's default)
 * :mod:`.tracker` - association, confirmation, deletion (3.4.1)
-* :mod:`.trajformer` - the TrajFormer classifier (3.4.2); :mod:`.training` trains it
+* :mod:`.trajformer` - the TrajFormer classifier (3.4.2); :mod:`.verification` applies it to tracks;
+  :mod:`.training` collects windows, calibrates thresholds and trains it
 * :mod:`.pipeline` - the whole chain per frame with the ablation stages of Figure 13
 """
