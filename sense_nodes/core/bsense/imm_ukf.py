@@ -238,6 +238,19 @@ def measurement_cov(pos, origin=ORIGIN) -> np.ndarray:
     return R
 
 
+def measurement_covs(pos, origin=ORIGIN) -> np.ndarray:
+    """(K, 4, 4) :func:`measurement_cov` of K positions at once."""
+    d = np.asarray(pos, dtype=np.float64).reshape(-1, 3) - origin
+    r = np.maximum(np.sqrt((d * d).sum(1)), 1.0)
+    u = d / r[:, None]
+    cross = (SIGMA_ANGLE * r) ** 2 + 1.0
+    R = np.zeros((d.shape[0], 4, 4))
+    R[:, :3, :3] = (SIGMA_RANGE ** 2 - cross)[:, None, None] * u[:, :, None] * u[:, None, :]
+    R[:, [0, 1, 2], [0, 1, 2]] += cross[:, None]
+    R[:, 3, 3] = SIGMA_DOPPLER ** 2
+    return R
+
+
 def make_imm(x0: np.ndarray, P0: np.ndarray, dt: float = 0.64, origin=ORIGIN) -> AngleSafeIMM:
     """The IMM of Section 3.4.1: [CV, CTRV] UKFs from state x0, covariance P0."""
     filters = []

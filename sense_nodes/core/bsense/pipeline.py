@@ -118,7 +118,8 @@ class BSensePipeline:
         t4 = time.perf_counter()
         if cfg.stage >= 5:
             self._classify()
-            tracks = [self.tracker.state_of(t) for t in self.tracker.tracks]
+            for s, t in zip(tracks, self.tracker.tracks):     # same order: refresh the verdicts only
+                s.score, s.verified = t.score, t.verified
             output = [s for s in tracks if s.confirmed and s.verified]
         else:
             output = [s for s in tracks if s.confirmed]
@@ -129,8 +130,10 @@ class BSensePipeline:
         return FrameResult(keep, objects, scores, okeep, tracks, output, tm)
 
     def _classify(self) -> None:
-        """TrajFormer on every associated, not yet verified track with W observations."""
-        verify_tracks(self.tracker.tracks, self.classifier, self.config.window,
+        """TrajFormer on every associated, confirmed, not yet verified track
+        with W observations (only confirmed tracks can be output, so the
+        others are not scored: our choice, it saves time)."""
+        verify_tracks([t for t in self.tracker.tracks if t.confirmed], self.classifier, self.config.window,
                       self.config.classifier_threshold, self.tracker.origin)
 
 

@@ -26,7 +26,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .clustering import Objects
 from .imm_batch import BatchIMM
-from .imm_ukf import ORIGIN, make_imm, measurement_cov, state_from, velocity_of
+from .imm_ukf import ORIGIN, make_imm, measurement_cov, measurement_covs, state_from, velocity_of
 
 # observation features of one frame (Section 3.4.2: spatial motion and signal features)
 OBS_FIELDS = ("x", "y", "z", "vx", "vy", "vz", "doppler", "snr", "scr", "noise", "signal_power",
@@ -175,7 +175,8 @@ class Tracker:
             survivors.append(t)
         if self._pending:
             rows = np.array([p[0].imm.row for p in self._pending])
-            self.bank.update(rows, np.array([p[1] for p in self._pending]), np.array([p[2] for p in self._pending]))
+            Z = np.array([p[1] for p in self._pending])
+            self.bank.update(rows, Z, measurement_covs(Z[:, :3], self.origin))
             for t, _, _, obs in self._pending:
                 obs[3:6] = velocity_of(t.imm.x)
         if cfg.batched:
@@ -199,7 +200,7 @@ class Tracker:
         cfg = self.config
         pos = objects.pos[k]
         z = np.array([pos[0], pos[1], pos[2], objects.doppler[k]])
-        R = measurement_cov(pos, self.origin)
+        R = None if (cfg.batched and t.hits > 1) else measurement_cov(pos, self.origin)
         if t.hits == 1:
             # second detection: restart heading, climb and speed from the displacement
             vel = (pos - t.last_pos) / cfg.dt
