@@ -1,55 +1,159 @@
-"""`sense demo` (what `make demo` runs): the richest deployment that exists on
-its built-in scenario, through real ROS topics, recorded to a bag, then a
-summary and a picture of what it published."""
+"""`sense demo` (what `make demo` runs): the bsense deployment on an
+evaluation scenario bag, through all its nodes over ROS topics, then the
+paper's metrics of what it published and a picture like the paper's
+Figure 14 (raw points, basic-pipeline tracks, BSense tracks, truth).
+
+The scenario is a case of fold 0's test set, unseen by the shipped TrajFormer
+(trained on fold 0's training cases); the noise fingerprints are fitted on
+UAV-free frames of the case's day, as the noise filter's refit would.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from sense_nodes.cli.main import UserError
 
-DEPLOYMENT = "bsense"  # the richest deployment that exists today
-TOPICS = ["/bs/points", "/bs/truth"]
+DEPLOYMENT = "bsense"
+CASE = "straight_30_r1"
 
 
 def add_arguments(parser):
-    parser.add_argument("--frames", type=int, default=120, help="frames to run (0.64 s each)")
-    parser.add_argument("--rate", type=float, default=10.0, help="speed, x real time")
-    parser.add_argument("--out", default="out/demo", help="folder for the bag and the picture")
+    parser.add_argument("--case", default=CASE, help="library case to replay (default: a fold-0 test case)")
+    parser.add_argument("--frames", type=int, default=200, help="frames of the case (0.64 s each)")
+    parser.add_argument("--rate", type=float, default=8.0, help="replay speed, x real time")
+    parser.add_argument("--out", default="out/demo", help="folder for the bags, model, figures and picture")
 
 
 def run(args):
-    from sense_nodes.eval.bag_plots import topview
-    from sense_nodes.nodes.recorder import Recorder
-    from sense_nodes.runtime.compose import compose
+    from sense_nodes.core.bsense.noise_model import NoiseModel
+    from sense_nodes.data.bs_sim import bag_io, library
+    from sense_nodes.eval.bsense_eval import calibration_spec, load_case
+    from sense_nodes.eval.report import print_figures, write_json
 
-    if args.frames < 1:
-        raise UserError(f"--frames must be >= 1, got {args.frames}")
+    if args.frames < 10:
+        raise UserError(f"--frames must be >= 10, got {args.frames}")
     if args.rate <= 0:
         raise UserError(f"--rate must be positive, got {args.rate}")
     out = Path(args.out)
-    bag = out / "bag"
-    comp = compose(DEPLOYMENT, rate=args.rate,
-                   extra_params={"/bs/bs_radar_source": {"max_frames": args.frames}})
+    out.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"deployment '{DEPLOYMENT}': {comp.deployment.description}")
-        for node in comp.nodes:
-            print(f"  {node.get_fully_qualified_name()}")
-        rec = Recorder(comp.nodes[0], TOPICS, str(bag), overwrite=True)
+        scenario = library.scenario(args.case)
+    except KeyError as exc:
+        raise UserError(str(exc)) from None
+    bag_in, bag_out, model_file = out / "scenario_bag", out / "output_bag", out / "noise_model.npz"
+    n = bag_io.write_bag(scenario, bag_in, max_frames=args.frames, overwrite=True)
+    print(f"scenario '{scenario.name}': {n} frames written to {bag_in}")
+    calib = load_case("", spec=calibration_spec(int(scenario.spec.day)))
+    NoiseModel().fit([f.points for f in calib.frames]).save(model_file)
+    print(f"noise fingerprints fitted on {len(calib.frames)} UAV-free frames of the same day: {model_file}")
+
+    _run_deployment(bag_in, bag_out, model_file, args.rate)
+    figures, outputs = _score(bag_in, bag_out)
+    case = load_case(args.case, max_frames=args.frames)
+    basic = _basic(case)
+    figures["basic_f1_pct"] = basic["f1"]
+    figures["basic_false_per_frame"] = basic["false_per_frame"]
+    from sense_nodes.eval.bsense_eval import PAPER
+    for key in list(figures):
+        if key in PAPER:
+            figures[f"paper_{key}"] = PAPER[key]
+    print_figures(figures, title=f"sense demo: {DEPLOYMENT} on {scenario.name} through ROS topics")
+    write_json(out / "figures.json", figures)
+    png = out / "demo.png"
+    _figure14(case, basic["outputs"], outputs, png)
+    print(f"figures: {out / 'figures.json'}\npicture: {png}\n"
+          f"replay it yourself: sense run {DEPLOYMENT} --bag {bag_in}")
+    return 0
+
+
+def _run_deployment(bag_in, bag_out, model_file, rate):
+    from rclpy.node import Node
+
+    from sense_nodes.nodes.recorder import Recorder
+    from sense_nodes.runtime.compose import compose
+
+    comp = compose(DEPLOYMENT, bag=str(bag_in), rate=rate,
+                   extra_params={"/bs/noise_filter": {"model_file": str(model_file)}})
+    try:
+        print(f"deployment '{DEPLOYMENT}': " + ", ".join(n.get_fully_qualified_name() for n in comp.nodes))
+        probe = Node("demo_recorder", context=comp.context)
+        comp.executor.add_node(probe)
+        rec = Recorder(probe, ["/bs/tracks", "/bs/detections"], str(bag_out), overwrite=True)
         sources = [n for n in comp.nodes if hasattr(n, "finished")]
-        print(f"running {args.frames} frames at {args.rate:g}x real time ...")
         comp.spin(until=lambda: all(s.finished for s in sources))
-        comp.spin(1.0)
+        comp.spin(3.0)  # let the last frames through the pipeline
         rec.close()
         from sense_nodes.cli.run import _summary
         _summary(comp)
     finally:
         comp.close()
-    print("recorded:")
-    for topic, n in rec.counts.items():
-        print(f"  {topic}: {n} messages")
-    png = out / "demo.png"
-    counts = topview(bag, png, title=f"sense demo: {DEPLOYMENT}, {args.frames} frames (raw points and truth)")
-    print(f"{counts['points']} points in {counts['frames']} frames, {counts['objects']} true objects")
-    print(f"bag: {bag}   (replay: sense run {DEPLOYMENT} --bag {bag})")
-    print(f"picture: {png}")
-    return 0
+
+
+def _score(bag_in, bag_out):
+    """The paper's trajectory-level metrics of the recorded tracks (classified
+    UAV) against the bag's truth, matched by stamp."""
+    from sense_nodes.data import bags
+    from sense_nodes.eval import bsense_metrics as M
+
+    truth, tracks, dets = {}, {}, {}
+    for _, _, _, msg in bags.read(bag_in, ["/bs/truth"]):
+        truth[bags.stamp_ns_of(msg)] = np.array([[o.position.x, o.position.y, o.position.z]
+                                                 for o in msg.objects if o.object_class == 1]).reshape(-1, 3)
+    for topic, _, _, msg in bags.read(bag_out, ["/bs/tracks", "/bs/detections"]):
+        if topic == "/bs/tracks":
+            tracks[bags.stamp_ns_of(msg)] = np.array([[t.position.x, t.position.y, t.position.z]
+                                                      for t in msg.tracks if t.classification == 1]).reshape(-1, 3)
+        else:
+            dets[bags.stamp_ns_of(msg)] = np.array([[d.centroid.x, d.centroid.y, d.centroid.z]
+                                                    for d in msg.detections]).reshape(-1, 3)
+    full, objects = M.DetectionCounts(), M.DetectionCounts()
+    outputs = []
+    for stamp in sorted(truth):
+        out = tracks.get(stamp, np.zeros((0, 3)))
+        full.add(out, truth[stamp])
+        objects.add(dets.get(stamp, np.zeros((0, 3))), truth[stamp])
+        outputs.append(out)
+    figures = {"frames": len(truth), "frames_with_tracks_pct": 100.0 * len(tracks) / max(len(truth), 1),
+               "f1_pct": full.f1_pct, "precision_pct": full.precision_pct, "recall_pct": full.recall_pct,
+               "mean_loc_error_m": full.mean_error_m, "false_per_frame": full.false_per_frame,
+               "false_objects_per_frame": objects.false_per_frame, "object_recall_pct": objects.recall_pct}
+    return figures, outputs
+
+
+def _basic(case):
+    """The basic pipeline (DBSCAN + tracker, no filtering) on the same frames, in the core."""
+    from sense_nodes.eval.bsense_eval import run_stage
+    r = run_stage(case, 1, None, (0.0, 0.0), None)
+    return {"f1": r.det.f1_pct, "false_per_frame": r.det.false_per_frame, "outputs": r.outputs}
+
+
+def _figure14(case, basic_outputs, bsense_outputs, png):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sense_nodes.eval.bsense_eval import uav_truth
+    pts = np.concatenate([np.stack([f.points["x"], f.points["y"]], 1) for f in case.frames])
+    truth = np.concatenate([uav_truth(f)[1] for f in case.frames])
+    fig, axes = plt.subplots(1, 3, figsize=(17, 6), dpi=100, sharex=True, sharey=True)
+    axes[0].scatter(pts[:, 0], pts[:, 1], s=1, c="grey", alpha=0.35)
+    axes[0].set_title(f"(a) raw points, {len(case.frames)} frames")
+    for ax, outs, title in ((axes[1], basic_outputs, "(b) basic pipeline tracks"),
+                            (axes[2], bsense_outputs, "(c) BSense tracks (ROS nodes)")):
+        o = np.concatenate([x for x in outs if len(x)] or [np.zeros((0, 3))])
+        ax.scatter(o[:, 0], o[:, 1], s=4, c="tab:blue", label=f"output ({len(o)})")
+        ax.set_title(title)
+    for ax in axes:
+        ax.plot(truth[:, 0], truth[:, 1], ".", ms=2, c="red", label="UAV truth")
+        ax.plot([0], [0], "^", c="black", ms=10)
+        ax.set_xlabel("x (m)")
+        ax.set_aspect("equal")
+    axes[0].set_ylabel("y (m)")
+    for ax in axes[1:]:
+        ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"{case.name}: like the paper's Figure 14")
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)

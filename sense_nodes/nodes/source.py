@@ -45,6 +45,8 @@ class SourceNode(SenseNode):
         Param("loop", False, "start the bag again when it ends"),
         Param("max_frames", 0, "stop after this many frames (0 = no limit)", range=(0, 10_000_000)),
         Param("publish_clock", True, "publish /clock (one source per deployment should)"),
+        Param("start_delay_s", 1.0, "wait this long before the first frame, so subscribers in the graph "
+              "are matched and nothing is lost at the start", range=(0.0, 600.0)),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -54,6 +56,7 @@ class SourceNode(SenseNode):
         self.frames_published = 0
         self.finished = False
         self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if self.p.publish_clock else None
+        self._start_at = time.monotonic() + self.p.start_delay_s
         if self.p.bag:
             self._start_replay()
         else:
@@ -79,7 +82,7 @@ class SourceNode(SenseNode):
         raise NotImplementedError
 
     def _live_tick(self) -> None:
-        if self.finished:
+        if self.finished or time.monotonic() < self._start_at:
             return
         if self.p.max_frames and self.frames_published >= self.p.max_frames:
             return self._finish("max_frames reached")
@@ -126,7 +129,7 @@ class SourceNode(SenseNode):
         self._replay_iter = self._replay_messages()
         self._pending = next(self._replay_iter, None)
         self._t0_bag = self._pending[2] if self._pending else 0
-        self._t0_wall = time.monotonic()
+        self._t0_wall = None  # set at the first tick after the start delay
         self._frames_seen = set()
         self.get_logger().info(
             f"replaying {self.p.bag} at {self.p.rate}x: {', '.join(f'{k} -> {v}' for k, v in self._bag_map.items())}")
@@ -142,6 +145,10 @@ class SourceNode(SenseNode):
 
     def _replay_tick(self) -> None:
         now = time.monotonic()
+        if now < self._start_at:
+            return
+        if self._t0_wall is None:
+            self._t0_wall = now
         while self._pending is not None and not self.finished:
             topic, msgtype, t_ns, raw = self._pending
             due = self._t0_wall + (t_ns - self._t0_bag) * 1e-9 / self.p.rate
