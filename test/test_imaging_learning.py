@@ -130,3 +130,14 @@ def test_training_config_errors_name_the_parameter():
         TrainConfig(loss="l2")
     with pytest.raises(ValueError, match="preset"):
         TrainConfig.preset("net11")
+
+
+def test_inference_optimisation_keeps_the_output():
+    from sense_nodes.core.imaging.imager import optimize_for_inference
+    torch.manual_seed(1)
+    net = build_network("rescnn", 3, 2, (12, 12)).eval()
+    x = torch.randn(2, 3, 12, 12)
+    with torch.inference_mode():
+        ref = net(x)
+        out = optimize_for_inference(net, torch.device("cpu"))(x)
+    assert torch.allclose(ref, out, atol=1e-4)

@@ -24,7 +24,8 @@ def main(args: argparse.Namespace) -> dict:
     import torch
     from sense_nodes.core.imaging.backprojection import back_project, bp_features
     from sense_nodes.core.imaging.geometry import config_2d, config_3d
-    from sense_nodes.core.imaging.imager import CHECKPOINT_DIR, pick_device
+    from sense_nodes.core.imaging.imager import (CHECKPOINT_DIR, optimize_for_inference,
+                                                pick_device)
     from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
     from sense_nodes.core.imaging.subspace_pursuit import sp_image
     from sense_nodes.core.imaging.targets import measure, sample_scene
@@ -60,7 +61,7 @@ def main(args: argparse.Namespace) -> dict:
             net = load_network(path)[0]
         else:
             net = make_network(TrainConfig(imaging=cfg.to_dict()), cfg)
-        net = net.to(device).eval()
+        net = optimize_for_inference(net, device)   # as Imager runs it
 
         @torch.inference_mode()
         def imager():
