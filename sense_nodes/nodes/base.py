@@ -147,8 +147,31 @@ class SenseNode(Node):
     PARAMS: Sequence[Param] = ()
     DEFAULT_NAME = "sense_node"
 
+    def __init_subclass__(cls, **kwargs):
+        # A node refused at start (a bad parameter, a missing file) has already
+        # made timers and topics: destroy it before the error leaves __init__,
+        # or the middleware is left holding them.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        def guarded(self, *args, **kw):
+            try:
+                init(self, *args, **kw)
+            except BaseException:
+                if not getattr(self, "_destroyed_on_error", False) and getattr(self, "_SenseNode__ready", False):
+                    self._destroyed_on_error = True
+                    self.destroy_node()
+                raise
+
+        guarded.__doc__ = init.__doc__
+        cls.__init__ = guarded
+
     def __init__(self, node_name: str | None = None, **node_kwargs):
+        self.__ready = False
         super().__init__(node_name or self.DEFAULT_NAME, **node_kwargs)
+        self.__ready = True  # the rclpy node exists: destroy it if the rest of __init__ fails
         self._params = {p.name: p for p in self.all_params()}
         self.p = type("Params", (), {})()
         for spec in self._params.values():

@@ -22,6 +22,7 @@ class Recorder:
         self.writer = bags.BagWriter(path, storage=storage, overwrite=overwrite).__enter__()
         self.subs: dict[str, object] = {}
         self.counts: dict[str, int] = {t: 0 for t in self.wanted}
+        self.closed = False
         self._timer = node.create_timer(0.1, self._discover)
         self._discover()
 
@@ -48,6 +49,8 @@ class Recorder:
             self.node.get_logger().info(f"recording {fq} ({msgtype})")
 
     def _write(self, topic: str, msgtype: str, raw: bytes) -> None:
+        if self.closed:
+            return
         self.writer.write(topic, msgtype, self.node.get_clock().now().nanoseconds, raw)
         key = topic if topic in self.counts else topic.lstrip("/")
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -56,10 +59,13 @@ class Recorder:
         return [t for t in self.wanted if (t if t.startswith("/") else f"/{t}") not in self.subs]
 
     def close(self) -> None:
+        """Stop writing and finish the bag. The subscriptions stay until their
+        node is destroyed: destroying them here could race a callback that an
+        executor thread is running."""
+        if self.closed:
+            return
+        self.closed = True
         self._timer.cancel()
-        for sub in self.subs.values():
-            self.node.destroy_subscription(sub)
-        self.subs.clear()
         self.writer.__exit__(None, None, None)
 
 

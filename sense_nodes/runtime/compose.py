@@ -40,9 +40,15 @@ class Composition:
             pass
 
     def close(self) -> None:
+        """Destroy every node on the executor (the deployment's and any added
+        beside them, such as probes and recorders), then the context."""
+        nodes = list(self.nodes)
         if self.executor is not None:
+            nodes += [n for n in self.executor.get_nodes() if n not in nodes]
+            for node in nodes:
+                self.executor.remove_node(node)
             self.executor.shutdown(timeout_sec=1.0)
-        for node in self.nodes:
+        for node in nodes:
             node.destroy_node()
         self.nodes.clear()
         rclpy.try_shutdown(context=self.context)
