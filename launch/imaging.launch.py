@@ -1,0 +1,10 @@
+"""Imaging deployment: `ros2 launch sense_nodes imaging.launch.py [bag:=PATH] [rate:=R] [rviz:=true]`.
+
+The nodes, namespaces and parameter file come from
+config/deployments/imaging.yaml, which `sense run imaging` reads too.
+"""
+from sense_nodes.runtime.launch import deployment_launch_description
+
+
+def generate_launch_description():
+    return deployment_launch_description("imaging")

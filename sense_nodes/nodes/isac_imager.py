@@ -1,0 +1,122 @@
+"""`isac_imager`: the learned off-grid ISAC imager (physics-embedded CNN on
+A^H y, Sec. IV) on every CSI bundle; voxel image, detections and RViz markers.
+
+Subscribes  csi (sense_nodes/CsiBundle): one frame per BS pair, tx_id/rx_id
+            "bs<i>", H[rx, tx, k] as the imager's geometry expects
+Publishes   image (sense_nodes/VoxelImage, reliable)
+            image_markers (visualization_msgs/MarkerArray): voxels coloured by
+            scattering coefficient, detections as spheres
+Runs on CUDA when present, else on the CPU (parameter `device`).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from geometry_msgs.msg import Point, Vector3
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from sense_nodes.msg import CsiBundle, VoxelImage
+from sense_nodes.nodes.base import MalformedMessage, RESULT_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
+
+
+class IsacImager(SenseNode):
+    DEFAULT_NAME = "isac_imager"
+    PARAMS = (
+        Param("checkpoint", "", "imager checkpoint from `sense train imaging` ('' = the shipped net10.pt)"),
+        Param("device", "auto", "where the network runs", choices=("auto", "cpu", "cuda")),
+        Param("threshold", 0.5, "detection threshold in sigma / 0.1 m units", range=(0.0, 100.0)),
+        Param("marker_min", 0.1, "voxels below this value are not drawn", range=(0.0, 100.0)),
+    )
+
+    def __init__(self, node_name: str | None = None, **kwargs):
+        super().__init__(node_name, **kwargs)
+        from sense_nodes.core.imaging.geometry import measurement_pairs, voxel_centres
+        from sense_nodes.core.imaging.imager import CHECKPOINT_DIR, Imager
+
+        path = self.p.checkpoint or str(CHECKPOINT_DIR / "net10.pt")
+        try:
+            self.imager = Imager.from_checkpoint(path, None if self.p.device == "auto" else self.p.device)
+        except (ValueError, FileNotFoundError, OSError, KeyError) as exc:
+            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoint': {exc}") from None
+        self.imager.threshold = self.p.threshold
+        self.cfg = self.imager.cfg
+        self.pairs = set(measurement_pairs(self.cfg))
+        self.centres = voxel_centres(self.cfg)
+        self.get_logger().info(f"imager {path} on {self.imager.device}: grid {self.cfg.grid_shape}, "
+                               f"{len(self.pairs)} BS pairs, mode {self.cfg.mode}")
+        self.pub = self.create_publisher(VoxelImage, "image", RESULT_QOS)
+        self.markers = self.create_publisher(MarkerArray, "image_markers", RESULT_QOS)
+        self.subscribe(CsiBundle, "csi", self.on_csi, RESULT_QOS, kind="csi")
+
+    def channels(self, msg: CsiBundle) -> dict:
+        """Per-pair CSI (N_f, tx, rx) from the bundle's frames; MalformedMessage
+        when a frame does not fit the imager's geometry."""
+        na, nf = self.cfg.n_antennas, self.cfg.n_subcarriers
+        out = {}
+        for f in msg.frames:
+            try:
+                pair = (int(f.tx_id.removeprefix("bs")), int(f.rx_id.removeprefix("bs")))
+            except ValueError:
+                raise MalformedMessage(f"link {f.tx_id}->{f.rx_id} is not a BS pair 'bs<i>'") from None
+            if (f.num_rx_antennas, f.num_tx_antennas, f.num_subcarriers) != (na, na, nf):
+                raise MalformedMessage(
+                    f"link {f.tx_id}->{f.rx_id} has {f.num_rx_antennas}x{f.num_tx_antennas}x{f.num_subcarriers}"
+                    f" CSI; the imager expects {na}x{na}x{nf}")
+            n = na * na * nf
+            if len(f.real) != n or len(f.imag) != n:
+                raise MalformedMessage(f"link {f.tx_id}->{f.rx_id}: {len(f.real)} values, expected {n}")
+            h = (np.asarray(f.real, np.float32) + 1j * np.asarray(f.imag, np.float32)).reshape(na, na, nf)
+            key = pair if pair in self.pairs else pair[::-1]  # reciprocal pairs carry the same channel
+            out[key] = h.transpose(2, 1, 0)
+        return out
+
+    def on_csi(self, msg: CsiBundle) -> None:
+        from sense_nodes.core.imaging.imager import stack_measurements
+
+        t0 = time.perf_counter()
+        try:
+            y = stack_measurements(self.cfg, self.channels(msg))
+        except ValueError as exc:  # a pair missing or the wrong shape
+            raise MalformedMessage(str(exc)) from None
+        voxels, detections = self.imager.image(y)
+        out = VoxelImage(header=stamped_like(msg.header), solver="physics-embedded CNN on A^H y")
+        nx, ny = self.cfg.grid_shape[:2]
+        nz = self.cfg.grid_shape[2] if self.cfg.is_3d else 1
+        first = self.centres[0]
+        out.origin = Point(x=float(first[0]), y=float(first[1]), z=float(first[2]))
+        out.voxel_size = [float(self.cfg.voxel_m)] * 3
+        out.dimensions = [nx, ny, nz]
+        out.values = np.asarray(voxels, np.float32).reshape(-1).tolist()
+        out.detections = [Point(x=float(d.position[0]), y=float(d.position[1]), z=float(d.position[2]))
+                          for d in detections]
+        out.detection_scores = [float(d.value) for d in detections]
+        self.pub.publish(out)
+        self.markers.publish(self._markers(out, voxels))
+        self.last_latency_ms = (time.perf_counter() - t0) * 1e3
+
+    def _markers(self, img: VoxelImage, voxels: np.ndarray) -> MarkerArray:
+        flat = np.asarray(voxels, float).reshape(-1)
+        keep = np.flatnonzero(flat >= self.p.marker_min)
+        top = max(float(flat.max()), 1.0)
+        cubes = Marker(header=img.header, ns="voxels", id=0, type=Marker.CUBE_LIST, action=Marker.ADD,
+                       scale=Vector3(x=self.cfg.voxel_m, y=self.cfg.voxel_m, z=self.cfg.voxel_m))
+        cubes.pose.orientation.w = 1.0
+        for i in keep:
+            c = self.centres[i]
+            v = min(flat[i] / top, 1.0)
+            cubes.points.append(Point(x=float(c[0]), y=float(c[1]), z=float(c[2])))
+            cubes.colors.append(ColorRGBA(r=float(v), g=float(0.3 * (1 - v)), b=float(1 - v), a=0.3 + 0.6 * float(v)))
+        dets = Marker(header=img.header, ns="detections", id=1, type=Marker.SPHERE_LIST, action=Marker.ADD,
+                      scale=Vector3(x=2.0, y=2.0, z=2.0), color=ColorRGBA(r=0.1, g=1.0, b=0.2, a=1.0),
+                      points=list(img.detections))
+        dets.pose.orientation.w = 1.0
+        return MarkerArray(markers=[cubes, dets])
+
+
+NODE_CLASS = IsacImager
+
+
+def main(args=None) -> int:
+    return run_node(IsacImager, args)
