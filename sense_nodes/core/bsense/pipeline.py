@@ -130,10 +130,8 @@ class BSensePipeline:
         return FrameResult(keep, objects, scores, okeep, tracks, output, tm)
 
     def _classify(self) -> None:
-        """TrajFormer on every associated, confirmed, not yet verified track
-        with W observations (only confirmed tracks can be output, so the
-        others are not scored: our choice, it saves time)."""
-        verify_tracks([t for t in self.tracker.tracks if t.confirmed], self.classifier, self.config.window,
+        """TrajFormer on the tracks (see :func:`verify_tracks`)."""
+        verify_tracks(self.tracker.tracks, self.classifier, self.config.window,
                       self.config.classifier_threshold, self.tracker.origin)
 
 

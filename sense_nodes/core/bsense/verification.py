@@ -9,10 +9,13 @@ from .trajformer import window_features
 
 
 def verify_tracks(tracks, classifier, window: int, threshold: float, origin) -> None:
-    """Score every associated, not yet verified track that has W observations;
-    a track whose P(true) reaches ``threshold`` is verified for good.
-    Updates ``track.score`` and ``track.verified`` in place."""
-    todo = [t for t in tracks if t.associated and not t.verified and len(t.history) >= window]
+    """Score every confirmed, associated, not yet verified track that has W
+    observations; a track whose P(true) reaches ``threshold`` is verified for
+    good. Only confirmed tracks can be output, so the others are not scored
+    (our choice: it saves time). Updates ``track.score`` and
+    ``track.verified`` in place."""
+    todo = [t for t in tracks
+            if t.confirmed and t.associated and not t.verified and len(t.history) >= window]
     if not todo:
         return
     obs = np.stack([np.asarray(list(t.history)[-window:]) for t in todo])
