@@ -54,6 +54,8 @@ def add_arguments(parser):
     parser.add_argument("--max-frames", type=int, default=0, help="cap frames per case (0 = whole case)")
     parser.add_argument("--epochs", type=int, default=None, help="TrajFormer epochs per fold")
     parser.add_argument("--plots", default="out/bsense", help="folder for the PNGs ('' = none)")
+    parser.add_argument("--peer-cases", type=int, default=2,
+                        help="fold-0 test cases run through the Stone Soup peer (it takes ~0.4 s a frame)")
 
 
 # --- data ----------------------------------------------------------------------
@@ -224,7 +226,7 @@ def main(args):
             case = cases[name]
             model = model_for(case)
             for s in stages:
-                case_dets = [] if (s == 4 and fi == 0) else None
+                case_dets = [] if (s == 4 and fi == 0 and len(peer_dets) < args.peer_cases) else None
                 r = run_stage(case, s, model, thresholds, classifier,
                               points=points if s == 2 else None,
                               objects=objects if s == 4 else None,
@@ -287,7 +289,8 @@ def train_classifier(train_cases, model_for, thresholds, epochs, seed: int = 0, 
 
 
 def _peer(peer_dets, ours, ours_gospa, timing) -> dict:
-    """Stone Soup and our IMM-UKF tracker on the same (stage-4) detections."""
+    """Stone Soup and our IMM-UKF tracker on the same (stage-4) detections of
+    the first ``--peer-cases`` test cases of fold 0."""
     from sense_nodes.eval.stonesoup_peer import run_peer
 
     counts, gospa, times = M.DetectionCounts(), 0.0, []
