@@ -237,7 +237,10 @@ def main(args):
                     ours_gospa4 += r.gospa_sum
                 per_stage[s] = per_stage[s].merge(r.det)
                 gospa[s] += r.gospa_sum
-                hota_frames[s] += r.hota_frames
+                # ids restart in every case: keep them apart so HOTA's association
+                # score never links one case's tracks to another's
+                off = 1_000_000 * (test_names.index(name) + 1)
+                hota_frames[s] += [(g + off, x, t + off, o) for g, x, t, o in r.hota_frames]
                 for k, v in r.timing_ms.items():
                     timing.setdefault(k, []).extend(v)
                 if s == 5:
