@@ -22,6 +22,7 @@ from sensor_msgs.msg import PointCloud2
 from sense_nodes.core import cloud_codec
 from sense_nodes.core.bsense.noise_model import NoiseModel, NoiseModelConfig, NoiseModelFileError
 from sense_nodes.msg import TrackArray
+from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.nodes import convert
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
 from sense_nodes.srv import RefitNoiseModel
@@ -77,7 +78,7 @@ class NoiseFilter(SenseNode):
 
     def on_tracks(self, msg: TrackArray) -> None:
         confirmed = [(t.position.x, t.position.y, t.position.z) for t in msg.tracks if t.confirmed]
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns_of(msg)
         with self._lock:
             self.track_positions[stamp] = np.asarray(confirmed, float).reshape(-1, 3)
             while len(self.track_positions) > self.history.maxlen:
@@ -85,7 +86,7 @@ class NoiseFilter(SenseNode):
 
     def on_points(self, msg: PointCloud2) -> None:
         points = cloud_codec.as_points(cloud_codec.decode(msg))
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns_of(msg)
         with self._lock:
             self.history.append((stamp, points))
             model = self.model

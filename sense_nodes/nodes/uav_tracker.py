@@ -23,6 +23,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sense_nodes.core.bsense.clustering import Objects
 from sense_nodes.core.bsense.tracker import Tracker, TrackerConfig
 from sense_nodes.core.bsense.verification import verify_tracks
+from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.msg import DetectionArray, Track, TrackArray
 from sense_nodes.nodes.base import RESULT_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
 
@@ -90,7 +91,7 @@ class UavTracker(SenseNode):
 
     def on_detections(self, msg: DetectionArray) -> None:
         objects = objects_from(msg)
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp_ns = stamp_ns_of(msg)
         if self.run_id is None:
             self.run_id = stamp_ns
         self.tracker.step(objects)
