@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from sense_nodes.eval.imaging_metrics import (detection_counts, evaluate_images, mse, ospa, ssim)
+from sense_nodes.eval.imaging_metrics import (detection_counts, evaluate_images, mse, ospa, ssim,
+                                              voxel_counts)
 
 
 def test_mse_is_eq23():
@@ -42,19 +43,64 @@ def test_ospa_uses_the_optimal_assignment_and_c3_one():
     assert ospa(x(3.0), x()) == 50.0
 
 
+def test_a_target_is_a_connected_group_of_voxels_not_a_voxel():
+    true = np.zeros((10, 10))
+    true[2, 2] = 1.0
+    pred = np.zeros((10, 10))
+    pred[2, 2], pred[2, 3], pred[3, 3] = 0.6, 0.3, 0.2      # one off-grid UAV's cluster
+    # one detected UAV, no false alarm (a per-voxel count would give two)
+    assert detection_counts(pred, true) == (1, 1, 0, 1)
+    assert voxel_counts(pred, true) == (1, 1, 0, 1)
+    pred[2, 2] = 0.0                                       # cluster now beside the UAV voxel
+    assert detection_counts(pred, true) == (1, 1, 0, 1)    # within one voxel: detected
+    assert voxel_counts(pred, true, threshold=0.1) == (0, 1, 2, 2)
+
+
 def test_detection_rate_and_false_alarm_rate():
-    true = np.zeros(10)
-    true[[1, 3, 5, 7]] = 1.0
-    pred = np.zeros(10)
-    pred[[1, 3, 5]] = [0.9, 0.5, 1.2]            # 0.5 is on the threshold: detected
-    pred[[0, 9]] = 0.7                           # two false alarms
-    pred[7] = 0.49                               # below threshold: missed
-    assert detection_counts(pred, true) == (3, 4, 2, 5)
-    centres = np.stack([np.arange(10.0), np.zeros(10), np.zeros(10)], axis=1)
-    m = evaluate_images(pred[None], true[None], [centres[[1, 3, 5, 7]]], centres, (10,))
-    assert m["dr_pct"] == pytest.approx(75.0)
-    assert m["far_pct"] == pytest.approx(40.0)   # wrong / all detections
-    assert m["ospa"] == pytest.approx((0 + 0 + 0 + 2 + 1) / 5)   # 7->9 is 2 m, one extra
+    true = np.zeros((10, 10))
+    uavs = [(1, 1), (1, 6), (6, 1), (8, 8)]
+    for u in uavs:
+        true[u] = 1.0
+    pred = np.zeros((10, 10))
+    pred[1, 1] = 0.9                  # on the UAV voxel
+    pred[2, 7] = 0.1                  # diagonal neighbour, on the threshold: detected
+    pred[6, 3] = 0.8                  # two voxels away: a false alarm, UAV (6, 1) missed
+    pred[4, 9] = 0.5                  # nowhere near a UAV: a false alarm
+    pred[8, 8] = 0.09                 # below 0.1: UAV (8, 8) missed
+    assert detection_counts(pred, true) == (2, 4, 2, 4)
+    centres = np.stack(list(np.meshgrid(np.arange(10.0), np.arange(10.0), indexing="ij"))
+                       + [np.zeros((10, 10))], axis=-1).reshape(-1, 3)
+    pos = np.array([[u[0], u[1], 0.0] for u in uavs])
+    m = evaluate_images(pred.reshape(1, -1), true.reshape(1, -1), [pos], centres, (10, 10))
+    assert m["dr_pct"] == pytest.approx(50.0)
+    assert m["far_pct"] == pytest.approx(50.0)   # false targets / all detected targets
+    assert m["voxel_dr_pct"] == pytest.approx(25.0)
+    assert m["voxel_far_pct"] == pytest.approx(200 / 3)
+
+
+def test_one_cluster_detects_at_most_one_uav():
+    true = np.zeros((6, 6))
+    true[2, 2] = true[2, 3] = 1.0      # two UAVs in adjacent voxels
+    pred = np.zeros((6, 6))
+    pred[2, 2] = pred[2, 3] = 0.9      # ... merged into one detected target
+    assert detection_counts(pred, true) == (1, 2, 0, 1)
+    # two separate targets each detect one; matching beats a greedy first pick:
+    # target A touches both UAVs, target B only the second
+    true = np.zeros((8, 8))
+    true[3, 3] = true[3, 5] = 1.0
+    pred = np.zeros((8, 8))
+    pred[3, 4] = 0.9                   # A: beside both UAVs
+    pred[3, 6] = 0.9                   # B: beside (3, 5) only
+    assert detection_counts(pred, true) == (2, 2, 0, 2)
+
+
+def test_ospa_places_a_target_at_its_weighted_centroid():
+    centres = np.stack([np.arange(5.0) * 3, np.zeros(5), np.zeros(5)], axis=1)
+    true = np.zeros(5)
+    true[1] = 1.0
+    pred = np.array([0.0, 0.6, 0.2, 0.0, 0.0])
+    m = evaluate_images(pred[None], true[None], [np.array([[3.5, 0.0, 0.0]])], centres, (5,))
+    assert m["ospa"] == pytest.approx(abs((0.6 * 3 + 0.2 * 6) / 0.8 - 3.5))
 
 
 def test_mismatched_sizes_are_an_error():

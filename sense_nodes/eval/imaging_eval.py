@@ -47,6 +47,7 @@ PAPER_TABLE5 = {  # dataset -> (UAV count, P_n dBm, OSPA-A, OSPA-B)
 }
 ETAS = (1, 5, 10, 15, 20, 25, 30)
 METRICS = ("mse", "ssim", "ospa", "dr_pct", "far_pct")
+VOXEL_METRICS = ("voxel_dr_pct", "voxel_far_pct")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,6 +153,8 @@ def _put(figs, prefix, scores, paper):
     for k, p in zip(METRICS, paper):
         figs[f"{prefix}_{k}"] = None if scores is None else scores[k]
         figs[f"paper_{prefix}_{k}"] = p
+    for k in VOXEL_METRICS:      # the stricter per-voxel counts, no paper value
+        figs[f"{prefix}_{k}"] = None if scores is None else scores[k]
 
 
 def table3(ctx) -> dict:
