@@ -115,6 +115,23 @@ def test_back_projection_peaks_at_an_on_grid_uav_with_unit_value():
     assert bp[v] == pytest.approx(1.0, rel=1e-4)
 
 
+def test_back_projection_of_a_batch_is_the_conjugate_transpose_without_copying_A():
+    import tracemalloc
+    cfg = small(n0=4)
+    S = build_sensing_matrix(cfg)
+    rng = np.random.default_rng(2)
+    Y = (rng.normal(size=(3, S.A.shape[0])) + 1j * rng.normal(size=(3, S.A.shape[0]))).astype(np.complex64)
+    direct = (S.A.conj().T.astype(np.complex128) @ Y.T.astype(np.complex128)).T / (S.col_norm2 * SIGMA_REF)
+    batch = back_project(S, Y)
+    assert np.allclose(batch, direct, rtol=1e-4, atol=1e-6 * np.abs(direct).max())
+    assert np.allclose(batch[1], back_project(S, Y[1]), rtol=1e-4, atol=1e-6 * np.abs(direct).max())
+    tracemalloc.start()
+    back_project(S, Y[:1])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < S.A.nbytes / 4     # a conj(A) temporary would be as large as A
+
+
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="mode"):
         ImagingConfig(mode="D")

@@ -14,7 +14,9 @@ def back_project(S: SensingMatrix, y: np.ndarray) -> np.ndarray:
     mean RCS reads ~1 at its voxel (the scaling is per voxel, so it is still the
     paper's A^H y up to a fixed diagonal). Returns complex64 of shape (..., N_v)."""
     y = np.asarray(y, np.complex64)
-    bp = y @ S.A.conj() if y.ndim == 2 else S.AH @ y
+    # batch: Y conj(A) = conj(conj(Y) A), without materialising conj(A) (80 MB for
+    # the paper's 2D A) on every call
+    bp = np.conj(np.conj(y) @ S.A) if y.ndim == 2 else S.AH @ y
     return (bp / (S.col_norm2 * SIGMA_REF)).astype(np.complex64)
 
 
