@@ -26,7 +26,8 @@ class IsacImager(SenseNode):
     PARAMS = (
         Param("checkpoint", "", "imager checkpoint from `sense train imaging` ('' = the shipped net10.pt)"),
         Param("device", "auto", "where the network runs", choices=("auto", "cpu", "cuda")),
-        Param("threshold", 0.5, "detection threshold in sigma / 0.1 m units", range=(0.0, 100.0)),
+        Param("threshold", 0.1, "detection threshold in sigma / 0.1 m units (a voxel group at or "
+              "above it is one target, as the eval counts them)", range=(0.0, 100.0)),
         Param("marker_min", 0.1, "voxels below this value are not drawn", range=(0.0, 100.0)),
     )
 

@@ -9,30 +9,27 @@ import numpy as np
 import torch
 
 from sense_nodes.core.imaging.backprojection import back_project, bp_features
+from sense_nodes.core.imaging.detection import DETECTION_THRESHOLD, find_targets
 from sense_nodes.core.imaging.geometry import ImagingConfig, voxel_centres
 from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
 from sense_nodes.core.imaging.subspace_pursuit import sp_image
 
-# A voxel is a detection when its estimated scattering coefficient reaches half
-# the mean UAV's (0.5 in label units, sigma / 0.1 m): the paper counts
-# "correctly identified targets" without a threshold, this is the midpoint
-# between empty space (0) and a mean-RCS UAV (1).
-DETECTION_THRESHOLD = 0.5
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
 
 @dataclass
 class Detection:
-    voxel: int
-    position: np.ndarray     # voxel centre, metres
-    value: float             # estimated sigma / 0.1 m
+    voxel: int               # the target's strongest voxel
+    position: np.ndarray     # value-weighted centroid of its voxels, metres
+    value: float             # estimated sigma / 0.1 m at that voxel
 
 
 def detect(image: np.ndarray, cfg: ImagingConfig, threshold: float = DETECTION_THRESHOLD):
-    """Voxels of ``image`` at or above ``threshold`` and their centres (Sec. V-A DR/FAR)."""
-    flat = np.asarray(image).reshape(-1)
-    idx = np.flatnonzero(flat >= threshold)
-    return idx, voxel_centres(cfg)[idx]
+    """Detected targets of ``image`` (Sec. V-A, see ``detection``): connected groups of
+    voxels at or above ``threshold``, one Detection each."""
+    img = np.asarray(image).reshape(cfg.grid_shape)
+    return [Detection(t.peak_voxel, t.position, t.peak)
+            for t in find_targets(img, voxel_centres(cfg), threshold)]
 
 
 def default_device() -> str:
@@ -102,9 +99,7 @@ class Imager:
         if y.shape != (self.S.A.shape[0],):
             raise ValueError(f"y has shape {y.shape}, expected ({self.S.A.shape[0]},)")
         vox = self.forward(self.features(y))[0]
-        idx, centres = detect(vox, self.cfg, self.threshold)
-        flat = vox.reshape(-1)
-        return vox, [Detection(int(i), c, float(flat[i])) for i, c in zip(idx, centres)]
+        return vox, detect(vox, self.cfg, self.threshold)
 
 
 def stack_measurements(cfg: ImagingConfig, channels) -> np.ndarray:
