@@ -119,7 +119,8 @@ def test_train_writes_a_checkpoint_the_imager_loads(tmp_path, monkeypatch):
     voxels, detections = im.image(y)
     assert voxels.shape == (8, 8)
     for d in detections:
-        assert voxels.reshape(-1)[d.voxel] >= 0.5
+        assert voxels.reshape(-1)[d.voxel] >= im.threshold == 0.1
+        assert d.value == pytest.approx(voxels.reshape(-1)[d.voxel])
     with pytest.raises(ValueError, match="shape"):
         im.image(y[:-1])
 
@@ -141,3 +142,42 @@ def test_inference_optimisation_keeps_the_output():
         ref = net(x)
         out = optimize_for_inference(net, torch.device("cpu"))(x)
     assert torch.allclose(ref, out, atol=1e-4)
+
+
+def test_sigmoid_head_bounds_the_image_and_old_checkpoints_load_linear(tmp_path):
+    from sense_nodes.core.imaging.training import FORMAT, TrainConfig, load_network, make_network
+    torch.manual_seed(2)
+    x = 5 * torch.randn(2, 3, 10, 10)
+    net = build_network("rescnn", 3, 2, (10, 10)).eval()
+    out = net(x)
+    assert out.min() >= 0 and out.max() <= 1
+    lin = build_network("rescnn", 3, 2, (10, 10), head="linear").eval()
+    lin.load_state_dict(net.state_dict())
+    assert torch.allclose(torch.sigmoid(lin(x)), out, atol=1e-6)
+    with pytest.raises(ValueError, match="head"):
+        build_network("rescnn", 3, 2, (10, 10), head="relu")
+    # a checkpoint written before `head` existed has a linear output
+    cfg = ImagingConfig(n0=2, roi_size_m=(30.0, 30.0, 0.0))
+    tc = TrainConfig.preset("net10", n_train=32, n_val=4, imaging=cfg.to_dict())
+    old = {k: v for k, v in tc.__dict__.items() if k not in ("head", "bf16", "clip_grad", "init",
+                                                               "n_fresh")}
+    torch.save(dict(format=FORMAT, train_config=old, imaging_config=cfg.to_dict(),
+                    state_dict=make_network(tc, cfg).state_dict(), history=[]), tmp_path / "old.pt")
+    loaded, _, tcd = load_network(tmp_path / "old.pt")
+    assert tcd["head"] == "linear" and loaded.sigmoid is False
+
+
+def test_warm_start_begins_from_the_init_checkpoint(tmp_path, monkeypatch):
+    from sense_nodes.core.imaging.training import TrainConfig, load_network, train
+    monkeypatch.setenv("SENSE_CACHE", str(tmp_path / "cache"))
+    cfg = ImagingConfig(n0=2, roi_size_m=(24.0, 24.0, 0.0), voxel_m=3.0)
+    small = dict(n_train=16, n_val=4, epochs=1, batch_size=8, imaging=cfg.to_dict())
+    train(TrainConfig.preset("net10", **small), tmp_path / "a.pt", progress=False)
+    tc = TrainConfig.preset("net9", init=str(tmp_path / "a.pt"), lr=1e-12, n_fresh=8, **small)
+    train(tc, tmp_path / "b.pt", progress=False)
+    a, b = load_network(tmp_path / "a.pt")[0], load_network(tmp_path / "b.pt")[0]
+    assert load_network(tmp_path / "b.pt")[2]["init"] == str(tmp_path / "a.pt")
+    wa, wb = a.state_dict(), b.state_dict()
+    for k in wa:
+        if "running" not in k and "num_batches" not in k:   # batch-norm statistics move
+            assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-3), k

@@ -36,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    parser.add_argument("--head", choices=("sigmoid", "linear"), help="output activation "
+                        "(default sigmoid)")
+    parser.add_argument("--init", metavar="PATH", help="warm-start from this checkpoint "
+                        "(same network shape), e.g. Net-9 from Net-10")
+    parser.add_argument("--n-fresh", type=int, help="extra scenes simulated anew every epoch")
+    parser.add_argument("--no-bf16", action="store_true", help="train in float32 on the CPU "
+                        "(default: bfloat16 autocast of the forward pass)")
     parser.add_argument("--mean-uavs", type=float, help="average UAV count (default 6 in 2D)")
     parser.add_argument("--pn-dbm", type=float, help="noise per receive antenna (default -110)")
 
@@ -46,8 +53,11 @@ def main(args: argparse.Namespace) -> dict:
     from sense_nodes.core.imaging.training import TrainConfig, train
 
     overrides = {k: getattr(args, k) for k in ("arch", "input", "loss", "eta", "alpha", "patience",
-                                               "time_budget_min", "threads")
+                                               "time_budget_min", "threads", "head", "init",
+                                               "n_fresh")
                  if getattr(args, k) is not None}
+    if args.no_bf16:
+        overrides["bf16"] = False
     img = {k: v for k, v in (("mean_uavs", args.mean_uavs), ("pn_dbm", args.pn_dbm)) if v is not None}
     try:
         tc = TrainConfig.preset(args.preset, n_train=args.n_train, n_val=args.n_val,
