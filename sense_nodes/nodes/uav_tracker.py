@@ -98,7 +98,7 @@ class UavTracker(SenseNode):
         if self.classifier is not None:
             verify_tracks(self.tracker.tracks, self.classifier, self.p.window, self.p.classifier_threshold,
                           self.tracker.origin)
-        states = [self.tracker.state_of(t) for t in self.tracker.tracks]
+        states = self.tracker.states()
         out = TrackArray(header=stamped_like(msg.header))
         for s in states:
             out.tracks.append(self._track_msg(s))

@@ -177,21 +177,73 @@ class Tracker:
             rows = np.array([p[0].imm.row for p in self._pending])
             Z = np.array([p[1] for p in self._pending])
             self.bank.update(rows, Z, measurement_covs(Z[:, :3], self.origin))
-            for t, _, _, obs in self._pending:
-                obs[3:6] = velocity_of(t.imm.x)
+            for (_, _, _, obs), v in zip(self._pending, velocity_of(self.bank.xc[rows])):
+                obs[3:6] = v
         if cfg.batched:
             live = [t for t in survivors if t.imm is not None]
             self.bank.keep(np.array([t.imm.row for t in live], dtype=np.int64))
             for r, t in enumerate(live):
                 t.imm.row = r
-        for j in np.flatnonzero(~used):
-            k = idx[j]
-            obs = self._obs(objects, k, objects.pos[k], np.zeros(3))
-            t = self._new_track(objects.pos[k], float(objects.doppler[k]), obs)
-            t.detection = int(k)
-            survivors.append(t)
+        fresh = idx[~used]
+        if fresh.size:     # all new tracks' first observations in one array (rows are not shared)
+            O = np.concatenate([objects.pos[fresh], np.zeros((fresh.size, 3)), objects.doppler[fresh, None],
+                                objects.features[fresh], objects.n_points[fresh, None]], 1)
+            for k, obs in zip(fresh, O):
+                t = self._new_track(objects.pos[k], float(objects.doppler[k]), obs)
+                t.detection = int(k)
+                survivors.append(t)
         self.tracks = survivors
-        return [self.state_of(t) for t in self.tracks]
+        return self.states()
+
+    def states(self) -> list[TrackState]:
+        """:class:`TrackState` of every live track, gathered in bulk: one
+        array operation per field for all tracks (per-track small-array calls
+        were most of the tracker's time with ~100 live tracks a frame).
+        The arrays are fresh each call, so the states never alias the filters."""
+        tracks = self.tracks
+        n = len(tracks)
+        if n == 0:
+            return []
+        x = np.empty((n, 7))
+        P = np.empty((n, 7, 7))
+        mu = np.full((n, 2), 0.5)
+        filt = [i for i, t in enumerate(tracks) if t.imm is not None]
+        if filt and self.config.batched:
+            rows = np.array([tracks[i].imm.row for i in filt])
+            x[filt], P[filt], mu[filt] = self.bank.xc[rows], self.bank.Pc[rows], self.bank.mu[rows]
+        else:
+            for i in filt:
+                x[i], P[i], mu[i] = tracks[i].imm.x, tracks[i].imm.P, np.asarray(tracks[i].imm.mu, float)
+        pend = [i for i, t in enumerate(tracks) if t.imm is None]
+        self._pending_states([tracks[i] for i in pend if tracks[i].pending_state is None])
+        for i in pend:
+            x[i], P[i] = tracks[i].pending_state
+        vel = velocity_of(x)
+        return [TrackState(id=t.id, position=x[i, :3], velocity=vel[i], position_cov=P[i, :3, :3],
+                           state=x[i], covariance=P[i], model_probs=mu[i], confirmed=t.confirmed, age=t.age,
+                           hits=t.hits, misses=t.misses, score=t.score, verified=t.verified,
+                           associated=t.associated, detection=t.detection)
+                for i, t in enumerate(tracks)]
+
+    def _pending_states(self, new: list) -> None:
+        """(x, P) of one-detection tracks, all at once (see :meth:`state_of`)."""
+        if not new:
+            return
+        pos = np.array([t.last_pos for t in new], dtype=np.float64)
+        dop = np.array([t.last_doppler for t in new])
+        d = pos - self.origin
+        vel = d / np.maximum(np.linalg.norm(d, axis=1), 1e-6)[:, None] * dop[:, None]
+        x = np.zeros((len(new), 7))
+        x[:, :3] = pos
+        x[:, 3] = np.arctan2(vel[:, 1], vel[:, 0])
+        x[:, 4] = np.arctan2(vel[:, 2], np.maximum(np.hypot(vel[:, 0], vel[:, 1]), 1e-9))
+        x[:, 5] = np.linalg.norm(vel, axis=1)
+        P = np.zeros((len(new), 7, 7))
+        P[:, :3, :3] = measurement_covs(pos, self.origin)[:, :3, :3]
+        P[:, 3, 3], P[:, 4, 4], P[:, 5, 5], P[:, 6, 6] = ((np.pi / 2) ** 2, 0.3 ** 2,
+                                                          self.config.init_speed_sd ** 2, 0.05 ** 2)
+        for t, xi, Pi in zip(new, x, P):
+            t.pending_state = (xi, Pi)
 
     def _obs(self, objects: Objects, k: int, pos, vel) -> np.ndarray:
         return np.concatenate([pos, vel, [objects.doppler[k]], objects.features[k], [objects.n_points[k]]])
