@@ -20,6 +20,8 @@ def test_stats_writes_the_contract_keys(tmp_path):
     assert 0.5 <= figs["single_point_auc"] <= 1.0
     assert figs["noise_to_uav_ratio"] > 50
     assert "straight_noise_points_per_frame" in figs and "shape_noise_points_per_frame" in figs
+    # which noise gives the UAV away: one AUC per noise source, clutter always among them
+    assert 0.0 <= figs["single_point_auc_vs_clutter"] <= 1.0
 
 
 @pytest.mark.parametrize("args, named", [

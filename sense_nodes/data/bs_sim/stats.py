@@ -14,6 +14,9 @@ Sections 1, 3.2.1 and 4.1; issue 3 item 4).
   features (range, height, Doppler, SNR, SCR, noise, signal power, received
   power), cross-validated by trajectory type as the paper's folds are (by
   blocks of frames when there is one type only).
+* ``single_point_auc_vs_<source>``: the gradient-boosting AUC of UAV points
+  against the noise points of one source only (clutter, multipath, ...):
+  which kind of noise gives the UAV away.
 * ``false_trajectory_*``: runs of ghost points that follow one vehicle from
   frame to frame (multipath and sidelobe ghosts), their horizontal extent.
 * ``clutter_cubes_gaussian_pct``: share of 40 m cubes of a UAV-free recording
@@ -70,6 +73,7 @@ class ScenarioCounts:
     X: list = field(default_factory=list)
     y: list = field(default_factory=list)
     block: list = field(default_factory=list)
+    source: list = field(default_factory=list)
 
 
 def count(scenario: Scenario, max_frames: int | None = None, noise_sample: float = 0.08,
@@ -96,6 +100,7 @@ def count(scenario: Scenario, max_frames: int | None = None, noise_sample: float
             sc.X.append(features(f.points[keep]))
             sc.y.append(u[keep])
             sc.block.append(np.full(int(keep.sum()), k // 50))
+            sc.source.append(np.where(u, UAV, f.labels["source"])[keep])
         g = np.flatnonzero(np.isin(f.labels["source"], (MULTIPATH, SIDELOBE)) & (f.labels["object_id"] >= 0))
         for i in g:
             key = (int(f.labels["source"][i]), int(f.labels["object_id"][i]))
@@ -254,12 +259,14 @@ def auc_points(counts: list[ScenarioCounts]):
     types = sorted({c.traj_type for c in with_uav})
     case = np.repeat(np.array([types.index(c.traj_type) for c in with_uav]), sizes)
     fam = np.repeat(np.array([c.family for c in with_uav]), sizes)
+    src = np.concatenate([v for c in with_uav for v in c.source])
     if len(types) == 1:   # one trajectory type: blocks of 50 frames of the first case
         X = np.concatenate(with_uav[0].X)
         y = np.concatenate(with_uav[0].y)
         fam = fam[:y.size]
+        src = src[:y.size]
         case = np.concatenate(with_uav[0].block)
-    return X, y, case, fam
+    return X, y, case, fam, src
 
 
 def measure(counts: list[ScenarioCounts]) -> dict:
@@ -269,6 +276,12 @@ def measure(counts: list[ScenarioCounts]) -> dict:
     pts = auc_points(counts)
     scored = single_point_scores(pts[0], pts[1], pts[2]) if pts is not None else {}
     out = figures(counts, auc=auc_of(pts[1], scored) if scored else {})
+    if scored and "gbdt" in scored:
+        from .scenario import SOURCE_NAMES
+        y, src = pts[1], pts[4]
+        for code in np.unique(src[~y]):
+            a = auc_of(y, {"gbdt": scored["gbdt"]}, y | (src == code))["gbdt"]
+            out[f"single_point_auc_vs_{SOURCE_NAMES[int(code)]}"] = a
     fams = sorted({c.family for c in counts}, key=[c.family for c in counts].index)
     if len(fams) > 1:
         for fam in fams:
