@@ -20,6 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "an untrained network of the same shape times the same)")
 
 
+def _frozen_fp32(net, device):
+    """The imager's previous inference path (scripted, frozen, float32, contiguous)."""
+    import torch
+    m = net.to(device).eval()
+    try:
+        m = torch.jit.freeze(torch.jit.script(m))
+    except Exception:  # noqa: BLE001
+        pass
+    return lambda x: m(x.float())
+
+
 def main(args: argparse.Namespace) -> dict:
     import torch
     from sense_nodes.core.imaging.backprojection import back_project, bp_features
@@ -61,14 +72,26 @@ def main(args: argparse.Namespace) -> dict:
             net = load_network(path)[0]
         else:
             net = make_network(TrainConfig(imaging=cfg.to_dict()), cfg)
-        net = optimize_for_inference(net, device)   # as Imager runs it
-
-        @torch.inference_mode()
-        def imager():
-            feats = bp_features(back_project(S, y), cfg.grid_shape)
-            out = net(torch.from_numpy(feats).to(device))
-            return out.cpu()
-        figs[f"imager_{label}_median_ms"] = median_ms(imager, args.repeats)
+        net.eval()
+        variants = {
+            # as Imager runs it: frozen, channels-last, bfloat16 where the CPU has it
+            "": optimize_for_inference(net, device),
+            "_fp32": optimize_for_inference(net, device, precision="float32"),
+            # the previous path: frozen float32 script, contiguous layout
+            "_baseline": _frozen_fp32(net, device),
+        }
+        figs[f"imager_{label}_precision"] = str(variants[""].dtype).replace("torch.", "")
+        # interleaved rounds, so that load from other processes hits every variant alike
+        samples: dict = {k: [] for k in variants}
+        for _ in range(3):
+            for suffix, run in variants.items():
+                @torch.inference_mode()
+                def imager(run=run):
+                    feats = bp_features(back_project(S, y), cfg.grid_shape)
+                    return run(torch.from_numpy(feats).to(device)).cpu()
+                samples[suffix].append(median_ms(imager, max(1, args.repeats // 3)))
+        for suffix, vals in samples.items():
+            figs[f"imager_{label}{suffix}_median_ms"] = float(np.median(vals))
         if label == "2d":
             figs["paper_imager_2d_median_ms"] = 13.35
             figs["imager_2d_target_ms"] = 15.0

