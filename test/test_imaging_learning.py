@@ -140,8 +140,16 @@ def test_inference_optimisation_keeps_the_output():
     x = torch.randn(2, 3, 12, 12)
     with torch.inference_mode():
         ref = net(x)
-        out = optimize_for_inference(net, torch.device("cpu"))(x)
-    assert torch.allclose(ref, out, atol=1e-4)
+        fp32 = optimize_for_inference(net, torch.device("cpu"), precision="float32")
+        assert fp32.dtype == torch.float32 and fp32.memory_format == torch.channels_last
+        assert torch.allclose(ref, fp32(x), atol=1e-4)
+        bf16 = optimize_for_inference(net, torch.device("cpu"), precision="bfloat16")
+        out = bf16(x)
+        assert out.dtype == torch.float32 and bf16.dtype == torch.bfloat16
+        assert torch.allclose(ref, out, atol=0.03)      # bfloat16 keeps ~3 significant digits
+    assert net(x).dtype == torch.float32                # the caller's network is untouched
+    with pytest.raises(ValueError, match="precision"):
+        optimize_for_inference(net, torch.device("cpu"), precision="int8")
 
 
 def test_sigmoid_head_bounds_the_image_and_old_checkpoints_load_linear(tmp_path):
@@ -181,3 +189,20 @@ def test_warm_start_begins_from_the_init_checkpoint(tmp_path, monkeypatch):
     for k in wa:
         if "running" not in k and "num_batches" not in k:   # batch-norm statistics move
             assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-3), k
+
+
+@pytest.mark.parametrize("name,loss,eta", [("net9", "ohem1", 10.0), ("net10", "ohem2", 25.0)])
+def test_shipped_checkpoints_are_the_papers_networks(name, loss, eta):
+    from sense_nodes.core.imaging.imager import CHECKPOINT_DIR
+    from sense_nodes.core.imaging.training import load_network
+    path = CHECKPOINT_DIR / f"{name}.pt"
+    assert path.stat().st_size < 2 * 2**20
+    net, cfg, tc = load_network(path)
+    assert (tc["loss"], tc["eta"], tc["alpha"], tc["arch"], tc["input"]) == (loss, eta, 1.0, "rescnn", "bp")
+    assert tc["head"] == "sigmoid"
+    assert [b.conv.out_channels for b in net.blocks] == list(PAPER_CHANNELS)
+    assert cfg == ImagingConfig()
+    assert tc["init"] in (None, "net10.pt")          # no machine paths in shipped files
+    with torch.inference_mode():
+        out = net(torch.randn(1, 3, 40, 40))
+    assert out.shape == (1, 40, 40) and 0 <= out.min() and out.max() <= 1
