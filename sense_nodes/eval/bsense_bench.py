@@ -71,6 +71,8 @@ def main(args):
     calib = load_case("", spec=calibration_spec(case.day, args.seed, args.site_seed))
     model = NoiseModel().fit([f.points for f in calib.frames])
     classifier = _classifier()
+    from sense_nodes.core.bsense.trajformer import single_thread_inference
+    single_thread_inference()
     figures = {"points_per_frame": float(np.mean([len(f.points) for f in case.frames])),
                "classifier": "trajformer" if classifier is not None else "none (no checkpoint)"}
     rng = np.random.default_rng(0)

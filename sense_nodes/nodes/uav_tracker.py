@@ -71,7 +71,7 @@ class UavTracker(SenseNode):
         self.subscribe(DetectionArray, "detections", self.on_detections, RESULT_QOS, kind="detections")
 
     def _load_classifier(self):
-        from sense_nodes.core.bsense.trajformer import load_checkpoint
+        from sense_nodes.core.bsense.trajformer import load_checkpoint, single_thread_inference
 
         path = Path(self.p.checkpoint) if self.p.checkpoint else DEFAULT_CHECKPOINT
         device = self.p.device
@@ -80,6 +80,8 @@ class UavTracker(SenseNode):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             model = load_checkpoint(path, device)
+            if device == "cpu":
+                single_thread_inference()
         except (ValueError, FileNotFoundError, OSError) as exc:
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoint': {exc} "
                                  f"(train one with: sense train trajformer)") from None
