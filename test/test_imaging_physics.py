@@ -132,6 +132,22 @@ def test_back_projection_of_a_batch_is_the_conjugate_transpose_without_copying_A
     assert peak < S.A.nbytes / 4     # a conj(A) temporary would be as large as A
 
 
+@pytest.mark.parametrize("mode", ["A", "B"])
+def test_factored_back_projection_equals_A_H_y(mode):
+    from sense_nodes.core.imaging.backprojection import FactoredBackProjector
+    cfg = small(mode=mode)                      # two subcarriers, 3x3 arrays
+    S = build_sensing_matrix(cfg)
+    F = FactoredBackProjector(cfg)
+    rng = np.random.default_rng(4)
+    Y = (rng.normal(size=(2, S.A.shape[0])) + 1j * rng.normal(size=(2, S.A.shape[0]))).astype(np.complex64)
+    ref = back_project(S, Y)
+    assert np.allclose(F(Y), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    assert np.allclose(F(Y[1]), ref[1], rtol=0, atol=1e-5 * np.abs(ref).max())
+    assert np.allclose(F.col_norm2, S.col_norm2, rtol=1e-5)
+    with pytest.raises(ValueError, match="measurements"):
+        F(Y[:, :-1])
+
+
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="mode"):
         ImagingConfig(mode="D")

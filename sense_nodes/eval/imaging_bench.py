@@ -33,7 +33,8 @@ def _frozen_fp32(net, device):
 
 def main(args: argparse.Namespace) -> dict:
     import torch
-    from sense_nodes.core.imaging.backprojection import back_project, bp_features
+    from sense_nodes.core.imaging.backprojection import (FactoredBackProjector, back_project,
+                                                         bp_features)
     from sense_nodes.core.imaging.geometry import config_2d, config_3d
     from sense_nodes.core.imaging.imager import (CHECKPOINT_DIR, optimize_for_inference,
                                                 pick_device)
@@ -81,13 +82,17 @@ def main(args: argparse.Namespace) -> dict:
             "_baseline": _frozen_fp32(net, device),
         }
         figs[f"imager_{label}_precision"] = str(variants[""].dtype).replace("torch.", "")
+        factored = FactoredBackProjector(cfg)
+        figs[f"bp_{label}_factored_median_ms"] = median_ms(lambda: factored(y), args.repeats)
+        # the imager's A^H y (factored) for the current variants, dense A^H y for the old path
+        project = {"": factored, "_fp32": factored, "_baseline": lambda v: back_project(S, v)}
         # interleaved rounds, so that load from other processes hits every variant alike
         samples: dict = {k: [] for k in variants}
         for _ in range(3):
             for suffix, run in variants.items():
                 @torch.inference_mode()
-                def imager(run=run):
-                    feats = bp_features(back_project(S, y), cfg.grid_shape)
+                def imager(run=run, bp=project[suffix]):
+                    feats = bp_features(bp(y), cfg.grid_shape)
                     return run(torch.from_numpy(feats).to(device)).cpu()
                 samples[suffix].append(median_ms(imager, max(1, args.repeats // 3)))
         for suffix, vals in samples.items():

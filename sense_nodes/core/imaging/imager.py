@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sense_nodes.core.imaging.backprojection import back_project, bp_features
+from sense_nodes.core.imaging.backprojection import FactoredBackProjector, bp_features
 from sense_nodes.core.imaging.detection import DETECTION_THRESHOLD, find_targets
-from sense_nodes.core.imaging.geometry import ImagingConfig, voxel_centres
+from sense_nodes.core.imaging.geometry import ImagingConfig, n_measurements, voxel_centres
 from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
 from sense_nodes.core.imaging.subspace_pursuit import sp_image
 
@@ -105,7 +105,16 @@ class Imager:
         self.train_cfg = train_cfg
         self.device = device
         self.threshold = threshold
-        self.S = build_sensing_matrix(cfg)
+        self._S = None
+        self.back_project = FactoredBackProjector(cfg)   # A^H y without streaming A
+        self.n_measurements = n_measurements(cfg)
+
+    @property
+    def S(self):
+        """The dense sensing matrix, built on first use (only SP inputs need it)."""
+        if self._S is None:
+            self._S = build_sensing_matrix(self.cfg)
+        return self._S
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None,
@@ -120,7 +129,7 @@ class Imager:
         kind = self.train_cfg["input"]
         y = np.atleast_2d(np.asarray(y, np.complex64))
         if kind == "bp":
-            return bp_features(back_project(self.S, y), self.cfg.grid_shape)
+            return bp_features(self.back_project(y), self.cfg.grid_shape)
         if kind == "sp":
             imgs = np.stack([sp_image(self.S, yi, self.train_cfg["sparsity"]) for yi in y])
             return imgs.reshape((len(y), 1) + self.cfg.grid_shape)
@@ -137,8 +146,8 @@ class Imager:
         (voxels: float32 array of ``cfg.grid_shape`` in sigma / 0.1 m units,
         detections: list of Detection)."""
         y = np.asarray(y)
-        if y.shape != (self.S.A.shape[0],):
-            raise ValueError(f"y has shape {y.shape}, expected ({self.S.A.shape[0]},)")
+        if y.shape != (self.n_measurements,):
+            raise ValueError(f"y has shape {y.shape}, expected ({self.n_measurements},)")
         vox = self.forward(self.features(y))[0]
         return vox, detect(vox, self.cfg, self.threshold)
 
