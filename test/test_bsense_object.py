@@ -95,3 +95,18 @@ def test_thresholds_are_the_5th_percentile_of_uav_confidences():
     cs = np.linspace(0, 1, 101)
     cv = np.linspace(0, 0.5, 101)
     assert confidence_thresholds(cs, cv) == pytest.approx((0.05, 0.025))
+
+
+def test_grouped_matching_equals_one_dense_kuhn_munkres():
+    """Solving each group of gated pairs on its own gives the dense assignment:
+    as many matches, the same total distance."""
+    from sense_nodes.core.bsense.object_filter import _match_dense, match_objects
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        prev = rng.uniform(0, 60, (rng.integers(0, 30), 3))
+        cur = rng.uniform(0, 60, (rng.integers(0, 30), 3))
+        gate = rng.uniform(3, 15, prev.shape[0])
+        a, b = match_objects(prev, cur, gate), _match_dense(prev, cur, gate)
+        assert (a >= 0).sum() == (b >= 0).sum()
+        cost = [np.linalg.norm(cur[m >= 0] - prev[m[m >= 0]], axis=1).sum() for m in (a, b)]
+        assert cost[0] == pytest.approx(cost[1])
