@@ -100,7 +100,20 @@ def test_thresholds_are_the_5th_percentile_of_uav_confidences():
 def test_grouped_matching_equals_one_dense_kuhn_munkres():
     """Solving each group of gated pairs on its own gives the dense assignment:
     as many matches, the same total distance."""
-    from sense_nodes.core.bsense.object_filter import _match_dense, match_objects
+    from scipy.optimize import linear_sum_assignment
+
+    from sense_nodes.core.bsense.object_filter import match_objects
+
+    def _match_dense(prev, cur, gate):
+        out = np.full(cur.shape[0], -1, np.int64)
+        if prev.shape[0] == 0 or cur.shape[0] == 0:
+            return out
+        d = np.sqrt(((cur[:, None, :] - prev[None, :, :]) ** 2).sum(-1))
+        cost = np.where(d < gate, d, 1e6)
+        r, c = linear_sum_assignment(cost)
+        good = cost[r, c] < 1e6
+        out[r[good]] = c[good]
+        return out
     rng = np.random.default_rng(7)
     for _ in range(200):
         prev = rng.uniform(0, 60, (rng.integers(0, 30), 3))

@@ -125,20 +125,6 @@ def match_objects(prev: np.ndarray, cur: np.ndarray, gate_m) -> np.ndarray:
     return out
 
 
-def _match_dense(prev: np.ndarray, cur: np.ndarray, gate_m) -> np.ndarray:
-    """The dense form of :func:`match_objects` (reference for the tests)."""
-    out = np.full(cur.shape[0], -1, np.int64)
-    if prev.shape[0] == 0 or cur.shape[0] == 0:
-        return out
-    d = np.sqrt(((cur[:, None, :] - prev[None, :, :]) ** 2).sum(-1))
-    ok = d < np.asarray(gate_m, dtype=np.float64)
-    cost = np.where(ok, d, 1e6)
-    r, c = linear_sum_assignment(cost)
-    good = cost[r, c] < 1e6
-    out[r[good]] = c[good]
-    return out
-
-
 def radial_velocity(p_now: np.ndarray, p_prev: np.ndarray, dt: float, origin=BS_ORIGIN) -> np.ndarray:
     """Eq. 14: (||p_t - o|| - ||p_{t-1} - o||) / dt, the range rate from the displacement."""
     o = np.asarray(origin, dtype=np.float64)

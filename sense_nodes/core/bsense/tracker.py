@@ -226,7 +226,9 @@ class Tracker:
                 for i, t in enumerate(tracks)]
 
     def _pending_states(self, new: list) -> None:
-        """(x, P) of one-detection tracks, all at once (see :meth:`state_of`)."""
+        """(x, P) of one-detection tracks, all at once: position as detected,
+        velocity along the line of sight from the Doppler, broad heading,
+        climb and speed spreads."""
         if not new:
             return
         pos = np.array([t.last_pos for t in new], dtype=np.float64)
@@ -293,13 +295,7 @@ class Tracker:
             x, P, mu = t.imm.x, t.imm.P, np.asarray(t.imm.mu, float).copy()
         else:
             if t.pending_state is None:
-                d = t.last_pos - self.origin
-                x = state_from(t.last_pos, d / max(float(np.linalg.norm(d)), 1e-6) * t.last_doppler)
-                P = np.zeros((7, 7))
-                P[:3, :3] = measurement_cov(t.last_pos, self.origin)[:3, :3]
-                P[3, 3], P[4, 4], P[5, 5], P[6, 6] = ((np.pi / 2) ** 2, 0.3 ** 2, self.config.init_speed_sd ** 2,
-                                                      0.05 ** 2)
-                t.pending_state = (x, P)
+                self._pending_states([t])
             x, P = t.pending_state
             mu = np.array([0.5, 0.5])
         return TrackState(id=t.id, position=x[:3].copy(), velocity=velocity_of(x), position_cov=P[:3, :3].copy(),
