@@ -1,6 +1,7 @@
 """Ray-traced tiny CSI datasets (issue 5): each generator run twice with the
 same seed gives the same arrays (bit for bit where the solver is
-deterministic, within 1e-5 relative where diffuse paths are traced), the
+deterministic, within 1e-5 relative where paths are traced on several
+threads, which sum them in an order that varies under load), the
 loader yields per-link CFRs, and the imaging echo matches the analytic
 cascaded model of Eq. 10/11 of the imaging paper."""
 import numpy as np
@@ -54,11 +55,21 @@ def _rel_err(a, b):
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a - b), initial=0))
 
 
-def test_diffloc_reproducible_bit_for_bit(twice):
+def _assert_same(a, b):
+    for name in a.arrays.keys():
+        x, y = a.arrays[name], b.arrays[name]
+        if x.dtype.kind in "fc":
+            ok = np.isfinite(x)
+            np.testing.assert_array_equal(ok, np.isfinite(y), err_msg=name)
+            assert _rel_err(x[ok], y[ok]) <= 1e-5, name
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_diffloc_reproducible(twice):
     a, b = twice("diffloc")
     assert a.manifest["solver"]["diffuse_reflection"] is False
-    for name in a.arrays.keys():
-        np.testing.assert_array_equal(a.arrays[name], b.arrays[name], err_msg=name)
+    _assert_same(a, b)
     assert a.num_samples == 9
     assert a.arrays["H"].shape == (9, 4, 32, 4, 128)
     assert a.arrays["link_valid"].any()
@@ -88,12 +99,7 @@ def test_diffloc_loader_links_and_noise(twice):
 
 def test_fwa_reproducible_and_matched(twice):
     a, b = twice("fwa")
-    for name in a.arrays.keys():
-        if a.arrays[name].dtype.kind in "fc":
-            assert _rel_err(a.arrays[name][np.isfinite(a.arrays[name])],
-                            b.arrays[name][np.isfinite(b.arrays[name])]) <= 1e-5, name
-        else:
-            np.testing.assert_array_equal(a.arrays[name], b.arrays[name], err_msg=name)
+    _assert_same(a, b)
     present = a.arrays["uav_present"]
     assert present.sum() == len(present) - present.sum()  # matched counts
     assert np.isnan(a.arrays["uav_pos"][present == 0]).all()
@@ -117,13 +123,10 @@ def test_fwa_eq27_augmentation(twice):
 
 def test_imaging_reproducible(twice):
     a, b = twice("imaging")
-    for name in a.arrays.keys():
-        if a.arrays[name].dtype.kind in "fc":
-            assert _rel_err(a.arrays[name], b.arrays[name]) <= 1e-5, name
-        else:
-            np.testing.assert_array_equal(a.arrays[name], b.arrays[name], err_msg=name)
-    # the target echo (RCSSolver with a seed, no diffuse paths) is exact
-    np.testing.assert_array_equal(a.arrays["H_echo"], b.arrays["H_echo"])
+    _assert_same(a, b)
+    # the target echo (RCSSolver with a seed, no diffuse paths) has the same
+    # paths; Dr.Jit's threads may sum them in another order (seen under load)
+    assert _rel_err(a.arrays["H_echo"], b.arrays["H_echo"]) <= 1e-5
     s = a.sample(1, residual_ratio=0.0)
     np.testing.assert_array_equal(s.links[0].H, a.arrays["H_echo"][1, 0])
     assert len(s.links) == 10 and s.links[0].H.shape == (25, 25, 6)

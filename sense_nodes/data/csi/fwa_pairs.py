@@ -129,8 +129,13 @@ def _pair_paths(a, tau, floor_rel=0.0):
         keep = (tt >= 0) & (pw > 0)
         if floor_rel > 0 and keep.any():
             keep &= pw >= floor_rel * pw[keep].max()
-        out_a.append(aa[:, :, keep])
-        out_t.append(tt[keep])
+        aa, tt, pw = aa[:, :, keep], tt[keep], pw[keep]
+        # Dr.Jit compacts traced paths with atomics, so their order varies
+        # from run to run on several threads: sort by delay, then power, so
+        # a seed gives the same arrays.
+        order = np.lexsort((np.angle(aa[0, 0]), -pw, tt))
+        out_a.append(aa[:, :, order])
+        out_t.append(tt[order])
     return out_a, out_t
 
 
