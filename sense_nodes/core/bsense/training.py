@@ -50,12 +50,13 @@ def near_uav(pos: np.ndarray, uav: np.ndarray, radius: float = UAV_RADIUS_M) -> 
 
 def fit_noise_model(case: str = CALIB_CASE, seed=None, site_seed=None, max_frames: int | None = None,
                     config: NoiseModelConfig | None = None, cache: bool = True) -> NoiseModel:
-    """Noise model fitted on a UAV-free case (Section 3.2.2), cached by case
-    and seeds in the project cache."""
-    from sense_nodes.data.bs_sim import library
+    """Noise model fitted on a UAV-free case (Section 3.2.2), cached by case,
+    seeds and simulator version in the project cache."""
+    from sense_nodes.data.bs_sim import library, sim_version
     from sense_nodes.data.paths import cache_dir
     config = config or NoiseModelConfig()
-    tag = f"{case}_s{seed}_ss{site_seed}_n{max_frames}_c{config.cube_m:g}_p{config.percentile:g}"
+    tag = (f"{case}_s{seed}_ss{site_seed}_n{max_frames}_c{config.cube_m:g}_p{config.percentile:g}"
+           f"_sim{sim_version()}")
     path = cache_dir("bsense") / f"noise_model_{tag}.npz"
     if cache and path.exists():
         return NoiseModel.load(path)

@@ -23,3 +23,22 @@ returns), trajectories (the paper's flight paths), fingerprint (a point's
 signal metrics), scenario (frames), library (named cases, folds), stats
 (difficulty figures), plot (Figure 3), bag_io (rosbag2).
 """
+
+import hashlib as _hashlib
+from pathlib import Path as _Path
+
+# Modules whose code decides the frames (stats, plot, bag_io do not).
+_FRAME_MODULES = ("sensor", "site", "clutter", "fingerprint", "ghosts", "targets", "trajectories",
+                  "scenario", "library")
+
+
+def sim_version() -> str:
+    """A hash of the simulator code that draws the frames: a cache of
+    anything computed from scenarios (a fitted noise model, say) is stale
+    once this changes."""
+    h = _hashlib.sha256()
+    here = _Path(__file__).parent
+    for name in _FRAME_MODULES:
+        h.update(name.encode())
+        h.update((here / f"{name}.py").read_bytes())
+    return h.hexdigest()[:12]

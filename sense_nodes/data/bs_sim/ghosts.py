@@ -9,9 +9,13 @@
   frame to frame (AR(1) processes, our choice), so its displacement does not
   match its Doppler. A ghost lives as long as its vehicle drives along
   reflecting facades, so it draws false trajectories hundreds of metres long.
-* Sidelobe ghosts: a strong return also shows at a sidelobe angle in azimuth
-  or elevation, at the same range and Doppler, weaker by the sidelobe level
-  (13.3 dB for a uniform array, more with tapering).
+* Sidelobe ghosts: a strong direct echo (in practice a moving vehicle's) also
+  shows at a sidelobe angle in azimuth or elevation, at the same range and
+  Doppler, weaker by the sidelobe level (13.3 dB for a uniform array, more
+  with tapering). The paper: false objects are "typically caused by
+  multi-path effects and sidelobe interference from moving vehicles" (3.3).
+  Static clutter's sidelobes are not modelled: clutter suppression removes
+  them with their parent, whose residual is already near the threshold.
 """
 from __future__ import annotations
 
@@ -25,6 +29,13 @@ from .site import OVERPASS, Site
 FACADE_REACH_M = 250.0     # a facade this close to a vehicle can reflect it (our choice)
 MULTIPATH_LOSS_DB = 21.0   # mean extra loss of the reflected path (our choice)
 GHOSTS_PER_VEHICLE = 2     # reflecting buildings per vehicle (our choice)
+# A strong direct echo shows in a sidelobe in 60% of frames (our choice: about
+# ten sidelobe ghosts a frame).
+SIDELOBE_PROB = 0.6
+# The paper puts its noise down to three sources, clutter, multipath and
+# sidelobe ghosts, so thermal false alarms are a small share: about 8.5 M
+# range-Doppler-beam cells x Pfa 1.8e-7 (our choice).
+FALSE_ALARMS_PER_FRAME = 1.5
 
 
 @dataclass
@@ -102,10 +113,11 @@ def multipath(site: Site, vpos, vvel, states: GhostStates, k: int, rng: np.rando
     return mpos, mdop, snr[ok], veh[ok]
 
 
-def sidelobes(site: Site, pos, dop, snr, rng: np.random.Generator, prob: float = 0.25):
+def sidelobes(site: Site, pos, dop, snr, rng: np.random.Generator, prob: float | None = None):
     """Sidelobe ghosts of the strong returns ``pos``/``dop``/``snr`` (measured):
     (pos, doppler, snr, index of the parent return)."""
     sensor = site.sensor
+    prob = SIDELOBE_PROB if prob is None else prob
     if pos.shape[0] == 0:
         return np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros(0, int)
     sll = 13.3 + np.abs(rng.normal(0, 5.0, pos.shape[0]))
@@ -127,12 +139,11 @@ def sidelobes(site: Site, pos, dop, snr, rng: np.random.Generator, prob: float =
     return mpos, mdop, gsnr[cand], cand
 
 
-def false_alarms(site: Site, rng: np.random.Generator, mean: float = 6.0):
+def false_alarms(site: Site, rng: np.random.Generator, mean: float | None = None):
     """CFAR false alarms: uniform in range, angle and Doppler, just above the
-    threshold (about 8.5 M range-Doppler-beam cells x Pfa 1e-6 ~ 6 a frame:
-    our choice)."""
+    threshold, :data:`FALSE_ALARMS_PER_FRAME` a frame on average."""
     sensor = site.sensor
-    n = int(rng.poisson(mean))
+    n = int(rng.poisson(FALSE_ALARMS_PER_FRAME if mean is None else mean))
     r = rng.uniform(sensor.min_range_m, sensor.max_range_m, n)
     az = rng.uniform(-1, 1, n) * np.radians(sensor.hfov_deg) / 2
     el = rng.uniform(np.radians(sensor.el_min_deg), np.radians(sensor.el_max_deg), n)

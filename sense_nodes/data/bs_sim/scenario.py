@@ -165,13 +165,9 @@ class Scenario:
         voff = ob.ids.shape[0] - nv
         mpos, mdop, msnr, vi = _ghosts.multipath(site, ob.pos[k, voff:], ob.vel[k, voff:], self.ghost_states, k, rng)
         chunks.append((mpos, mdop, msnr, np.full(vi.shape, MULTIPATH), self.vehicles.ids[vi].astype(np.int64)))
-        # sidelobes of the strong returns: clutter and direct echoes
-        spos = np.concatenate([cpos, dpos])
-        sdop = np.concatenate([cdop, ddop])
-        ssnr = np.concatenate([csnr, dsnr])
-        sid = np.concatenate([np.full(cpos.shape[0], -1), ob.ids[owner].astype(np.int64)])
-        gpos, gdop, gsnr, parent = _ghosts.sidelobes(site, spos, sdop, ssnr, rng)
-        chunks.append((gpos, gdop, gsnr, np.full(parent.shape, SIDELOBE), sid[parent]))
+        # sidelobes of the direct echoes (strong ones: the vehicles')
+        gpos, gdop, gsnr, parent = _ghosts.sidelobes(site, dpos, ddop, dsnr, rng)
+        chunks.append((gpos, gdop, gsnr, np.full(parent.shape, SIDELOBE), ob.ids[owner[parent]].astype(np.int64)))
         fpos, fdop, fsnr = _ghosts.false_alarms(site, rng)
         chunks.append((fpos, fdop, fsnr, np.full(fpos.shape[0], FALSE_ALARM), np.full(fpos.shape[0], -1)))
 
