@@ -4,7 +4,7 @@ import pytest
 
 from sense_nodes.data.bs_sim import library, stats
 from sense_nodes.data.bs_sim.clutter import MAX_LEAK_MPS
-from sense_nodes.data.bs_sim.scenario import CLUTTER, MULTIPATH
+from sense_nodes.data.bs_sim.scenario import CLUTTER, MULTIPATH, SIDELOBE, VEHICLE
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,22 @@ def test_fingerprints_drift_over_days():
     d_day = np.abs(cl.reg_drift[reg, 1] - cl.reg_drift[reg, 0]).mean()
     d_week = np.abs(cl.reg_drift[reg, 7] - cl.reg_drift[reg, 0]).mean()
     assert d_week > 2 * d_day > 0
+
+
+def test_sidelobe_ghosts_come_from_direct_echoes(walked):
+    """The paper's false objects come from moving vehicles' multipath and
+    sidelobes: every sidelobe ghost has a parent object, mostly a vehicle,
+    and moves with its Doppler."""
+    _, frames = walked
+    ids = np.concatenate([f.labels["object_id"][f.labels["source"] == SIDELOBE] for f in frames])
+    dop = np.concatenate([f.points["doppler"][f.labels["source"] == SIDELOBE] for f in frames])
+    veh = {int(i) for f in frames for i in f.truth["id"][f.truth["object_class"] == VEHICLE]}
+    assert ids.size > 100 and (ids >= 0).all()
+    assert np.mean([int(i) in veh for i in ids]) > 0.9
+    assert np.mean(np.abs(dop) > MAX_LEAK_MPS) > 0.3
+
+
+def test_point_filter_auc_floor():
+    assert stats.point_filter_auc_floor() == pytest.approx(0.8005, abs=1e-4)
+    assert stats.point_filter_auc_floor(0.0, 0.0) == pytest.approx(0.5)   # removes nothing
+    assert stats.point_filter_auc_floor(1.0, 0.0) == pytest.approx(1.0)   # perfect
