@@ -145,6 +145,9 @@ def direct_returns(site: Site, pos, vel, rcs_db, active, rng: np.random.Generato
         d = p[seen.size:] - sensor.origin
         p[seen.size:] += d / np.linalg.norm(d, axis=1, keepdims=True) * sensor.range_res_m
     s = snr[owner] - np.concatenate([np.zeros(seen.size), rng.uniform(3, 8, extra.size)])
-    # vehicles (>= 1 m^2) are extended targets for the elevation estimate
-    mpos, dop = measure(p, vr[owner], s, rng, sensor, extended=rcs_db[owner] >= 0.0)
+    # Every direct echo is a point target for the elevation estimate: a car
+    # 1.5 m tall at 200 m spans 0.4 deg of a 6 deg beam, so its grating-lobe
+    # errors are those of a strong point (clutter on facades tens of metres
+    # tall is the extended case).
+    mpos, dop = measure(p, vr[owner], s, rng, sensor)
     return gap, (mpos, dop, s, owner)
