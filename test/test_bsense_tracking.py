@@ -124,3 +124,18 @@ def test_batched_filters_match_the_filterpy_imm():
         for sa, sb in zip(a, b):
             assert np.allclose(sa[1], sb[1], atol=1e-6)
             assert np.allclose(sa[2], sb[2], atol=1e-6)
+
+
+def test_batch_add_many_matches_one_by_one():
+    """New tracks of a frame go into the bank in one call; the bank is the
+    same as after adding them one at a time."""
+    from sense_nodes.core.bsense.imm_batch import BatchIMM
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3, 7)) * [100, 100, 50, 1, 0.2, 5, 0.05]
+    A = rng.normal(size=(3, 7, 7))
+    P = A @ np.swapaxes(A, 1, 2) + np.eye(7)
+    one, many = BatchIMM(), BatchIMM()
+    rows = [one.add(x, p) for x, p in zip(X, P)]
+    assert list(many.add_many(X, P)) == rows == [0, 1, 2]
+    for k in ("x", "P", "mu", "omega", "sig", "xc", "Pc"):
+        np.testing.assert_array_equal(getattr(one, k), getattr(many, k), err_msg=k)

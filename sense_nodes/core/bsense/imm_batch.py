@@ -94,15 +94,25 @@ class BatchIMM:
 
     def add(self, x0: np.ndarray, P0: np.ndarray) -> int:
         """Append a track from x0, P0 (both models alike, mu = 0.5 / 0.5); returns its row."""
-        mu = np.array([[0.5, 0.5]])
-        self.x = np.concatenate([self.x, np.repeat(np.asarray(x0, float)[None, None], 2, 1)])
-        self.P = np.concatenate([self.P, np.repeat(np.asarray(P0, float)[None, None], 2, 1)])
+        return int(self.add_many(np.asarray(x0, float)[None], np.asarray(P0, float)[None])[0])
+
+    def add_many(self, X0: np.ndarray, P0: np.ndarray) -> np.ndarray:
+        """Append K tracks from X0 (K, 7), P0 (K, 7, 7) in one go (one copy of
+        the bank per frame, not one per new track); returns their rows."""
+        X0 = np.asarray(X0, float).reshape(-1, DIM_X)
+        P0 = np.asarray(P0, float).reshape(-1, DIM_X, DIM_X)
+        start, k = len(self), X0.shape[0]
+        mu = np.full((k, 2), 0.5)
+        x = np.repeat(X0[:, None], 2, 1)
+        P = np.repeat(P0[:, None], 2, 1)
+        self.x = np.concatenate([self.x, x])
+        self.P = np.concatenate([self.P, P])
         self.mu = np.concatenate([self.mu, mu])
         self.omega = np.concatenate([self.omega, self._omega(mu)])
-        self.sig = np.concatenate([self.sig, _sigmas(self.x[-1:], self.P[-1:])])
-        self.xc = np.concatenate([self.xc, np.asarray(x0, float)[None]])
-        self.Pc = np.concatenate([self.Pc, np.asarray(P0, float)[None]])
-        return len(self) - 1
+        self.sig = np.concatenate([self.sig, _sigmas(x, P)])
+        self.xc = np.concatenate([self.xc, X0])
+        self.Pc = np.concatenate([self.Pc, P0])
+        return np.arange(start, start + k)
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only these rows (in this order)."""

@@ -87,7 +87,7 @@ class Track:
     detection: int = -1              # index of the latest frame's detection, -1 if none
 
 
-@dataclass
+@dataclass(slots=True)
 class TrackState:
     """What a track reports each frame (ids stable over the track's life)."""
     id: int
@@ -160,6 +160,7 @@ class Tracker:
         used = np.zeros(idx.size, bool)
         survivors = []
         self._pending = []
+        self._adds = []
         for i, t in enumerate(self.tracks):
             if i in assign:
                 j = assign[i]
@@ -173,6 +174,10 @@ class Tracker:
                 if t.misses > limit:
                     continue
             survivors.append(t)
+        if self._adds:
+            rows = self.bank.add_many(np.array([a[1] for a in self._adds]), np.array([a[2] for a in self._adds]))
+            for (t, _, _), r in zip(self._adds, rows):
+                t.imm = _Row(self.bank, int(r))
         if self._pending:
             rows = np.array([p[0].imm.row for p in self._pending])
             Z = np.array([p[1] for p in self._pending])
@@ -265,7 +270,8 @@ class Tracker:
             P0[3, 3], P0[4, 4] = min(sv, np.pi) ** 2 + 0.05, 0.2 ** 2
             P0[5, 5], P0[6, 6] = (np.sqrt(2 * R[0, 0]) / cfg.dt) ** 2 + 1.0, 0.05 ** 2
             if cfg.batched:
-                t.imm = _Row(self.bank, self.bank.add(x0, P0))
+                self._adds.append((t, x0, P0))      # into the bank after the loop, all at once
+                vel_now = velocity_of(x0)
             else:
                 t.imm = make_imm(x0, P0, cfg.dt, self.origin)
                 for f in t.imm.filters:
@@ -287,6 +293,8 @@ class Tracker:
             t.confirmed = True
         if cfg.batched and t.hits > 2:
             t.history.append(obs)            # velocity filled in after the batched update
+        elif cfg.batched and t.hits == 2:
+            t.history.append(self._obs(objects, k, pos, vel_now))
         else:
             t.history.append(self._obs(objects, k, pos, velocity_of(t.imm.x)))
 
