@@ -89,12 +89,12 @@ class TrajFormer(nn.Module):
         out = self.decoder(q, mem)
         return self.head(out[:, 0])
 
-    @torch.no_grad()
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
-        """P(true target) for (B, W, 15) feature windows (eval mode, no grad)."""
+        """P(true target) for (B, W, 15) feature windows (eval mode, no autograd)."""
         if len(windows) == 0:
             return np.zeros(0)
-        self.eval()
+        if self.training:       # eval() walks every submodule: ~0.1 ms a frame when done always
+            self.eval()
         dev = self.feat_mean.device
         with torch.inference_mode():
             logits = self(torch.as_tensor(np.asarray(windows, np.float32), device=dev))
