@@ -202,7 +202,7 @@ def test_shipped_checkpoints_are_the_papers_networks(name, loss, eta):
     assert tc["head"] == "sigmoid"
     assert [b.conv.out_channels for b in net.blocks] == list(PAPER_CHANNELS)
     assert cfg == ImagingConfig()
-    assert tc["init"] in (None, "net10.pt")          # no machine paths in shipped files
+    assert tc["init"] is None or "/" not in tc["init"]   # no machine paths in shipped files
     with torch.inference_mode():
         out = net(torch.randn(1, 3, 40, 40))
     assert out.shape == (1, 40, 40) and 0 <= out.min() and out.max() <= 1

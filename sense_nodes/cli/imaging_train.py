@@ -6,14 +6,17 @@ simulated on the fly and cached outside git. Runs on CUDA when present.
 
   sense train imaging --preset net9 --out net9.pt
 
-The shipped checkpoints were trained on one CPU thread (bfloat16 autocast),
-each run under 45 minutes, about 0.5 % of the paper's 200 epochs x 90,000
-images:
+The shipped checkpoints were trained on one CPU thread (bfloat16 autocast) on
+the paper's scene and noise model (exactly 6 UAVs at least 3 voxels apart,
+P_n per CSI element), each run about 30 minutes, warm-started from the
+previous checkpoints (trained on the earlier, 14 dB noisier model) -- about
+0.4 % of the paper's 200 epochs x 90,000 images (run from the folder that
+holds the previous checkpoints, so the checkpoint records a bare file name):
 
-  sense train imaging --preset net10 --out net10.pt --n-train 4000 --n-fresh 4000 \
-      --epochs 12 --patience 2 --time-budget-min 38 --threads 1
+  sense train imaging --preset net10 --init net10_prev.pt --lr 5e-4 --out net10.pt \
+      --n-train 4000 --n-fresh 4000 --epochs 10 --patience 2 --time-budget-min 30 --threads 1
   sense train imaging --preset net9 --init net10.pt --lr 3e-4 --out net9.pt \
-      --n-train 4000 --n-fresh 4000 --epochs 12 --patience 2 --time-budget-min 36 --threads 1
+      --n-train 4000 --n-fresh 4000 --epochs 10 --patience 2 --time-budget-min 29 --threads 1
 
 Net-9 (OHEM-1) is warm-started from Net-10 because from a cold start it stays
 at the all-zero image within such a budget.
@@ -55,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-fresh", type=int, help="extra scenes simulated anew every epoch")
     parser.add_argument("--no-bf16", action="store_true", help="train in float32 on the CPU "
                         "(default: bfloat16 autocast of the forward pass)")
-    parser.add_argument("--mean-uavs", type=float, help="average UAV count (default 6 in 2D)")
+    parser.add_argument("--mean-uavs", type=float, help="UAVs per scene (default 6 in 2D, the "
+                        "paper's count)")
     parser.add_argument("--pn-dbm", type=float, help="noise per receive antenna (default -110)")
 
 

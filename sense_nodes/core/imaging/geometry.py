@@ -15,6 +15,14 @@ import numpy as np
 
 SPEED_OF_LIGHT = 299_792_458.0
 MODES = ("A", "B", "C")
+UAV_COUNTS = ("fixed", "poisson")
+NOISE_MODELS = ("per_element", "antenna_share")
+
+# The scene and noise model used before the paper's was adopted (Poisson UAV
+# count, no spacing, P_n N0^2 per CSI element); kept as an option, and what a
+# config dict without these keys (an older checkpoint) was made with.
+EARLIER_SCENE_MODEL = dict(uav_count="poisson", min_separation_voxels=0.0,
+                           noise_model="antenna_share")
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,13 @@ class ImagingConfig:
     mode: str = "A"                       # sensing mode (Sec. V-B2, Table II)
     pt_dbm: float = 40.0                  # P_t per BS (Sec. V-C)
     pn_dbm: float = -110.0                # noise per receive antenna (Sec. V-A)
-    mean_uavs: float = 6.0                # average UAV count (6 in 2D, 12 in 3D; Sec. V-C)
+    mean_uavs: float = 6.0                # UAV count (6 in 2D, 12 in 3D; Sec. V-B1, V-C)
+    uav_count: str = "fixed"              # "fixed": exactly mean_uavs UAVs per scene (the
+                                          # paper's); "poisson": Poisson(mean_uavs) (earlier)
+    min_separation_voxels: float = 3.0    # UAVs' voxel indices at least this far apart
+                                          # (the authors' generator; 0 = no constraint)
+    noise_model: str = "per_element"      # "per_element": zeta_s^2 = P_n / P_t (the paper's);
+                                          # "antenna_share": P_n N0^2 / P_t (earlier, 14 dB noisier)
     rcs_mean_m2: float = 0.01             # Gaussian RCS mean (Sec. V-A)
     rcs_std_m2: float = 0.001             # see targets.sample_rcs for why 0.001 is a std here
 
@@ -56,6 +70,13 @@ class ImagingConfig:
         for axis, extent in zip("xy", self.roi_size_m[:2]):
             _check(extent >= self.voxel_m, f"roi_size_m[{axis}]", extent, ">= voxel_m")
         _check(self.mean_uavs >= 0, "mean_uavs", self.mean_uavs, ">= 0")
+        _check(self.uav_count in UAV_COUNTS, "uav_count", self.uav_count, f"one of {UAV_COUNTS}")
+        _check(self.uav_count != "fixed" or float(self.mean_uavs).is_integer(), "mean_uavs",
+               self.mean_uavs, "a whole number when uav_count is 'fixed'")
+        _check(self.min_separation_voxels >= 0, "min_separation_voxels",
+               self.min_separation_voxels, ">= 0")
+        _check(self.noise_model in NOISE_MODELS, "noise_model", self.noise_model,
+               f"one of {NOISE_MODELS}")
 
     def replace(self, **changes) -> "ImagingConfig":
         return dataclasses.replace(self, **changes)
@@ -67,7 +88,9 @@ class ImagingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ImagingConfig":
-        d = dict(d)
+        """A config from ``to_dict``; a dict written before the scene and noise
+        model were parameters (old checkpoints) gets the model it was made with."""
+        d = {**EARLIER_SCENE_MODEL, **d}
         d["roi_size_m"] = tuple(d.get("roi_size_m", cls.roi_size_m))
         return cls(**d)
 
@@ -96,13 +119,25 @@ class ImagingConfig:
 
     @property
     def noise_var(self) -> float:
-        """Variance zeta_s^2 of each CSI element y_{nt,nr,nf} (Eq. 12).
+        """Variance zeta_s^2 of each CSI element y_{nt,nr,nf} (Eq. 12), relative to
+        A of unit transmit power.
 
-        The paper gives P_n per receive antenna and P_t per BS; the LS estimate
-        (Eq. 9) of one transmit-receive antenna pair sees one antenna's share
-        P_t / N0^2 of the power, so zeta_s^2 = P_n N0^2 / P_t ("total noise
-        power scaling according to the number of antennas", Sec. V-A)."""
-        return dbm_to_watt(self.pn_dbm) * self.n_antennas / dbm_to_watt(self.pt_dbm)
+        Sec. V-A: "The additive noise power per receiving antenna is P_n = -110
+        dBm [12], with total noise power scaling according to the number of
+        antennas." Each receive antenna (one row of R in Eq. 8) carries noise
+        P_n per symbol. The LS estimate (Eq. 9) over N_s = N0^2 symbols with
+        X X^H = P_t I (P_t per symbol interval, Sec. II-A) divides that noise
+        by P_t, so every element of H_hat has zeta_s^2 = P_n / P_t: P_n per CSI
+        element in units of the transmit power ("per_element"). The authors'
+        released script does the same (A scaled by sqrt(P_t), noise of power
+        P_n per element of y). The earlier model, "antenna_share", gave each
+        antenna pair only P_t / N0^2 and so ignored the N0^2-symbol integration
+        gain of Eq. 9: zeta_s^2 = P_n N0^2 / P_t, 10 log10(25) = 14 dB noisier
+        for 5 x 5 UPAs."""
+        per_element = dbm_to_watt(self.pn_dbm) / dbm_to_watt(self.pt_dbm)
+        if self.noise_model == "antenna_share":
+            return per_element * self.n_antennas
+        return per_element
 
 
 def _check(ok: bool, name: str, value, need: str) -> None:
@@ -119,9 +154,16 @@ def config_2d(**changes) -> ImagingConfig:
     return ImagingConfig(**changes)
 
 
+def config_earlier(**changes) -> ImagingConfig:
+    """The scene and noise model used before the paper's (``EARLIER_SCENE_MODEL``),
+    for comparisons with figures measured under it."""
+    return ImagingConfig(**{**EARLIER_SCENE_MODEL, **changes})
+
+
 def config_3d(**changes) -> ImagingConfig:
     """The paper's 3D ROI (Sec. V-A): 100 x 100 x 80 m, 20 x 20 x 16 voxels of 5 m,
-    centred at 80 m (Sec. V-B3), 12 UAVs on average (Sec. V-C)."""
+    centred at 80 m (Sec. V-B3), 12 UAVs (Sec. V-C: "The average UAV count is 6
+    for 2D and 12 for 3D ROIs")."""
     base = dict(roi_size_m=(100.0, 100.0, 80.0), voxel_m=5.0, roi_height_m=80.0, mean_uavs=12.0)
     base.update(changes)
     return ImagingConfig(**base)

@@ -3,7 +3,9 @@
 UAVs are point scatterers with scattering coefficient sqrt(RCS). On-grid
 targets sit at voxel centres; off-grid targets anywhere inside their voxel
 (uniformly), which is the paper's off-grid setting (Fig. 2). At most one UAV
-per voxel, so the label image has one non-zero voxel per UAV.
+per voxel, so the label image has one non-zero voxel per UAV. By default a
+scene has exactly the paper's UAV count, at least 3 voxels apart
+(``sample_count``, ``sample_voxels``).
 """
 from __future__ import annotations
 
@@ -39,15 +41,56 @@ def sample_rcs(cfg: ImagingConfig, rng: np.random.Generator, m: int) -> np.ndarr
     return np.maximum(rcs, 0.01 * cfg.rcs_mean_m2)
 
 
-def sample_scene(cfg: ImagingConfig, rng: np.random.Generator, n_uavs: int | None = None,
-                 off_grid: bool = True) -> Scene:
-    """One scene; the UAV count is Poisson with mean ``cfg.mean_uavs`` (the paper
-    gives only the average count) unless ``n_uavs`` is fixed. A count of 0 is
-    allowed (empty airspace)."""
-    m = int(rng.poisson(cfg.mean_uavs)) if n_uavs is None else int(n_uavs)
+def sample_count(cfg: ImagingConfig, rng: np.random.Generator) -> int:
+    """UAVs in one scene.
+
+    The paper fixes the count: Sec. V-B1 "The number of UAVs is set to M = 6";
+    Sec. V-C "The average UAV count is 6 for 2D and 12 for 3D ROIs", and its
+    Table V datasets are labelled by one "UAV number" each (6, 4, 8), "a ROI
+    containing six UAVs". The authors' released generator draws exactly
+    ``uav_num = 6``. So ``uav_count="fixed"`` gives exactly ``mean_uavs``;
+    ``"poisson"`` (the earlier model) draws Poisson(mean_uavs), empty scenes
+    included."""
+    if cfg.uav_count == "fixed":
+        return int(round(cfg.mean_uavs))
+    return int(rng.poisson(cfg.mean_uavs))
+
+
+def sample_voxels(cfg: ImagingConfig, rng: np.random.Generator, m: int,
+                  tries: int = 100) -> np.ndarray:
+    """(m,) flat indices of distinct voxels whose grid indices are at least
+    ``cfg.min_separation_voxels`` apart (Euclidean, in voxels).
+
+    The paper's text does not state a spacing; the authors' released generator
+    (linked from the paper's abstract) rejects a UAV closer than 3 grid cells
+    to one already placed ("pos_threshold = 3; % avoid too small distance").
+    Rejection sampling of uniform draws is the same as drawing uniformly from
+    the voxels still allowed, which is done here; a dead end (no voxel left)
+    starts the scene again, ``tries`` times at most."""
     if m < 0 or m > cfg.n_voxels:
         raise ValueError(f"n_uavs={m} must be in [0, {cfg.n_voxels}]")
-    voxels = rng.choice(cfg.n_voxels, size=m, replace=False)
+    if cfg.min_separation_voxels <= 0 or m <= 1:
+        return rng.choice(cfg.n_voxels, size=m, replace=False)
+    grid = np.stack(np.unravel_index(np.arange(cfg.n_voxels), cfg.grid_shape), axis=1)
+    for _ in range(tries):
+        allowed = np.ones(cfg.n_voxels, bool)
+        chosen = []
+        while len(chosen) < m and allowed.any():
+            v = int(rng.choice(np.flatnonzero(allowed)))
+            chosen.append(v)
+            allowed &= np.linalg.norm(grid - grid[v], axis=1) >= cfg.min_separation_voxels
+        if len(chosen) == m:
+            return np.array(chosen)
+    raise ValueError(f"cannot place {m} UAVs {cfg.min_separation_voxels} voxels apart in a "
+                     f"{cfg.grid_shape} grid ({tries} tries)")
+
+
+def sample_scene(cfg: ImagingConfig, rng: np.random.Generator, n_uavs: int | None = None,
+                 off_grid: bool = True) -> Scene:
+    """One scene of ``sample_count`` UAVs (or ``n_uavs`` when given), placed by
+    ``sample_voxels``; off-grid UAVs anywhere inside their voxel (uniformly)."""
+    m = sample_count(cfg, rng) if n_uavs is None else int(n_uavs)
+    voxels = sample_voxels(cfg, rng, m)
     pos = voxel_centres(cfg)[voxels].copy()
     if off_grid:
         dims = 3 if cfg.is_3d else 2
@@ -84,3 +127,18 @@ def measure(cfg: ImagingConfig, scenes: list, rng: np.random.Generator | None,
         std = np.sqrt(cfg.noise_var / 2.0)
         y += (rng.normal(0, std, y.shape) + 1j * rng.normal(0, std, y.shape)).astype(np.complex64)
     return y
+
+
+def csi_snr(cfg: ImagingConfig, n: int = 200, seed: int = 0) -> dict:
+    """Signal and noise power per CSI element, measured on ``n`` off-grid scenes
+    drawn as ``sample_scene`` draws them: signal = mean |A sigma|^2 over the
+    elements of y (Eq. 14), noise = mean |z|^2 of the noise ``measure`` adds.
+    Returns ``signal_w``, ``noise_w`` (both relative to unit transmit power, as
+    A is) and ``snr_db``."""
+    rng = np.random.default_rng(seed)
+    scenes = [sample_scene(cfg, rng) for _ in range(n)]
+    clean = measure(cfg, scenes, None, noise=False)
+    noisy = measure(cfg, scenes, rng) - clean
+    signal = float(np.mean(np.abs(clean.astype(np.complex128)) ** 2))
+    noise = float(np.mean(np.abs(noisy.astype(np.complex128)) ** 2))
+    return dict(signal_w=signal, noise_w=noise, snr_db=10.0 * np.log10(signal / noise))
