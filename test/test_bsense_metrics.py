@@ -72,3 +72,20 @@ def test_range_bands_split_counts_by_true_range():
     rb.add(np.zeros((0, 3)), [[850, 0, 50]])
     rb.add([[450, 0, 50]], np.zeros((0, 3)))
     assert rb.bands[100].tp == 1 and rb.bands[800].fn == 1 and rb.bands[400].fp == 1
+
+
+def test_source_tally_names_the_false_objects_and_outputs():
+    from sense_nodes.eval.bsense_metrics import SourceTally
+    names = {10: "clutter", 11: "multipath", 1: "uav"}
+    src = np.array([10, 10, 11, 1, 11])
+    cluster = np.array([0, 0, 0, 1, -1])           # object 0: two clutter, one multipath points
+    objs = np.array([[100.0, 0, 50], [500.0, 0, 100]])
+    truth = np.array([[500.0, 0, 102]])            # object 1 is the UAV
+    t = SourceTally()
+    t.add(src, cluster, objs, np.array([True, True]), np.array([[100.0, 0, 51], [300.0, 0, 0]]),
+          np.array([0, -1]), truth, names)
+    t.add(src, cluster, objs, np.array([False, True]), np.zeros((0, 3)), np.zeros(0, int), truth, names)
+    f = t.figures()
+    assert f["false_objects_per_frame_clutter"] == 0.5          # one false object kept in two frames
+    assert "false_objects_per_frame_uav" not in f                # the UAV object is not false
+    assert f["false_outputs_pct_clutter"] == 50.0 and f["false_outputs_pct_coasting"] == 50.0

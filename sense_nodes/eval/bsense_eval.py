@@ -112,7 +112,7 @@ class StageResult:
 def run_stage(case: CaseData, stage: int, model, thresholds, classifier, pipeline_kwargs=None,
               points: M.PointCounts | None = None, objects: M.DetectionCounts | None = None,
               raw_objects: M.DetectionCounts | None = None, confidences: list | None = None,
-              detections: list | None = None) -> StageResult:
+              detections: list | None = None, sources: M.SourceTally | None = None) -> StageResult:
     """Run ``case`` through ablation ``stage`` and accumulate its metrics."""
     from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
@@ -144,6 +144,11 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, pipelin
             objects.add(r.objects.pos[r.object_keep], gt)
         if detections is not None:
             detections.append((r.objects.pos[r.object_keep], gt))
+        if sources is not None and getattr(frame, "labels", None) is not None:
+            from sense_nodes.data.bs_sim.scenario import SOURCE_NAMES
+            sources.add(frame.labels["source"], r.objects.point_cluster, r.objects.pos, r.object_keep, out,
+                        np.array([s.detection if s.associated else -1 for s in r.output], dtype=int),
+                        gt, SOURCE_NAMES)
         if confidences is not None and len(r.objects) and gt.shape[0]:
             di, _, _ = M.match(r.objects.pos, gt)
             confidences.append(np.stack([r.scores.c_s[di], r.scores.c_v[di]], 1))
@@ -203,6 +208,7 @@ def main(args):
     hota_frames = {s: [] for s in stages}
     timing: dict = {}
     points, objects, raw_objects = M.PointCounts(), M.DetectionCounts(), M.DetectionCounts()
+    sources = M.SourceTally()      # the full system's false objects and outputs by noise source
     per_family: dict = {}
     bands = M.RangeBands()
     fold_info = []
@@ -233,7 +239,8 @@ def main(args):
                 r = run_stage(case, s, model, thresholds, classifier, pipeline_kwargs=kw if s == 5 else None,
                               points=points if s == 2 else None,
                               objects=objects if s == 4 else None,
-                              raw_objects=raw_objects if s == 4 else None, detections=case_dets)
+                              raw_objects=raw_objects if s == 4 else None, detections=case_dets,
+                              sources=sources if s == 5 else None)
                 if case_dets is not None:
                     peer_dets.append(case_dets)
                     ours_stage4 = ours_stage4.merge(r.det)
@@ -269,6 +276,7 @@ def main(args):
 
     figures = _figures(per_stage, gospa, hota_frames, points, objects, raw_objects, specials, timing, len(folds))
     figures.update(_peer(peer_dets, ours_stage4, ours_gospa4, timing))
+    figures.update(sources.figures())
     figures.update({f"verify_default_{k}": v for k, v in (
         ("f1_pct", at_default.f1_pct), ("precision_pct", at_default.precision_pct),
         ("recall_pct", at_default.recall_pct), ("false_per_frame", at_default.false_per_frame),

@@ -17,6 +17,10 @@
   angular error grows with range r, so a fixed metric scale would punish far
   UAVs for the sensor's resolution).
 
+- Beyond the paper, for simulated data only: :class:`SourceTally` says
+  which noise source the false objects and false outputs come from (the
+  most common source label among each one's points).
+
 All functions take plain arrays; nothing here knows about ROS.
 """
 from __future__ import annotations
@@ -250,6 +254,49 @@ def hota(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) ->
                 num_timesteps=len(frames))
     res = HOTA().eval_sequence(data)
     return {k: float(np.mean(res[k])) for k in ("HOTA", "DetA", "AssA", "LocA")}
+
+
+@dataclass
+class SourceTally:
+    """False objects and false outputs (farther than 10 m from every true
+    UAV) by the source of their points: per object, the most common source
+    label of the points clustered into it; per output track, that of the
+    object it was associated with this frame ("coasting" when none)."""
+    objects: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    frames: int = 0
+
+    def add(self, point_source: np.ndarray, point_cluster: np.ndarray, object_pos: np.ndarray,
+            object_keep: np.ndarray, output_pos: np.ndarray, output_detection: np.ndarray,
+            truth: np.ndarray, names: dict) -> None:
+        """One frame. ``point_source`` (N,) integer source codes, named by
+        ``names``; ``point_cluster`` (N,) object of each point (-1: none);
+        ``output_detection`` (K,) object index of each output (-1: coasting)."""
+        self.frames += 1
+        m = len(object_pos)
+        dom = np.full(m, -1)
+        inside = point_cluster >= 0
+        if m and inside.any():
+            codes = np.unique(point_source[inside])
+            tab = np.zeros((m, codes.size), np.int64)
+            np.add.at(tab, (point_cluster[inside], np.searchsorted(codes, point_source[inside])), 1)
+            has = tab.sum(1) > 0
+            dom[has] = codes[tab[has].argmax(1)]
+        far_obj = ~uav_point_mask(object_pos, truth) & np.asarray(object_keep, bool)
+        for c in dom[far_obj]:
+            key = names.get(int(c), "other")
+            self.objects[key] = self.objects.get(key, 0) + 1
+        far_out = ~uav_point_mask(output_pos, truth)
+        for j in np.asarray(output_detection)[far_out]:
+            key = names.get(int(dom[j]), "other") if 0 <= j < m else "coasting"
+            self.outputs[key] = self.outputs.get(key, 0) + 1
+
+    def figures(self) -> dict:
+        """``false_objects_per_frame_<source>`` and ``false_outputs_pct_<source>``."""
+        out = {f"false_objects_per_frame_{k}": v / max(self.frames, 1) for k, v in sorted(self.objects.items())}
+        n = sum(self.outputs.values())
+        out.update({f"false_outputs_pct_{k}": _pct(v, n) for k, v in sorted(self.outputs.items())})
+        return out
 
 
 def _pct(num: float, den: float) -> float:
