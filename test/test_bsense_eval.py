@@ -28,3 +28,22 @@ def test_verification_threshold_is_the_best_f1_on_the_held_out_cases():
     assert table[0.5] == table[0.9] == table[0.95] > 0.0
     assert table[0.98] == 0.0
     assert thr == 0.95
+
+
+def test_and_rule_keeps_a_subset_of_the_or_rule_objects():
+    """Stage 4's objects under "and" (both confidences pass) are never more
+    than under the paper's "or", and with equal thresholds "or" at stage 4
+    keeps the same objects as stage 3 (C_v <= C_s: a velocity match needs a
+    spatial one)."""
+    from sense_nodes.eval import bsense_metrics as M
+    from sense_nodes.eval.bsense_eval import run_stage
+    case = load_case("straight_30_r1", max_frames=40)
+    calib = load_case("", spec=calibration_spec(case.day, n_frames=60))
+    model = NoiseModel().fit([f.points for f in calib.frames])
+    kept = {}
+    for stage, rule in ((3, "or"), (4, "or"), (4, "and")):
+        c = M.DetectionCounts()
+        run_stage(case, stage, model, (0.1, 0.1), None, objects=c, combine=rule)
+        kept[stage, rule] = c.false_per_frame
+    assert kept[4, "or"] == kept[3, "or"]
+    assert kept[4, "and"] < kept[4, "or"]
