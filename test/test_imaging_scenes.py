@@ -88,3 +88,13 @@ def test_impossible_spacing_is_an_error():
         ImagingConfig(uav_count="sometimes")
     with pytest.raises(ValueError, match="whole number"):
         ImagingConfig(mean_uavs=5.5)
+
+
+def test_eval_says_which_contract_targets_are_met(capsys):
+    from sense_nodes.eval.imaging_eval import target_lines
+    out = target_lines({"net9_mse": 0.0032, "net10_dr_pct": 98.0, "net10_far_pct": 3.22})
+    assert out["net9_mse_target_met"] is False and out["net10_dr_pct_target_met"] is True
+    assert out["net10_far_pct_target_met"] is True and out["sp_dr_pct_target_met"] is None
+    text = capsys.readouterr().out
+    assert "net9_mse: ours 0.0032 vs paper 0.0009" in text and "NOT met" in text
+    assert "sp_dr_pct: ours - vs paper 46.52 (>= needed): not measured" in text

@@ -5,6 +5,16 @@ Networks are read from the checkpoint directory (``sense train imaging
 --preset NAME`` writes NAME.pt there); a network without a checkpoint is
 reported as not trained. ``--analysis`` also draws Fig. 4 (maximum PSF
 sidelobe) and Fig. 5 (off-grid error) as PNGs.
+
+Only Net-9 and Net-10 ship with the package (checkpoint size). The other rows
+were measured at small CPU budgets, one thread each, with the checkpoints put
+beside net9.pt / net10.pt in one folder passed as ``--checkpoints``:
+DNN<y> (``--preset dnn_y --n-train 3000 --epochs 30 --time-budget-min 6``);
+Table V's OSPA-B networks net9_ds<k> = Net-9 fine-tuned on dataset k
+(``--preset net9 --init net9.pt --mean-uavs M --pn-dbm P --n-train 1500
+--epochs 3 --time-budget-min 3``); Fig. 13's <loss>_eta<k> = Net-9 (OHEM-1)
+or Net-10 (OHEM-2) fine-tuned at that eta (``--eta k --n-train 1200 --epochs
+2 --time-budget-min 2.5``). Every network row prints its training budget.
 """
 from __future__ import annotations
 
@@ -192,7 +202,7 @@ class _Context:
         images = len(hist) * (tc["n_train"] + tc.get("n_fresh", 0))
         if name not in self._budgets:
             self._budgets.add(name)
-            shown = "?" if minutes is None else f"{minutes:.0f}"
+            shown = "?" if minutes is None else f"{minutes:.1f}"
             print(f"{name}: trained {shown} min, {len(hist)} epochs, {images} image passes "
                   f"(paper: 18,000,000), warm start {tc.get('init') or 'none'}")
         return {f"{name}_train_min": minutes, f"{name}_train_images": images}
