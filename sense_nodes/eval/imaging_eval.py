@@ -163,7 +163,7 @@ def target_lines(figs: dict) -> dict:
     out = {}
     for key, (paper, kind) in TARGETS.items():
         val = figs.get(key)
-        met = None if val is None else (val <= paper if kind == "max" else val >= paper)
+        met = None if val is None else bool(val <= paper if kind == "max" else val >= paper)
         out[f"{key}_target_met"] = met
         verdict = {None: "not measured", True: "met", False: "NOT met"}[met]
         shown = "-" if val is None else f"{val:.4g}"
