@@ -280,10 +280,13 @@ class Tracker:
             t.history.append(obs)
 
     def _update(self, t: Track, objects: Objects, k: int) -> None:
+        """One track's update with detection ``k``: its second detection
+        starts the filter; later ones update it (per-track filterpy IMM only;
+        batched tracks past their second detection go to :meth:`_update_steady`)."""
         cfg = self.config
         pos = objects.pos[k]
         z = np.array([pos[0], pos[1], pos[2], objects.doppler[k]])
-        R = None if (cfg.batched and t.hits > 1) else measurement_cov(pos, self.origin)
+        R = measurement_cov(pos, self.origin)
         if t.hits == 1:
             # second detection: restart heading, climb and speed from the displacement
             vel = (pos - t.last_pos) / cfg.dt
