@@ -119,6 +119,8 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, pipelin
     from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
 
+    from sense_nodes.data.bs_sim.scenario import SOURCE_NAMES
+
     tau_s, tau_v = thresholds
     cfg = PipelineConfig(stage=stage, objects=ObjectFilterConfig(tau_s=tau_s, tau_v=tau_v, combine=combine),
                          **(pipeline_kwargs or {}))
@@ -147,7 +149,6 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, pipelin
         if detections is not None:
             detections.append((r.objects.pos[r.object_keep], gt))
         if sources is not None and getattr(frame, "labels", None) is not None:
-            from sense_nodes.data.bs_sim.scenario import SOURCE_NAMES
             sources.add(frame.labels["source"], r.objects.point_cluster, r.objects.pos, r.object_keep, out,
                         np.array([s.detection if s.associated else -1 for s in r.output], dtype=int),
                         gt, SOURCE_NAMES)
