@@ -41,9 +41,12 @@ def test_and_rule_keeps_a_subset_of_the_or_rule_objects():
     calib = load_case("", spec=calibration_spec(case.day, n_frames=60))
     model = NoiseModel().fit([f.points for f in calib.frames])
     kept = {}
+    derived = M.DetectionCounts()
     for stage, rule in ((3, "or"), (4, "or"), (4, "and")):
         c = M.DetectionCounts()
-        run_stage(case, stage, model, (0.1, 0.1), None, objects=c, combine=rule)
+        run_stage(case, stage, model, (0.1, 0.1), None, objects=c, combine=rule,
+                  objects_and=derived if (stage, rule) == (4, "or") else None)
         kept[stage, rule] = c.false_per_frame
     assert kept[4, "or"] == kept[3, "or"]
     assert kept[4, "and"] < kept[4, "or"]
+    assert derived.false_per_frame == kept[4, "and"]      # the eval's one-pass count

@@ -113,9 +113,11 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, pipelin
               points: M.PointCounts | None = None, objects: M.DetectionCounts | None = None,
               raw_objects: M.DetectionCounts | None = None, confidences: list | None = None,
               detections: list | None = None, sources: M.SourceTally | None = None,
-              combine: str = "or") -> StageResult:
+              combine: str = "or", objects_and: M.DetectionCounts | None = None) -> StageResult:
     """Run ``case`` through ablation ``stage`` and accumulate its metrics;
-    ``combine``: the object filter's keep rule (Section 3.3.4: "or")."""
+    ``combine``: the object filter's keep rule (Section 3.3.4: "or").
+    ``objects_and`` (stages >= 4) counts the objects the "and" rule would
+    keep: the confidences do not depend on the keep rule, so no second run."""
     from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
 
@@ -148,6 +150,8 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, pipelin
             objects.add(r.objects.pos[r.object_keep], gt)
         if detections is not None:
             detections.append((r.objects.pos[r.object_keep], gt))
+        if objects_and is not None:
+            objects_and.add(r.objects.pos[(r.scores.c_s >= tau_s) & (r.scores.c_v >= tau_v)], gt)
         if sources is not None and getattr(frame, "labels", None) is not None:
             sources.add(frame.labels["source"], r.objects.point_cluster, r.objects.pos, r.object_keep, out,
                         np.array([s.detection if s.associated else -1 for s in r.output], dtype=int),
@@ -249,7 +253,7 @@ def main(args):
                               points=points if s == 2 else None,
                               objects=objects if s == 4 else None,
                               raw_objects=raw_objects if s == 4 else None, detections=case_dets,
-                              sources=sources if s == 5 else None)
+                              sources=sources if s == 5 else None, objects_and=objects_and if s == 4 else None)
                 if case_dets is not None:
                     peer_dets.append(case_dets)
                     ours_stage4 = ours_stage4.merge(r.det)
@@ -262,8 +266,6 @@ def main(args):
                 hota_frames[s] += [(g + off, x, t + off, o) for g, x, t, o in r.hota_frames]
                 for k, v in r.timing_ms.items():
                     timing.setdefault(k, []).extend(v)
-                if s == 4:
-                    run_stage(case, 4, model, thresholds, None, objects=objects_and, combine="and")
                 if s == 5:
                     at_default = at_default.merge(run_stage(case, 5, model, thresholds, classifier).det)
                     per_family.setdefault(case.traj_type, M.DetectionCounts())

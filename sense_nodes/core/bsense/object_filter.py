@@ -187,13 +187,11 @@ class ObjectFilter:
         used = np.zeros(self._pos.shape[0], bool)
         used[m[has]] = True
         old = ~used & (age <= cfg.max_gap)
-        dec = lam ** age[old]
         self._pos = np.concatenate([pos, self._pos[old]])
         self._cs = np.concatenate([c_s, self._cs[old]])
         self._cv = np.concatenate([c_v, self._cv[old]])
         self._age = np.concatenate([np.zeros(pos.shape[0], np.int64), age[old]])
         self._prev_index = np.concatenate([np.arange(pos.shape[0]), np.full(int(old.sum()), -1)])
-        del dec
         return ObjectScores(prev_index.astype(np.int64), s, v, c_s, c_v, v_r, keep, gap.astype(np.int64))
 
 

@@ -91,12 +91,11 @@ class ClutterModel:
         return lat
 
 
-def build_clutter(site: Site, target_points: float | None = None) -> ClutterModel:
+def build_clutter(site: Site, target_points: float = CLUTTER_POINTS_PER_FRAME) -> ClutterModel:
     """Clutter cells and region fingerprints of ``site`` (deterministic in the
     site's seed). Firing probabilities are scaled so that about
     ``target_points`` clutter points are detected per frame (the paper's
     168.05 noise points per frame, minus the ghosts, Section 3.2.4)."""
-    target_points = CLUTTER_POINTS_PER_FRAME if target_points is None else target_points
     rng = np.random.default_rng([site.seed, 0 if site.kind == "A" else 1, 2207])
     pos, region, mats = [], [], []
     o = site.sensor.origin

@@ -113,11 +113,10 @@ def multipath(site: Site, vpos, vvel, states: GhostStates, k: int, rng: np.rando
     return mpos, mdop, snr[ok], veh[ok]
 
 
-def sidelobes(site: Site, pos, dop, snr, rng: np.random.Generator, prob: float | None = None):
+def sidelobes(site: Site, pos, dop, snr, rng: np.random.Generator, prob: float = SIDELOBE_PROB):
     """Sidelobe ghosts of the strong returns ``pos``/``dop``/``snr`` (measured):
     (pos, doppler, snr, index of the parent return)."""
     sensor = site.sensor
-    prob = SIDELOBE_PROB if prob is None else prob
     if pos.shape[0] == 0:
         return np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros(0, int)
     sll = 13.3 + np.abs(rng.normal(0, 5.0, pos.shape[0]))
@@ -139,11 +138,11 @@ def sidelobes(site: Site, pos, dop, snr, rng: np.random.Generator, prob: float |
     return mpos, mdop, gsnr[cand], cand
 
 
-def false_alarms(site: Site, rng: np.random.Generator, mean: float | None = None):
+def false_alarms(site: Site, rng: np.random.Generator, mean: float = FALSE_ALARMS_PER_FRAME):
     """CFAR false alarms: uniform in range, angle and Doppler, just above the
-    threshold, :data:`FALSE_ALARMS_PER_FRAME` a frame on average."""
+    threshold, ``mean`` a frame on average."""
     sensor = site.sensor
-    n = int(rng.poisson(FALSE_ALARMS_PER_FRAME if mean is None else mean))
+    n = int(rng.poisson(mean))
     r = rng.uniform(sensor.min_range_m, sensor.max_range_m, n)
     az = rng.uniform(-1, 1, n) * np.radians(sensor.hfov_deg) / 2
     el = rng.uniform(np.radians(sensor.el_min_deg), np.radians(sensor.el_max_deg), n)
