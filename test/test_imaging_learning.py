@@ -206,3 +206,17 @@ def test_shipped_checkpoints_are_the_papers_networks(name, loss, eta):
     with torch.inference_mode():
         out = net(torch.randn(1, 3, 40, 40))
     assert out.shape == (1, 40, 40) and 0 <= out.min() and out.max() <= 1
+
+
+def test_warm_start_copies_the_shared_layers_of_another_shape():
+    from sense_nodes.core.imaging.training import warm_start
+    res = build_network("rescnn", 3, 2, (8, 8))
+    cnn = build_network("cnn", 3, 2, (8, 8))           # Net-3: no skip convolutions
+    assert warm_start(cnn, res) == []
+    for k, v in cnn.state_dict().items():
+        assert torch.equal(v, res.state_dict()[k]), k
+    sp = build_network("rescnn", 1, 2, (8, 8))         # DNN<SP>: one input channel
+    assert warm_start(sp, res) == ["blocks.0.conv.weight", "blocks.0.skip.weight"]
+    assert torch.equal(sp.state_dict()["head.weight"], res.state_dict()["head.weight"])
+    with pytest.raises(ValueError, match="shares no layer"):
+        warm_start(sp, build_network("mlp", 0, 2, (8, 8), n_measurements=4))

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head", choices=("sigmoid", "linear"), help="output activation "
                         "(default sigmoid)")
     parser.add_argument("--init", metavar="PATH", help="warm-start from this checkpoint "
-                        "(same network shape), e.g. Net-9 from Net-10")
+                        "(the layers it shares with this network), e.g. Net-9 from Net-10")
     parser.add_argument("--n-fresh", type=int, help="extra scenes simulated anew every epoch")
     parser.add_argument("--no-bf16", action="store_true", help="train in float32 on the CPU "
                         "(default: bfloat16 autocast of the forward pass)")

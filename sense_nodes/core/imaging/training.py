@@ -14,6 +14,9 @@ loss there, M / (M + eta M) = 0.091, is where a cold start stays for
 thousands of steps here); ``init`` warm-starts a network from another
 checkpoint of the same shape (e.g. Net-10, whose OHEM-2 loss weights the
 positives eta-fold more and leaves that basin), which the checkpoint records.
+A network of another shape starts from the layers it shares with the init
+checkpoint (``warm_start``): a CNN or Dn-CNN of Table IV from a resCNN (all but
+the skip convolutions), DNN<SP> of Table III from Net-9 (all but the input layer).
 """
 from __future__ import annotations
 
@@ -77,7 +80,7 @@ class TrainConfig:
     head: str = "sigmoid"             # output activation (networks.HEADS)
     bf16: bool = True                 # bfloat16 autocast of the forward pass on the CPU
     clip_grad: float | None = 5.0     # gradient-norm clipping (None: off)
-    init: str | None = None           # checkpoint to warm-start from (same network shape)
+    init: str | None = None           # checkpoint to warm-start from (its shared layers)
     n_fresh: int = 0                  # extra scenes simulated anew every epoch (0: none)
     imaging: dict = field(default_factory=lambda: ImagingConfig().to_dict())
 
@@ -163,8 +166,10 @@ def train(tc: TrainConfig, out: str | Path, device: str = "cpu", progress: bool 
                      progress=progress)
     net = make_network(tc, cfg)
     if tc.init:
-        init_net = load_network(tc.init)[0]
-        net.load_state_dict(init_net.state_dict())
+        fresh = warm_start(net, load_network(tc.init)[0])
+        if fresh and progress:
+            tqdm.write(f"{tc.name}: warm start from {tc.init}; freshly initialised: "
+                       f"{', '.join(fresh)}")
     net = net.to(dev)
     fmt = torch.channels_last if (cfg.is_3d is False and tc.arch != "mlp") else torch.contiguous_format
     net = net.to(memory_format=fmt)
@@ -223,6 +228,20 @@ def train(tc: TrainConfig, out: str | Path, device: str = "cpu", progress: bool 
             break
     return dict(best_val_loss=best, epochs_run=len(history), train_seconds=time.perf_counter() - t0,
                 history=history)
+
+
+def warm_start(net: torch.nn.Module, init_net: torch.nn.Module) -> list[str]:
+    """Copy into ``net`` every tensor of ``init_net`` with the same name and shape:
+    all of them for networks of one shape, else the shared layers (a CNN from a
+    resCNN lacks the skip convolutions; DNN<SP> takes one input channel, not
+    A^H y's three). Returns the names left at their fresh initialisation."""
+    own = net.state_dict()
+    shared = {k: v for k, v in init_net.state_dict().items()
+              if k in own and own[k].shape == v.shape}
+    if not shared:
+        raise ValueError("the init checkpoint shares no layer with this network")
+    net.load_state_dict(shared, strict=False)
+    return sorted(k for k in own if k not in shared)
 
 
 def save_checkpoint(path, net, tc: TrainConfig, cfg: ImagingConfig, history: list) -> None:
