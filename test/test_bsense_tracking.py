@@ -6,7 +6,7 @@ import pytest
 from sense_nodes.core.bsense.clustering import Objects
 from sense_nodes.core.bsense.imm_ukf import (ORIGIN, fx_ctrv, fx_cv, hx, make_imm, mix, state_from,
                                              velocity_of, wrap)
-from sense_nodes.core.bsense.tracker import Tracker, TrackerConfig
+from sense_nodes.core.bsense.tracker import OBS_FIELDS, Tracker, TrackerConfig
 
 DT = 0.64
 
@@ -99,6 +99,29 @@ def test_confirmation_after_k_hits_and_deletion_after_misses():
     tr2 = Tracker()
     assert not tr2.step(one([300.0, 0, 50], 0.0))[0].confirmed
     assert tr2.step(Objects.empty()) == []
+
+
+def test_observations_carry_confidences_and_turn_probability():
+    """TrajFormer reads each observation's object confidences and the IMM's
+    turning-model probability; both filter forms record the same."""
+    hist = {}
+    for batched in (False, True):
+        tr = Tracker(TrackerConfig(batched=batched))
+        for k in range(12):
+            a = 0.1 * k * DT
+            p = np.array([500 + 80 * np.cos(a), 80 * np.sin(a), 90.0])
+            v = 8.0 * np.array([-np.sin(a), np.cos(a), 0.0])
+            tr.step(one(p, range_rate(p, v)), confidence=np.array([[0.1 * k, 0.05 * k]]))
+        hist[batched] = np.array(tr.tracks[0].history)
+    h = hist[True]
+    assert h.shape == (12, len(OBS_FIELDS))
+    cs, cv, mu = (OBS_FIELDS.index(f) for f in ("c_s", "c_v", "mu_ct"))
+    assert np.allclose(h[:, cs], 0.1 * np.arange(12)) and np.allclose(h[:, cv], 0.05 * np.arange(12))
+    assert np.all(h[:2, mu] == 0.5)                      # no filter before the second detection
+    assert np.all((h[2:, mu] > 0) & (h[2:, mu] < 1)) and np.ptp(h[2:, mu]) > 0
+    assert np.allclose(hist[False], h, atol=1e-6)
+    with pytest.raises(ValueError, match="confidence has 2 rows for 1 objects"):
+        Tracker().step(one([300.0, 0, 50], 0.0), confidence=np.zeros((2, 2)))
 
 
 def test_batched_filters_match_the_filterpy_imm():

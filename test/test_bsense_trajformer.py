@@ -7,8 +7,9 @@ import torch
 from sense_nodes.core.bsense.noise_model import NoiseModel
 from sense_nodes.core.bsense.pipeline import TIMED, BSensePipeline, PipelineConfig
 from sense_nodes.core.bsense.training import TrainConfig, train
-from sense_nodes.core.bsense.trajformer import (TrajFormer, TrajFormerConfig, load_checkpoint, save_checkpoint,
-                                                window_features)
+from sense_nodes.core.bsense.tracker import OBS_FIELDS
+from sense_nodes.core.bsense.trajformer import (N_FEATURES, TrajFormer, TrajFormerConfig, load_checkpoint,
+                                                save_checkpoint, window_features)
 from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
 
 W = 6
@@ -25,8 +26,9 @@ def one_torch_thread():
 
 def synthetic_windows(n, rng):
     """True tracks fly smoothly with Doppler matching their motion; false
-    ones jitter with random Doppler (13 tracker observation fields)."""
-    obs = np.zeros((n, W, 13), np.float32)
+    ones jitter with random Doppler (the tracker's observation fields;
+    confidences and model probability alike for both)."""
+    obs = np.zeros((n, W, len(OBS_FIELDS)), np.float32)
     y = (np.arange(n) % 2).astype(np.int64)
     for i in range(n):
         p0 = np.array([rng.uniform(200, 900), rng.uniform(-300, 300), rng.uniform(40, 150)])
@@ -41,12 +43,13 @@ def synthetic_windows(n, rng):
         obs[i, :, :3], obs[i, :, 3:6], obs[i, :, 6] = p, v, dop
         obs[i, :, 7:12] = [20, 15, -90, -70, -69]
         obs[i, :, 12] = 1
+        obs[i, :, 13:16] = [0.5, 0.4, 0.5]
     return window_features(obs), y
 
 
 def test_trajformer_shapes_and_query_is_the_current_observation():
     m = TrajFormer(TrajFormerConfig(window=W)).eval()
-    x = torch.randn(4, W, 15)
+    x = torch.randn(4, W, N_FEATURES)
     assert m(x).shape == (4, 2)
     p = m.predict_proba(x.numpy())
     assert p.shape == (4,) and np.all((p >= 0) & (p <= 1))
@@ -69,6 +72,12 @@ def test_tiny_training_reduces_the_loss_and_checkpoint_round_trips(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(ValueError, match="bad.pt"):
         load_checkpoint(bad)
+    # a checkpoint of the 15-feature version is refused with what to do
+    ck = torch.load(tmp_path / "tf.pt", weights_only=True)
+    ck["version"] = 1
+    torch.save(ck, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="old.pt.*version 1; this code reads version 2"):
+        load_checkpoint(tmp_path / "old.pt")
 
 
 def frame_stream(n_frames, rng):

@@ -92,11 +92,11 @@ class UavTracker(SenseNode):
         return model
 
     def on_detections(self, msg: DetectionArray) -> None:
-        objects = objects_from(msg)
+        objects, confidence = objects_from(msg)
         stamp_ns = stamp_ns_of(msg)
         if self.run_id is None:
             self.run_id = stamp_ns
-        self.tracker.step(objects)
+        self.tracker.step(objects, confidence=confidence)
         if self.classifier is not None:
             verify_tracks(self.tracker.tracks, self.classifier, self.p.window, self.p.classifier_threshold,
                           self.tracker.origin)
@@ -159,15 +159,17 @@ class UavTracker(SenseNode):
                 "verified": sum(t.verified for t in states)}
 
 
-def objects_from(msg: DetectionArray) -> Objects:
-    """The tracker's view of a DetectionArray (positions, Doppler, signal metrics)."""
+def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray]:
+    """The tracker's view of a DetectionArray: objects (positions, Doppler,
+    signal metrics) and their (M, 2) spatial and velocity confidences."""
     n = len(msg.detections)
     pos = np.array([(d.centroid.x, d.centroid.y, d.centroid.z) for d in msg.detections], float).reshape(n, 3)
     dop = np.array([d.doppler for d in msg.detections], float)
     feats = np.array([(d.snr, d.scr, d.noise, d.signal_power, d.rx_power) for d in msg.detections],
                      float).reshape(n, 5)
     count = np.array([d.point_count for d in msg.detections], np.int64)
-    return Objects(pos, dop, feats, count, np.zeros(0, np.int64))
+    conf = np.array([(d.spatial_confidence, d.velocity_confidence) for d in msg.detections], float).reshape(n, 2)
+    return Objects(pos, dop, feats, count, np.zeros(0, np.int64)), conf
 
 
 def _velocity_cov(s) -> np.ndarray:

@@ -70,7 +70,7 @@ class BSensePipeline:
 
     ``BSensePipeline(config, noise_model=None, classifier=None)``; stages >= 2
     need a fitted :class:`NoiseModel`, stage 5 a TrajFormer (anything with
-    ``predict_proba((B, W, 15)) -> (B,)``). ``step(points, dt=None)`` runs one
+    ``predict_proba((B, W, N_FEATURES)) -> (B,)``). ``step(points, dt=None)`` runs one
     frame (structured BS_POINT_DTYPE array) and returns :class:`FrameResult`."""
 
     def __init__(self, config: PipelineConfig | None = None, noise_model: NoiseModel | None = None,
@@ -114,7 +114,7 @@ class BSensePipeline:
         scores = self.object_filter.step(objects, dt)
         okeep = scores.keep
         t3 = time.perf_counter()
-        tracks = self.tracker.step(objects, okeep)
+        tracks = self.tracker.step(objects, okeep, np.stack([scores.c_s, scores.c_v], 1))
         t4 = time.perf_counter()
         if cfg.stage >= 5:
             self._classify()

@@ -28,9 +28,13 @@ from .clustering import Objects
 from .imm_batch import BatchIMM
 from .imm_ukf import ORIGIN, make_imm, measurement_cov, measurement_covs, state_from, velocity_of
 
-# observation features of one frame (Section 3.4.2: spatial motion and signal features)
+# observation features of one frame (Section 3.4.2: spatial motion and signal features);
+# c_s, c_v: the object's confidences (Eq. 13, 16); mu_ct: the IMM's probability
+# of the turning (CTRV) model after the update (0.5 before the track's filter
+# starts). The last three are our choice: see trajformer.window_features.
 OBS_FIELDS = ("x", "y", "z", "vx", "vy", "vz", "doppler", "snr", "scr", "noise", "signal_power",
-              "rx_power", "n_points")
+              "rx_power", "n_points", "c_s", "c_v", "mu_ct")
+MU_PRIOR = 0.5     # model probability of a track without a filter yet (BatchIMM starts at 0.5 / 0.5)
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,19 @@ class Tracker:
     def _predicted(self, t: Track) -> np.ndarray:
         return t.imm.x[:3] if t.imm is not None else t.last_pos
 
-    def step(self, objects: Objects, keep: np.ndarray | None = None) -> list[TrackState]:
-        """One frame: predict, associate, update, start, confirm, delete."""
+    def step(self, objects: Objects, keep: np.ndarray | None = None,
+             confidence: np.ndarray | None = None) -> list[TrackState]:
+        """One frame: predict, associate, update, start, confirm, delete.
+        ``confidence`` (M, 2): each object's C_s and C_v (Eq. 13, 16), kept
+        in the tracks' observations for TrajFormer (None: zeros)."""
         cfg = self.config
+        n_obj = len(objects)
+        if confidence is None:
+            self._conf = np.zeros((n_obj, 2))
+        else:
+            self._conf = np.asarray(confidence, dtype=np.float64).reshape(-1, 2)
+            if self._conf.shape[0] != n_obj:
+                raise ValueError(f"confidence has {self._conf.shape[0]} rows for {n_obj} objects")
         idx = np.arange(len(objects)) if keep is None else np.flatnonzero(keep)
         det = objects.pos[idx]
         if cfg.batched:
@@ -191,7 +205,8 @@ class Tracker:
         fresh = idx[~used]
         if fresh.size:     # all new tracks' first observations in one array (rows are not shared)
             O = np.concatenate([objects.pos[fresh], np.zeros((fresh.size, 3)), objects.doppler[fresh, None],
-                                objects.features[fresh], objects.n_points[fresh, None]], 1)
+                                objects.features[fresh], objects.n_points[fresh, None], self._conf[fresh],
+                                np.full((fresh.size, 1), MU_PRIOR)], 1)
             for k, obs in zip(fresh, O):
                 t = self._new_track(objects.pos[k], float(objects.doppler[k]), obs)
                 t.detection = int(k)
@@ -251,8 +266,10 @@ class Tracker:
         for t, xi, Pi in zip(new, x, P):
             t.pending_state = (xi, Pi)
 
-    def _obs(self, objects: Objects, k: int, pos, vel) -> np.ndarray:
-        return np.concatenate([pos, vel, [objects.doppler[k]], objects.features[k], [objects.n_points[k]]])
+    def _obs(self, objects: Objects, k: int, pos, vel, mu_ct: float) -> np.ndarray:
+        """One observation row (``OBS_FIELDS``) of detection ``k``."""
+        return np.concatenate([pos, vel, [objects.doppler[k]], objects.features[k], [objects.n_points[k]],
+                               self._conf[k], [mu_ct]])
 
     def _update_steady(self, steady: list, objects: Objects) -> None:
         """The UKF updates of the batched tracks past their second detection,
@@ -267,7 +284,7 @@ class Tracker:
         Z = np.concatenate([pos, dop[:, None]], 1)
         self.bank.update(rows, Z, measurement_covs(pos, self.origin))
         O = np.concatenate([pos, velocity_of(self.bank.xc[rows]), dop[:, None], objects.features[ks],
-                            objects.n_points[ks, None]], 1)
+                            objects.n_points[ks, None], self._conf[ks], self.bank.mu[rows, 1:2]], 1)
         for (t, k), p, d, obs in zip(steady, pos, dop, O):
             t.hits += 1
             t.streak += 1
@@ -316,9 +333,9 @@ class Tracker:
         if t.streak >= cfg.confirm_hits:
             t.confirmed = True
         if cfg.batched:                      # second detection (later ones: _update_steady)
-            t.history.append(self._obs(objects, k, pos, vel_now))
+            t.history.append(self._obs(objects, k, pos, vel_now, MU_PRIOR))
         else:
-            t.history.append(self._obs(objects, k, pos, velocity_of(t.imm.x)))
+            t.history.append(self._obs(objects, k, pos, velocity_of(t.imm.x), float(t.imm.mu[1])))
 
     def state_of(self, t: Track) -> TrackState:
         if t.imm is not None:
