@@ -1,7 +1,11 @@
-"""The evaluation's per-fold choice of TrajFormer's verification threshold."""
+"""The evaluation's per-fold choice of TrajFormer's verification threshold, and the
+TrajFormer feature ablation (`sense eval trajformer`)."""
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
+import pytest
 
 from sense_nodes.core.bsense.noise_model import NoiseModel
 from sense_nodes.eval.bsense_eval import calibration_spec, choose_verify_threshold, load_case
@@ -50,3 +54,30 @@ def test_and_rule_keeps_a_subset_of_the_or_rule_objects():
     assert kept[4, "or"] == kept[3, "or"]
     assert kept[4, "and"] < kept[4, "or"]
     assert derived.false_per_frame == kept[4, "and"]      # the eval's one-pass count
+
+
+def test_feature_ablation_scores_a_track_by_its_best_window():
+    """`sense eval trajformer`: a track is decided by its highest window (the
+    full system verifies at the first window over the threshold) and labelled
+    by most of its windows; false tracks are counted at a true-track rate."""
+    from sense_nodes.eval.trajformer_features import false_tracks_at_tpr, track_scores
+
+    p = np.array([0.2, 0.9, 0.1, 0.3, 0.95, 0.4, 0.8])
+    y = np.array([1, 1, 0, 0, 1, 0, 0])
+    tracks = np.array([7, 7, 3, 3, 5, 9, 9])
+    score, label = track_scores(p, y, tracks)          # tracks sorted: 3, 5, 7, 9
+    assert np.allclose(score, [0.3, 0.95, 0.9, 0.8])
+    assert label.tolist() == [False, True, True, False]
+    assert false_tracks_at_tpr(score, label, 100) == 0     # keeping both true tracks needs 0.9: track 9 below
+    assert false_tracks_at_tpr(score, np.array([False, True, False, False]), 100) == 0
+    assert false_tracks_at_tpr(np.array([0.5, 0.6, 0.9]), np.array([True, False, True]), 100) == 1
+
+
+def test_feature_ablation_rejects_bad_folds():
+
+    from sense_nodes.cli.main import UserError
+    from sense_nodes.eval.trajformer_features import main
+
+    args = argparse.Namespace(folds="2,9", seeds=1, epochs=1, max_frames=10, seed=None, site_seed=None)
+    with pytest.raises(UserError, match="--folds"):
+        main(args)

@@ -5,6 +5,7 @@ from sense_nodes.cli.systems import add_system_parsers, run_system
 SYSTEMS = {
     "bsense": "sense_nodes.eval.bsense_eval",
     "imaging": "sense_nodes.eval.imaging_eval",
+    "trajformer": "sense_nodes.eval.trajformer_features",
 
 }
 

@@ -97,6 +97,25 @@ def calibration_spec(day: int, seed=None, site_seed=None, site_kind: str = "A", 
                                site_seed=base.site_seed if site_kind == "A" else (1 if site_seed is None else site_seed))
 
 
+class DayModels:
+    """``model_for(case, site_kind="A")``: the noise fingerprints of the
+    case's day and site, fitted once on that day's UAV-free frames
+    (:func:`calibration_spec`) and kept."""
+
+    def __init__(self, seed=None, site_seed=None):
+        self.seed, self.site_seed = seed, site_seed
+        self.models: dict = {}
+
+    def __call__(self, case: CaseData, site_kind: str = "A"):
+        from sense_nodes.core.bsense.noise_model import NoiseModel
+
+        key = (case.day, site_kind)
+        if key not in self.models:
+            calib = load_case("", spec=calibration_spec(case.day, self.seed, self.site_seed, site_kind))
+            self.models[key] = NoiseModel().fit([f.points for f in calib.frames])
+        return self.models[key]
+
+
 # --- one case through one stage ------------------------------------------------------
 
 @dataclass
@@ -176,7 +195,6 @@ def main(args):
     from tqdm import tqdm
 
     from sense_nodes.cli.main import UserError
-    from sense_nodes.core.bsense.noise_model import NoiseModel
     from sense_nodes.core.bsense.object_filter import confidence_thresholds
     from sense_nodes.data.bs_sim import library
 
@@ -196,14 +214,7 @@ def main(args):
     print(f"loading {len(set(test_names) | set(train_names))} cases ...")
     cases = {n: load_case(n, args.seed, args.site_seed, max_frames)
              for n in tqdm(sorted(set(test_names) | set(train_names)), desc="cases", leave=False)}
-    models = {}
-
-    def model_for(case: CaseData, site_kind: str = "A"):
-        key = (case.day, site_kind)
-        if key not in models:
-            calib = load_case("", spec=calibration_spec(case.day, args.seed, args.site_seed, site_kind))
-            models[key] = NoiseModel().fit([f.points for f in calib.frames])
-        return models[key]
+    model_for = DayModels(args.seed, args.site_seed)
 
     print("object confidences of UAVs on every case (thresholds per fold come from its training cases) ...")
     confs = {n: uav_confidences(c, model_for(c)) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}

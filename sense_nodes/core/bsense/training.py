@@ -28,7 +28,7 @@ from .clustering import cluster
 from .noise_model import NoiseModel, NoiseModelConfig
 from .object_filter import ObjectFilter, confidence_thresholds
 from .pipeline import BSensePipeline, PipelineConfig
-from .trajformer import TrajFormer, TrajFormerConfig, save_checkpoint, window_features
+from .trajformer import N_FEATURES, TrajFormer, TrajFormerConfig, save_checkpoint, window_features
 
 UAV_CLASS = 1
 UAV_RADIUS_M = 10.0            # Section 4.1
@@ -97,7 +97,7 @@ def calibrate_thresholds(cases, noise_model: NoiseModel, config: PipelineConfig 
 
 def collect_windows(cases, noise_model: NoiseModel, config: PipelineConfig = PipelineConfig(stage=4),
                     window: int = 6, max_frames: int | None = None, seed=None, site_seed=None, progress=None):
-    """Sliding-window samples (X (n, W, 15) float32, y (n,) int64, case index
+    """Sliding-window samples (X (n, W, N_FEATURES) float32, y (n,) int64, case index
     (n,)) from running the chain (stage <= 4) over the named ``cases``."""
     from sense_nodes.data.bs_sim import library
 
@@ -110,13 +110,14 @@ def collect_windows(cases, noise_model: NoiseModel, config: PipelineConfig = Pip
 
 
 def windows_from_cases(cases, noise_model, config: PipelineConfig = PipelineConfig(stage=4), window: int = 6,
-                       progress=None):
+                       progress=None, return_tracks: bool = False):
     """Sliding-window samples from ``cases``, each an iterable of simulator
     frames (points and truth), run through the chain up to stage 4 with
     ``config``'s object thresholds. A case may also be a pair
-    (frames, noise_model) to use its own fingerprints."""
+    (frames, noise_model) to use its own fingerprints. ``return_tracks``
+    adds a fourth array: each window's track, unique across the cases."""
     cfg = replace(config, stage=min(config.stage, 4))
-    X, Y, G = [], [], []
+    X, Y, G, T = [], [], [], []
     for ci, case in enumerate(cases):
         frames, model = case if isinstance(case, tuple) else (case, noise_model)
         pipe = BSensePipeline(cfg, model)
@@ -133,15 +134,18 @@ def windows_from_cases(cases, noise_model, config: PipelineConfig = PipelineConf
                     X.append(np.asarray(list(t.history)[-window:], np.float32))
                     Y.append(int(np.mean(fl[-window:]) >= 0.5))
                     G.append(ci)
+                    T.append(ci * 10_000_000 + t.id)
             live = {t.id for t in pipe.tracker.tracks}
             for i in [i for i in flags if i not in live]:
                 del flags[i]
             if progress is not None:
                 progress.update(1)
     if not X:
-        return np.zeros((0, window, 15), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    Xw = window_features(np.stack(X), cfg.tracker.origin).astype(np.float32)
-    return Xw, np.asarray(Y, np.int64), np.asarray(G, np.int64)
+        out = np.zeros((0, window, N_FEATURES), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    else:
+        out = (window_features(np.stack(X), cfg.tracker.origin).astype(np.float32), np.asarray(Y, np.int64),
+               np.asarray(G, np.int64))
+    return out + (np.asarray(T, np.int64),) if return_tracks else out
 
 
 @dataclass(frozen=True)
