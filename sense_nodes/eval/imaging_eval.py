@@ -9,12 +9,24 @@ sidelobe) and Fig. 5 (off-grid error) as PNGs.
 Only Net-9 and Net-10 ship with the package (checkpoint size). The other rows
 were measured at small CPU budgets, one thread each, with the checkpoints put
 beside net9.pt / net10.pt in one folder passed as ``--checkpoints``:
-DNN<y> (``--preset dnn_y --n-train 3000 --epochs 30 --time-budget-min 6``);
-Table V's OSPA-B networks net9_ds<k> = Net-9 fine-tuned on dataset k
-(``--preset net9 --init net9.pt --mean-uavs M --pn-dbm P --n-train 1500
---epochs 3 --time-budget-min 3``); Fig. 13's <loss>_eta<k> = Net-9 (OHEM-1)
-or Net-10 (OHEM-2) fine-tuned at that eta (``--eta k --n-train 1200 --epochs
-2 --time-budget-min 2.5``). Every network row prints its training budget.
+DNN<y> (``--preset dnn_y --n-train 3000 --epochs 30 --time-budget-min 6``,
+cold start); DNN<SP> = Net-10's layers but the input one, fine-tuned on SP
+images with OHEM-2 (``--preset dnn_sp --loss ohem2 --eta 25 --init net10.pt
+--n-train 1200 --n-val 300 --epochs 5 --time-budget-min 3 --out
+dnn_sp_ohem2.pt``), then with its own OHEM-1 (``--preset dnn_sp --init
+dnn_sp_ohem2.pt``, same budget), as Net-9 from Net-10 (from Net-9 directly it
+stayed at the all-zero image); Table IV's Net-1..Net-8 = Net-9 (Net-8: Net-10,
+the same OHEM-2 loss) fine-tuned in its own structure and loss (``--preset
+net<k> --init net9.pt --n-train 1200 --epochs 6 --time-budget-min 4``; the
+CNNs and Dn-CNN take all of Net-9 but its skip convolutions); Table V's
+OSPA-B networks net9_ds<k> = Net-9 fine-tuned on dataset k (``--preset net9
+--init net9.pt --mean-uavs M --pn-dbm P --n-train 1500 --epochs 3
+--time-budget-min 3``); Fig. 13's <loss>_eta<k> = Net-9 (OHEM-1) or Net-10
+(OHEM-2) fine-tuned at that eta (``--eta k --n-train 1200 --epochs 2
+--time-budget-min 2.5``). The fine-tunes ran with ``--lr 3e-4 --patience 2``,
+so their rows measure a few minutes' departure from Net-9 / Net-10, not
+networks trained from scratch as in the paper. Every network row prints its
+training budget and warm start.
 """
 from __future__ import annotations
 
