@@ -220,3 +220,20 @@ def test_warm_start_copies_the_shared_layers_of_another_shape():
     assert torch.equal(sp.state_dict()["head.weight"], res.state_dict()["head.weight"])
     with pytest.raises(ValueError, match="shares no layer"):
         warm_start(sp, build_network("mlp", 0, 2, (8, 8), n_measurements=4))
+
+
+def test_cached_sets_are_made_again_when_the_generator_code_changes(tmp_path, monkeypatch):
+    """A set cached by older scene or measurement code is not reused."""
+    from sense_nodes.core.imaging import dataset
+    from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
+    monkeypatch.setenv("SENSE_CACHE", str(tmp_path / "cache"))
+    cfg = ImagingConfig(n0=2, roi_size_m=(24.0, 24.0, 0.0), voxel_m=3.0)
+    S = build_sensing_matrix(cfg)
+    a = dataset.cached(cfg, S, 4, seed=1, progress=False)
+    files = set((tmp_path / "cache" / "imaging").glob("set_*.npz"))
+    assert len(files) == 1
+    again = dataset.cached(cfg, S, 4, seed=1, progress=False)          # same code: read back
+    assert np.array_equal(again.x, a.x) and set((tmp_path / "cache" / "imaging").glob("set_*.npz")) == files
+    monkeypatch.setattr(dataset, "generator_version", lambda: "edited-code")
+    dataset.cached(cfg, S, 4, seed=1, progress=False)
+    assert len(set((tmp_path / "cache" / "imaging").glob("set_*.npz"))) == 2

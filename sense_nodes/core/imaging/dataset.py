@@ -17,6 +17,21 @@ from sense_nodes.core.imaging.subspace_pursuit import sp_image
 from sense_nodes.core.imaging.targets import label_image, measure, sample_scene
 
 INPUTS = ("bp", "sp", "y")
+# the modules that draw scenes, measure them and form the inputs: a cached
+# set is stale once any of them changes (its key carries their hash)
+_GENERATOR_MODULES = ("dataset", "backprojection", "channel", "geometry", "sensing_matrix",
+                      "subspace_pursuit", "targets")
+
+
+def generator_version() -> str:
+    """A hash of the code that generates the sets (see ``_GENERATOR_MODULES``)."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in _GENERATOR_MODULES:
+        h.update(name.encode())
+        with open(os.path.join(here, f"{name}.py"), "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:12]
 
 
 @dataclass
@@ -64,11 +79,12 @@ def generate(cfg: ImagingConfig, S: SensingMatrix, n: int, seed: int, kind: str 
 def cached(cfg: ImagingConfig, S: SensingMatrix, n: int, seed: int, kind: str = "bp",
            off_grid: bool = True, n_uavs: int | None = None, sparsity: int = 6,
            progress: bool = True) -> ImagingSet:
-    """``generate`` with an on-disk cache keyed by every argument."""
+    """``generate`` with an on-disk cache keyed by every argument and by
+    :func:`generator_version` (a set made by older code is not reused)."""
     from sense_nodes.data.paths import cache_dir
     key = json.dumps(dict(cfg=cfg.to_dict(), n=n, seed=seed, kind=kind, off_grid=off_grid,
                           n_uavs=n_uavs, sparsity=sparsity if kind == "sp" else None,
-                          v=1), sort_keys=True)
+                          v=generator_version()), sort_keys=True)
     path = cache_dir("imaging") / f"set_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         z = np.load(path)
