@@ -13,7 +13,8 @@ from sense_nodes.cli.main import UserError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=30, help="timed repeats (default 30)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1, as the isac_imager node's cpu_threads; 0 = torch's)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--no-3d", action="store_true", help="skip the 3D ROI imager")
     parser.add_argument("--checkpoint", help="imager checkpoint (default: the package's net9.pt; "
@@ -50,6 +51,8 @@ def main(args: argparse.Namespace) -> dict:
         device = pick_device(args.device)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     figs: dict = {"torch_threads": torch.get_num_threads(), "device": str(device)}
