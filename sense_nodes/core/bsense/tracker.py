@@ -121,6 +121,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
         self.bank = BatchIMM(self.config.dt, self.origin)
+        self._conf = np.zeros((0, 2))      # this frame's object confidences (set by step)
 
     def reset(self) -> None:
         self.tracks = []
