@@ -25,13 +25,9 @@ _GENERATOR_MODULES = ("dataset", "backprojection", "channel", "geometry", "sensi
 
 def generator_version() -> str:
     """A hash of the code that generates the sets (see ``_GENERATOR_MODULES``)."""
-    h = hashlib.sha256()
+    from sense_nodes.data.paths import source_hash
     here = os.path.dirname(os.path.abspath(__file__))
-    for name in _GENERATOR_MODULES:
-        h.update(name.encode())
-        with open(os.path.join(here, f"{name}.py"), "rb") as fh:
-            h.update(fh.read())
-    return h.hexdigest()[:12]
+    return source_hash([os.path.join(here, f"{name}.py") for name in _GENERATOR_MODULES], _GENERATOR_MODULES)
 
 
 @dataclass

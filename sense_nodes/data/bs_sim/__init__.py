@@ -24,7 +24,6 @@ signal metrics), scenario (frames), library (named cases, folds), stats
 (difficulty figures), plot (Figure 3), bag_io (rosbag2).
 """
 
-import hashlib as _hashlib
 from pathlib import Path as _Path
 
 # Modules whose code decides the frames (stats, plot, bag_io do not).
@@ -36,9 +35,6 @@ def sim_version() -> str:
     """A hash of the simulator code that draws the frames: a cache of
     anything computed from scenarios (a fitted noise model, say) is stale
     once this changes."""
-    h = _hashlib.sha256()
+    from sense_nodes.data.paths import source_hash
     here = _Path(__file__).parent
-    for name in _FRAME_MODULES:
-        h.update(name.encode())
-        h.update((here / f"{name}.py").read_bytes())
-    return h.hexdigest()[:12]
+    return source_hash([here / f"{name}.py" for name in _FRAME_MODULES], _FRAME_MODULES)

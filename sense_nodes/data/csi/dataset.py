@@ -36,7 +36,6 @@ adds headers. ``Dataset.arrays`` reads small arrays whole and large ones
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -107,12 +106,9 @@ def code_version() -> str:
     """Package version plus a hash of this package's sources: two datasets
     with the same code_version were made by the same generator code."""
     import sense_nodes
-    h = hashlib.sha256()
-    here = Path(__file__).parent
-    for f in sorted(here.glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return f"{sense_nodes.__version__}+src.{h.hexdigest()[:12]}"
+    from sense_nodes.data.paths import source_hash
+    files = sorted(Path(__file__).parent.glob("*.py"))
+    return f"{sense_nodes.__version__}+src.{source_hash(files, [f.name for f in files])}"
 
 
 def default_dir(kind: str, tiny: bool, seed: int) -> Path:
