@@ -32,6 +32,8 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from std_msgs.msg import Header
 
+from sense_nodes.nodes.finite import first_nonfinite
+
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)
@@ -47,6 +49,10 @@ class ParameterError(ValueError):
 
 class MalformedMessage(ValueError):
     """An input message the node cannot use (wrong layout, sizes, values)."""
+
+
+class NonFiniteInput(MalformedMessage):
+    """Input holding NaN, infinity or a value too large to compute with."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,10 @@ class Diagnostics:
         self.processed = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
+        # non-finite input items dropped at the converter (points, detections, frames)
+        self.nonfinite: collections.Counter[str] = collections.Counter()
+        # outputs refused because they held a non-finite value
+        self.suppressed: collections.Counter[str] = collections.Counter()
 
     def record(self, t_start: float) -> None:
         now = time.perf_counter()
@@ -119,13 +129,21 @@ class Diagnostics:
         errors = sum(self.errors.values())
         level = DiagnosticStatus.OK
         message = "ok"
+        nonfinite = sum(self.nonfinite.values())
+        suppressed = sum(self.suppressed.values())
         if errors:
             level, message = DiagnosticStatus.ERROR, f"{errors} callback errors"
-        elif dropped:
-            level, message = DiagnosticStatus.WARN, f"{dropped} malformed messages dropped"
+        elif suppressed:
+            level, message = DiagnosticStatus.ERROR, f"{suppressed} non-finite outputs suppressed"
+        elif dropped or nonfinite:
+            level, message = DiagnosticStatus.WARN, (f"{dropped} malformed messages dropped, "
+                                                     f"{nonfinite} non-finite input items dropped")
         values = {"rate_hz": f"{self.rate_hz():.3f}", "latency_ms": f"{self.latency_ms():.3f}",
-                  "processed": str(self.processed), "dropped": str(dropped), "errors": str(errors)}
+                  "processed": str(self.processed), "dropped": str(dropped), "errors": str(errors),
+                  "nonfinite_dropped": str(nonfinite), "outputs_suppressed": str(suppressed)}
         values.update({f"dropped[{k}]": str(v) for k, v in self.dropped.items()})
+        values.update({f"nonfinite_dropped[{k}]": str(v) for k, v in self.nonfinite.items()})
+        values.update({f"outputs_suppressed[{k}]": str(v) for k, v in self.suppressed.items()})
         values.update({k: str(v) for k, v in (extra or {}).items()})
         return DiagnosticStatus(level=level, name=name, message=message, hardware_id="sense_nodes",
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -266,6 +284,35 @@ class SenseNode(Node):
             self.get_logger().warning(
                 f"dropped a malformed message on {kind}: {reason} "
                 f"(further ones of this kind are only counted in /diagnostics)")
+
+    def count_nonfinite(self, kind: str, n: int) -> None:
+        """Count ``n`` input items (points, detections, frames) dropped at the
+        converter for holding a NaN or an infinity; log the first of each kind."""
+        if n <= 0:
+            return
+        self.diagnostics.nonfinite[kind] += int(n)
+        key = f"nonfinite:{kind}"
+        if key not in self._logged_kinds:
+            self._logged_kinds.add(key)
+            self.get_logger().warning(
+                f"dropped {n} {kind} holding non-finite values (further ones are only counted in /diagnostics)")
+
+    # --- publishing ---------------------------------------------------------
+    def publish(self, publisher, msg) -> bool:
+        """Publish ``msg`` unless it holds a non-finite value; a refused output
+        is logged once per topic and counted, never sent."""
+        where = first_nonfinite(msg)
+        if where is None:
+            publisher.publish(msg)
+            return True
+        topic = publisher.topic_name
+        self.diagnostics.suppressed[topic] += 1
+        key = f"suppressed:{topic}"
+        if key not in self._logged_kinds:
+            self._logged_kinds.add(key)
+            self.get_logger().error(f"not publishing a message on {topic}: {where} is not finite "
+                                    f"(counted in /diagnostics as outputs_suppressed)")
+        return False
 
     # --- diagnostics --------------------------------------------------------
     def diagnostic_values(self) -> dict[str, Any]:

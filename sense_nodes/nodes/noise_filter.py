@@ -86,12 +86,16 @@ class NoiseFilter(SenseNode):
 
     def on_points(self, msg: PointCloud2) -> None:
         points = cloud_codec.as_points(cloud_codec.decode(msg))
+        finite = cloud_codec.finite_mask(points)
+        if not finite.all():
+            self.count_nonfinite("points", int((~finite).sum()))
+            points = points[finite]
         stamp = stamp_ns_of(msg)
         with self._lock:
             self.history.append((stamp, points))
             model = self.model
         keep = model.filter(points) if model is not None else np.ones(points.shape[0], bool)
-        self.pub.publish(convert.pointcloud2(points[keep], stamped_like(msg.header)))
+        self.publish(self.pub, convert.pointcloud2(points[keep], stamped_like(msg.header)))
         try:
             if model is None and len(self.history) >= self.p.bootstrap_frames:
                 self._refit(self.p.bootstrap_frames, "bootstrap")

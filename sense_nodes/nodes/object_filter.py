@@ -52,6 +52,10 @@ class ObjectFilterNode(SenseNode):
 
     def on_points(self, msg: PointCloud2) -> None:
         points = cloud_codec.decode(msg)
+        finite = cloud_codec.finite_mask(points)
+        if not finite.all():
+            self.count_nonfinite("points", int((~finite).sum()))
+            points = points[finite]
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         dt = stamp - self.prev_stamp if self.prev_stamp is not None else FRAME_S
         if not 0 < dt < 60:  # replay restarted or stamps missing: treat as a new sequence
@@ -71,7 +75,7 @@ class ObjectFilterNode(SenseNode):
                 doppler=float(objects.doppler[i]), snr=snr, scr=scr, noise=noise, signal_power=signal_power,
                 rx_power=rx_power, point_count=int(objects.n_points[i]),
                 spatial_confidence=float(scores.c_s[i]), velocity_confidence=float(scores.c_v[i])))
-        self.pub.publish(out)
+        self.publish(self.pub, out)
 
     def _ids(self, match: np.ndarray) -> np.ndarray:
         """Object ids stable across frames while matched; new ids otherwise."""

@@ -92,7 +92,8 @@ class UavTracker(SenseNode):
         return model
 
     def on_detections(self, msg: DetectionArray) -> None:
-        objects, confidence = objects_from(msg)
+        objects, confidence, n_nonfinite = objects_from(msg)
+        self.count_nonfinite("detections", n_nonfinite)
         stamp_ns = stamp_ns_of(msg)
         if self.run_id is None:
             self.run_id = stamp_ns
@@ -104,8 +105,8 @@ class UavTracker(SenseNode):
         out = TrackArray(header=stamped_like(msg.header))
         for s in states:
             out.tracks.append(self._track_msg(s))
-        self.pub.publish(out)
-        self._publish_markers(out, states)
+        if self.publish(self.pub, out):
+            self._publish_markers(out, states)
 
     def _is_uav(self, s) -> bool:
         return s.confirmed and (s.verified if self.classifier is not None else True)
@@ -125,7 +126,7 @@ class UavTracker(SenseNode):
             classification=cls, position_covariance=upper_triangle(s.position_cov),
             velocity_covariance=upper_triangle(vel_cov), model_names=MODEL_NAMES,
             model_probabilities=[float(v) for v in s.model_probs],
-            classifier_score=float(s.score) if np.isfinite(s.score) else float("nan"),
+            classifier_score=float(s.score) if np.isfinite(s.score) else -1.0,
             confirmed=bool(s.confirmed), age=int(s.age), hits=int(s.hits), misses=int(s.misses))
 
     def _publish_markers(self, out: TrackArray, states) -> None:
@@ -151,7 +152,7 @@ class UavTracker(SenseNode):
                 label.pose.position = Point(x=t.position.x, y=t.position.y, z=t.position.z + 25.0)
                 label.pose.orientation.w = 1.0
                 ma.markers.append(label)
-        self.markers.publish(ma)
+        self.publish(self.markers, ma)
 
     def diagnostic_values(self):
         states = self.tracker.tracks
@@ -159,9 +160,10 @@ class UavTracker(SenseNode):
                 "verified": sum(t.verified for t in states)}
 
 
-def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray]:
+def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray, int]:
     """The tracker's view of a DetectionArray: objects (positions, Doppler,
-    signal metrics) and their (M, 2) spatial and velocity confidences."""
+    signal metrics), their (M, 2) spatial and velocity confidences, and the
+    number of detections left out for holding a non-finite value."""
     n = len(msg.detections)
     pos = np.array([(d.centroid.x, d.centroid.y, d.centroid.z) for d in msg.detections], float).reshape(n, 3)
     dop = np.array([d.doppler for d in msg.detections], float)
@@ -169,7 +171,9 @@ def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray]:
                      float).reshape(n, 5)
     count = np.array([d.point_count for d in msg.detections], np.int64)
     conf = np.array([(d.spatial_confidence, d.velocity_confidence) for d in msg.detections], float).reshape(n, 2)
-    return Objects(pos, dop, feats, count, np.zeros(0, np.int64)), conf
+    ok = np.isfinite(pos).all(1) & np.isfinite(dop) & np.isfinite(feats).all(1) & np.isfinite(conf).all(1)
+    return (Objects(pos[ok], dop[ok], feats[ok], count[ok], np.zeros(0, np.int64)), conf[ok],
+            int(n - ok.sum()))
 
 
 def _velocity_cov(s) -> np.ndarray:
