@@ -66,3 +66,11 @@ def test_set_with_an_unknown_node_or_parameter_names_what_exists():
     assert "/bs/bs_radar_source" in proc.stderr and "Traceback" not in proc.stderr
     proc = _sense("run", "bsense", "--duration", "1", "--set", "/bs/bs_radar_source:speed=2")
     assert proc.returncode == 2 and "has no parameter 'speed'" in proc.stderr and "rate" in proc.stderr
+
+
+def test_a_damaged_model_file_is_one_line_not_a_traceback(tmp_path):
+    bad = tmp_path / "net.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    proc = _sense("bench", "imaging", "--checkpoint", str(bad), "--repeats", "1", "--no-3d", timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert str(bad) in proc.stderr
