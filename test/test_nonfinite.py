@@ -154,3 +154,33 @@ def test_a_node_never_publishes_a_nan_it_made(ros_context):
     assert node.diagnostics.suppressed["/nf4/detections"] == 1
     status = node.diagnostics.status("x")
     assert "non-finite" in status.message
+
+
+def test_an_overloaded_frame_is_thinned_not_slowed(ros_context):
+    """4,000 detections a frame: the tracker keeps the most confident
+    max_detections and says so, instead of slowing quadratically."""
+    from sense_nodes.nodes.uav_tracker import UavTracker
+    node = UavTracker(context=ros_context, namespace="/nf5", parameter_overrides=[
+        Parameter("use_classifier", value=False), Parameter("max_detections", value=50)])
+    probe = Node("probe", context=ros_context)
+    got = []
+    probe.create_subscription(TrackArray, "/nf5/tracks", got.append, RESULT_QOS)
+    pub = probe.create_publisher(DetectionArray, "/nf5/detections", RESULT_QOS)
+    ex = _spin(ros_context, [node, probe])
+    rng = np.random.default_rng(0)
+    try:
+        assert spin_until(ex, lambda: node.count_publishers("/nf5/detections") > 0, 5)
+        dets = [_detection(i, float(x), float(y), 100.0) for i, (x, y) in
+                enumerate(rng.uniform(-2000, 2000, (4000, 2)))]
+        dets[17].spatial_confidence = dets[17].velocity_confidence = 1.0
+        for d in dets[:17] + dets[18:]:
+            d.spatial_confidence = d.velocity_confidence = 0.5
+        pub.publish(DetectionArray(header=convert.header(1_000_000_000, "bs"), detections=dets))
+        assert spin_until(ex, lambda: len(got) == 1, 30)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    assert len(got[0].tracks) == 50 and node.frames_thinned == 1
+    assert any(abs(t.position.x - dets[17].centroid.x) < 1e-3 for t in got[0].tracks), \
+        "the most confident detection must be kept"

@@ -35,6 +35,8 @@ class ObjectFilterNode(SenseNode):
         Param("tol_rel", _o.tol_rel, "Eq. 15 relative tolerance", range=(0.0, 10.0)),
         Param("tau_s", _o.tau_s, "spatial confidence threshold (5th percentile of UAV C_s)", range=(0.0, 1.0)),
         Param("tau_v", _o.tau_v, "velocity confidence threshold (5th percentile of UAV C_v)", range=(0.0, 1.0)),
+        Param("max_points", 20000, "points clustered per frame; a larger frame is thinned to this many "
+              "(uniform, seeded) with a warning, so an overload costs accuracy, not time", range=(100, 10_000_000)),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -47,6 +49,8 @@ class ObjectFilterNode(SenseNode):
         self.prev_ids = np.zeros(0, np.int64)
         self.next_id = 1
         self.prev_stamp = None
+        self.frames_thinned = 0
+        self._rng = np.random.default_rng(0)
         self.pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.subscribe(PointCloud2, "points_filtered", self.on_points, SENSOR_QOS, kind="points_filtered")
 
@@ -56,6 +60,7 @@ class ObjectFilterNode(SenseNode):
         if not finite.all():
             self.count_nonfinite("points", int((~finite).sum()))
             points = points[finite]
+        points = self._thin(points)
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         dt = stamp - self.prev_stamp if self.prev_stamp is not None else FRAME_S
         if not 0 < dt < 60:  # replay restarted or stamps missing: treat as a new sequence
@@ -76,6 +81,19 @@ class ObjectFilterNode(SenseNode):
                 rx_power=rx_power, point_count=int(objects.n_points[i]),
                 spatial_confidence=float(scores.c_s[i]), velocity_confidence=float(scores.c_v[i])))
         self.publish(self.pub, out)
+
+    def _thin(self, points):
+        if len(points) <= self.p.max_points:
+            return points
+        self.frames_thinned += 1
+        if self.frames_thinned == 1 or self.frames_thinned % 100 == 0:
+            self.get_logger().warning(f"frame of {len(points)} points thinned to max_points={self.p.max_points} "
+                                      f"({self.frames_thinned} frames so far)")
+        keep = np.sort(self._rng.choice(len(points), self.p.max_points, replace=False))
+        return points[keep]
+
+    def diagnostic_values(self):
+        return {"frames_thinned": self.frames_thinned}
 
     def _ids(self, match: np.ndarray) -> np.ndarray:
         """Object ids stable across frames while matched; new ids otherwise."""

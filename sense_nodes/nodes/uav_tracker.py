@@ -55,6 +55,8 @@ class UavTracker(SenseNode):
         Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0)),
         Param("device", "auto", "where TrajFormer runs", choices=("auto", "cpu", "cuda")),
         Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000)),
+        Param("max_detections", 300, "detections tracked per frame; a larger frame keeps its most confident "
+              "ones with a warning, so an overload costs accuracy, not time", range=(1, 100_000)),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -66,6 +68,7 @@ class UavTracker(SenseNode):
         self.classifier = self._load_classifier() if p.use_classifier else None
         self.trails: dict[int, collections.deque] = {}
         self.run_id = None
+        self.frames_thinned = 0
         self.pub = self.create_publisher(TrackArray, "tracks", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "track_markers", RESULT_QOS)
         self.subscribe(DetectionArray, "detections", self.on_detections, RESULT_QOS, kind="detections")
@@ -94,6 +97,7 @@ class UavTracker(SenseNode):
     def on_detections(self, msg: DetectionArray) -> None:
         objects, confidence, n_nonfinite = objects_from(msg)
         self.count_nonfinite("detections", n_nonfinite)
+        objects, confidence = self._thin(objects, confidence)
         stamp_ns = stamp_ns_of(msg)
         if self.run_id is None:
             self.run_id = stamp_ns
@@ -107,6 +111,20 @@ class UavTracker(SenseNode):
             out.tracks.append(self._track_msg(s))
         if self.publish(self.pub, out):
             self._publish_markers(out, states)
+
+    def _thin(self, objects, confidence):
+        """At most ``max_detections`` a frame, the most confident kept: the
+        tracker's association grows faster than linearly with detections."""
+        n = len(objects.pos)
+        if n <= self.p.max_detections:
+            return objects, confidence
+        self.frames_thinned += 1
+        if self.frames_thinned == 1 or self.frames_thinned % 100 == 0:
+            self.get_logger().warning(f"frame of {n} detections thinned to max_detections="
+                                      f"{self.p.max_detections} ({self.frames_thinned} frames so far)")
+        keep = np.sort(np.argsort(-confidence.max(1), kind="stable")[:self.p.max_detections])
+        return (Objects(objects.pos[keep], objects.doppler[keep], objects.features[keep],
+                        objects.n_points[keep], objects.point_cluster), confidence[keep])
 
     def _is_uav(self, s) -> bool:
         return s.confirmed and (s.verified if self.classifier is not None else True)
@@ -157,7 +175,7 @@ class UavTracker(SenseNode):
     def diagnostic_values(self):
         states = self.tracker.tracks
         return {"tracks": len(states), "confirmed": sum(t.confirmed for t in states),
-                "verified": sum(t.verified for t in states)}
+                "verified": sum(t.verified for t in states), "frames_thinned": self.frames_thinned}
 
 
 def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray, int]:
