@@ -5,6 +5,10 @@
   with a :class:`ParameterError` naming the parameter.
 - Sensor streams use sensor-data QoS (best effort); results use reliable QoS,
   which RViz subscribes with by default.
+- A parameter either takes effect when set while the node runs (``runtime``:
+  the node's :meth:`SenseNode.on_parameters_changed` rebuilds what depends
+  on it between callbacks) or is read-only then, and ``set_parameters``
+  refuses it naming it.
 - ``/diagnostics`` carries, once a second, the input rate, processing latency
   and the count of dropped (malformed) messages of every node.
 - Subscriptions go through :meth:`SenseNode.subscribe`, whose callback catches
@@ -64,13 +68,15 @@ class Param:
     description: str
     range: tuple[float, float] | None = None  # inclusive bounds for numbers
     choices: Sequence[str] | None = None      # allowed values for strings
-    read_only: bool = False
+    runtime: bool = False  # takes effect when set while the node runs; otherwise read-only then
 
     def descriptor(self) -> ParameterDescriptor:
         desc = self.description
         if self.choices:
             desc += f" (one of: {', '.join(self.choices)})"
-        d = ParameterDescriptor(name=self.name, description=desc, read_only=self.read_only)
+        if not self.runtime:
+            desc += " [read-only while running: set it at start]"
+        d = ParameterDescriptor(name=self.name, description=desc, read_only=not self.runtime)
         if self.range is not None:
             lo, hi = self.range
             if isinstance(self.default, bool):
@@ -231,18 +237,42 @@ class SenseNode(Node):
         return f"a value of type {type(spec.default).__name__}"
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        for param in params:
-            spec = self._params.get(param.name)
-            if spec is None:
-                continue
+        ours = [p for p in params if p.name in self._params]
+        for param in ours:
+            spec = self._params[param.name]
+            if not spec.runtime:  # rclpy refuses read-only ones first; a subclass table may not
+                return SetParametersResult(successful=False, reason=(
+                    f"parameter '{param.name}' is read-only while the node runs: restart it with the new value"))
             try:
                 spec.check(param.value)
             except ParameterError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-        for param in params:
-            if param.name in self._params:
-                setattr(self.p, param.name, param.value)
+        if not ours:
+            return SetParametersResult(successful=True)
+        before = {p.name: getattr(self.p, p.name) for p in ours}
+        for param in ours:
+            setattr(self.p, param.name, param.value)
+        try:
+            self.on_parameters_changed({p.name for p in ours})
+        except ParameterError as exc:
+            for name, value in before.items():
+                setattr(self.p, name, value)
+            self.on_parameters_changed(set(before))
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.get_logger().info("parameters set: " + ", ".join(f"{p.name}={p.value!r}" for p in ours))
         return SetParametersResult(successful=True)
+
+    def on_parameters_changed(self, names: set[str]) -> None:
+        """Rebuild what depends on the runtime parameters ``names`` (their new
+        values are in ``self.p``). Runs in the node's callback group, so the
+        swap happens between message callbacks. Raise ParameterError to
+        refuse the change."""
+
+    def effective_parameters(self) -> dict[str, Any]:
+        """The values the node computes with now, read from its live
+        configuration objects where it has them (tests compare these with
+        what was set)."""
+        return {name: getattr(self.p, name) for name in self._params}
 
     # --- subscriptions ------------------------------------------------------
     def subscribe(self, msg_type, topic: str, callback: Callable, qos: QoSProfile = SENSOR_QOS,

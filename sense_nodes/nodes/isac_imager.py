@@ -33,8 +33,8 @@ class IsacImager(SenseNode):
         Param("checkpoint", "", "imager checkpoint from `sense train imaging` ('' = the shipped net10.pt)"),
         Param("device", "auto", "where the network runs", choices=("auto", "cpu", "cuda")),
         Param("threshold", 0.1, "detection threshold in sigma / 0.1 m units (a voxel group at or "
-              "above it is one target, as the eval counts them)", range=(0.0, 100.0)),
-        Param("marker_min", 0.1, "voxels below this value are not drawn", range=(0.0, 100.0)),
+              "above it is one target, as the eval counts them)", range=(0.0, 100.0), runtime=True),
+        Param("marker_min", 0.1, "voxels below this value are not drawn", range=(0.0, 100.0), runtime=True),
         # one frame's network is small: on the 2-core machines one thread
         # images a 2D frame in 9.5 ms, two in 16.6 ms (sense bench imaging --threads)
         Param("cpu_threads", 1, "torch CPU threads for the network (0 = torch's default)", range=(0, 256)),
@@ -62,6 +62,12 @@ class IsacImager(SenseNode):
         self.pub = self.create_publisher(VoxelImage, "image", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "image_markers", RESULT_QOS)
         self.subscribe(CsiBundle, "csi", self.on_csi, RESULT_QOS, kind="csi")
+
+    def on_parameters_changed(self, names):
+        self.imager.threshold = self.p.threshold
+
+    def effective_parameters(self):
+        return dict(super().effective_parameters(), threshold=self.imager.threshold)
 
     def channels(self, msg: CsiBundle) -> dict:
         """Per-pair CSI (N_f, tx, rx) from the bundle's frames; MalformedMessage

@@ -42,18 +42,19 @@ class NoiseFilter(SenseNode):
         Param("percentile", 80.0, "similarity threshold percentile p of Eq. 11", range=(1.0, 99.9)),
         Param("refit_frames", 700, "N_u: frames a refit uses (Section 3.2.4)", range=(10, 100_000)),
         Param("update_interval_s", 172800.0, "T_u: seconds between automatic refits (0 = never; paper: 2 days)",
-              range=(0.0, 3.2e7)),
+              range=(0.0, 3.2e7), runtime=True),
         Param("bootstrap_frames", 100, "frames collected to fit a first model when there is none",
               range=(10, 100_000)),
         Param("exclude_radius_m", 15.0, "points this close to a confirmed track are left out of refits",
-              range=(0.0, 500.0)),
+              range=(0.0, 500.0), runtime=True),
         Param("max_stamp_jump_s", 60.0, "a frame whose stamp goes backwards or jumps further ahead than this "
               "is filtered but not kept for refits", range=(0.1, 86400.0)),
         Param("refit_max_points", 2000, "points kept per buffered frame (larger frames are subsampled), "
               "which bounds the refit buffer in bytes", range=(100, 1_000_000)),
-        Param("min_refit_cubes", 10, "a refit modelling fewer cubes never replaces the model", range=(1, 100_000)),
+        Param("min_refit_cubes", 10, "a refit modelling fewer cubes never replaces the model", range=(1, 100_000),
+              runtime=True),
         Param("min_gaussian_pct", 50.0, "a refit with a smaller share of jointly Gaussian cubes never "
-              "replaces the model", range=(0.0, 100.0)),
+              "replaces the model", range=(0.0, 100.0), runtime=True),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):

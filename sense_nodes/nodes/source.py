@@ -41,9 +41,10 @@ class SourceNode(SenseNode):
     PERIOD_S = 1.0
     SOURCE_PARAMS = (
         Param("bag", "", "rosbag2 file to replay instead of the live simulation ('' = live)"),
-        Param("rate", 1.0, "playback speed relative to real time (live and bag)", range=(0.01, 1000.0)),
-        Param("loop", False, "start the bag again when it ends"),
-        Param("max_frames", 0, "stop after this many frames (0 = no limit)", range=(0, 10_000_000)),
+        Param("rate", 1.0, "playback speed relative to real time (live and bag)", range=(0.01, 1000.0),
+              runtime=True),
+        Param("loop", False, "start the bag again when it ends", runtime=True),
+        Param("max_frames", 0, "stop after this many frames (0 = no limit)", range=(0, 10_000_000), runtime=True),
         Param("publish_clock", True, "publish /clock (one source per deployment should)"),
         Param("start_delay_s", 1.0, "wait this long before the first frame, so subscribers in the graph "
               "are matched and nothing is lost at the start", range=(0.0, 600.0)),
@@ -65,6 +66,24 @@ class SourceNode(SenseNode):
     @classmethod
     def all_params(cls):
         return cls.SOURCE_PARAMS + tuple(cls.PARAMS)
+
+    def on_parameters_changed(self, names):
+        """A new ``rate`` paces from the next frame on (``loop`` and
+        ``max_frames`` are read at every frame)."""
+        if "rate" not in names:
+            return
+        if self.p.bag:
+            if self._t0_wall is not None and self._pending is not None:
+                self._t0_bag, self._t0_wall = self._pending[2], time.monotonic()
+        else:
+            self.timer.cancel()
+            self.timer = self.create_timer(self.frame_period_s() / self.p.rate, self._live_tick)
+
+    def effective_parameters(self):
+        values = super().effective_parameters()
+        if not self.p.bag:  # the live timer's period is what the rate does
+            values["rate"] = self.frame_period_s() / (self.timer.timer_period_ns * 1e-9)
+        return values
 
     def diagnostic_values(self):
         return {"mode": "bag" if self.p.bag else "live", "frames_published": self.frames_published,

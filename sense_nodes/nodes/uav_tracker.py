@@ -11,6 +11,7 @@ Publishes   tracks (sense_nodes/TrackArray, reliable): every live track;
 from __future__ import annotations
 
 import collections
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -44,19 +45,22 @@ class UavTracker(SenseNode):
     _t = TrackerConfig()
     PARAMS = (
         Param("frame_s", _t.dt, "frame interval, s (0.64 s for the BSense base station)", range=(0.01, 10.0)),
-        Param("gate_m", _t.gate_m, "association gate on the predicted position, m", range=(0.5, 500.0)),
-        Param("confirm_hits", _t.confirm_hits, "K: consecutive associations to confirm a track", range=(1, 50)),
-        Param("max_misses", _t.max_misses, "misses before a confirmed track is deleted", range=(0, 100)),
+        Param("gate_m", _t.gate_m, "association gate on the predicted position, m", range=(0.5, 500.0),
+              runtime=True),
+        Param("confirm_hits", _t.confirm_hits, "K: consecutive associations to confirm a track", range=(1, 50),
+              runtime=True),
+        Param("max_misses", _t.max_misses, "misses before a confirmed track is deleted", range=(0, 100),
+              runtime=True),
         Param("max_misses_tentative", _t.max_misses_tentative, "misses before a tentative track is deleted",
-              range=(0, 100)),
+              range=(0, 100), runtime=True),
         Param("use_classifier", True, "verify tracks with TrajFormer (False: output every confirmed track)"),
         Param("checkpoint", "", "TrajFormer checkpoint ('' = the one shipped with the package)"),
         Param("window", 6, "W: observations TrajFormer reads", range=(2, 64)),
-        Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0)),
+        Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0), runtime=True),
         Param("device", "auto", "where TrajFormer runs", choices=("auto", "cpu", "cuda")),
-        Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000)),
+        Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000), runtime=True),
         Param("max_detections", 300, "detections tracked per frame; a larger frame keeps its most confident "
-              "ones with a warning, so an overload costs accuracy, not time", range=(1, 100_000)),
+              "ones with a warning, so an overload costs accuracy, not time", range=(1, 100_000), runtime=True),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -111,6 +115,22 @@ class UavTracker(SenseNode):
             out.tracks.append(self._track_msg(s))
         if self.publish(self.pub, out):
             self._publish_markers(out, states)
+
+    def on_parameters_changed(self, names):
+        """Gate and track-management rules swap in between frames; the
+        tracks and their filters carry on."""
+        p = self.p
+        self.tracker.config = dataclasses.replace(
+            self.tracker.config, gate_m=p.gate_m, confirm_hits=p.confirm_hits, max_misses=p.max_misses,
+            max_misses_tentative=p.max_misses_tentative)
+        if "trail_length" in names:
+            self.trails = {k: collections.deque(v, maxlen=p.trail_length) for k, v in self.trails.items()}
+
+    def effective_parameters(self):
+        values = super().effective_parameters()
+        values.update({k: getattr(self.tracker.config, k)
+                       for k in ("gate_m", "confirm_hits", "max_misses", "max_misses_tentative")})
+        return values
 
     def _thin(self, objects, confidence):
         """At most ``max_detections`` a frame, the most confident kept: the
