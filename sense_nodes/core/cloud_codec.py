@@ -118,14 +118,21 @@ def _describe(dt: np.dtype) -> str:
     return name if not dt.shape else f"{name}[{int(np.prod(dt.shape))}]"
 
 
-def finite_mask(points: np.ndarray) -> np.ndarray:
-    """True for the points whose floating-point fields are all finite: a
-    non-finite value spoils only its own point, which can be dropped alone."""
+# No field of a base-station point (metres, m/s, dB) is anywhere near this;
+# beyond it a value is garbage, and its square or sum would overflow float32.
+MAX_ABS_VALUE = 1e6
+
+
+def finite_mask(points: np.ndarray, max_abs: float = np.inf) -> np.ndarray:
+    """True for the points whose floating-point fields are all finite (and
+    at most ``max_abs`` in magnitude): a bad value spoils only its own
+    point, which can be dropped alone."""
     keep = np.ones(points.shape[0], bool)
     for name in points.dtype.names or ():
         col = points[name]
         if col.dtype.kind == "f":
-            keep &= np.isfinite(col).reshape(points.shape[0], -1).all(1)
+            with np.errstate(invalid="ignore"):
+                keep &= (np.abs(col) <= max_abs).reshape(points.shape[0], -1).all(1)
     return keep
 
 

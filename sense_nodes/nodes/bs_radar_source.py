@@ -68,7 +68,7 @@ class BsRadarSource(SourceNode):
 
     def on_replayed(self, output: str, raw: bytes) -> None:
         if output == "truth" and "truth_markers" not in self._bag_map.values():
-            self.pubs["truth_markers"].publish(truth_markers(deserialize_message(raw, GroundTruthArray)))
+            self.publish(self.pubs["truth_markers"], truth_markers(deserialize_message(raw, GroundTruthArray)))
 
 
 NODE_CLASS = BsRadarSource

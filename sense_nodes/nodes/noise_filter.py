@@ -98,7 +98,7 @@ class NoiseFilter(SenseNode):
 
     def on_points(self, msg: PointCloud2) -> None:
         points = cloud_codec.as_points(cloud_codec.decode(msg))
-        finite = cloud_codec.finite_mask(points)
+        finite = cloud_codec.finite_mask(points, cloud_codec.MAX_ABS_VALUE)
         if not finite.all():
             self.count_nonfinite("points", int((~finite).sum()))
             points = points[finite]

@@ -113,7 +113,7 @@ class SourceNode(SenseNode):
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=time_msg(stamp_ns)))
         for name, msg in messages.items():
-            self.pubs[name].publish(msg)
+            self.publish(self.pubs[name], msg)
         self.frames_published += 1
         self.diagnostics.record(t0)
 
@@ -146,7 +146,10 @@ class SourceNode(SenseNode):
                 f"{sorted(self.OUTPUTS)} (it has {[t.name for t in info]})")
         self._has_clock = any(t.name == "/clock" for t in info)
         self._replay_iter = self._replay_messages()
-        self._pending = next(self._replay_iter, None)
+        try:
+            self._pending = next(self._replay_iter, None)
+        except bags.BagError as exc:
+            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'bag': {exc}") from None
         self._t0_bag = self._pending[2] if self._pending else 0
         self._t0_wall = None  # set at the first tick after the start delay
         self._last_frame_ns = None

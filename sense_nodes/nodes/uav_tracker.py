@@ -24,6 +24,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sense_nodes.core.bsense.clustering import Objects
 from sense_nodes.core.bsense.tracker import Tracker, TrackerConfig
 from sense_nodes.core.bsense.verification import verify_tracks
+from sense_nodes.core.cloud_codec import MAX_ABS_VALUE
 from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.msg import DetectionArray, Track, TrackArray
 from sense_nodes.nodes.base import RESULT_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
@@ -201,7 +202,8 @@ class UavTracker(SenseNode):
 def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray, int]:
     """The tracker's view of a DetectionArray: objects (positions, Doppler,
     signal metrics), their (M, 2) spatial and velocity confidences, and the
-    number of detections left out for holding a non-finite value."""
+    number of detections left out for holding a non-finite value, a value
+    beyond any sensor's range or a confidence outside [0, 1]."""
     n = len(msg.detections)
     pos = np.array([(d.centroid.x, d.centroid.y, d.centroid.z) for d in msg.detections], float).reshape(n, 3)
     dop = np.array([d.doppler for d in msg.detections], float)
@@ -209,7 +211,9 @@ def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray, int]:
                      float).reshape(n, 5)
     count = np.array([d.point_count for d in msg.detections], np.int64)
     conf = np.array([(d.spatial_confidence, d.velocity_confidence) for d in msg.detections], float).reshape(n, 2)
-    ok = np.isfinite(pos).all(1) & np.isfinite(dop) & np.isfinite(feats).all(1) & np.isfinite(conf).all(1)
+    with np.errstate(invalid="ignore"):  # NaN compares False: dropped with the rest
+        ok = ((np.abs(pos) <= MAX_ABS_VALUE).all(1) & (np.abs(dop) <= MAX_ABS_VALUE)
+              & (np.abs(feats) <= MAX_ABS_VALUE).all(1) & ((conf >= 0) & (conf <= 1)).all(1))
     return (Objects(pos[ok], dop[ok], feats[ok], count[ok], np.zeros(0, np.int64)), conf[ok],
             int(n - ok.sum()))
 
