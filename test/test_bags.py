@@ -97,3 +97,39 @@ def test_recorder_writes_live_topics(ros_context, tmp_path):
            for _, _, _, raw in bags.read_raw(tmp_path / "rec")]
     assert len(got) >= 5 and got == sorted(got)
     assert bags.topics(tmp_path / "rec")[0].msgtype == "sense_nodes/msg/TrackArray"
+
+
+def test_a_killed_recorder_loses_at_most_what_it_had_not_flushed(tmp_path):
+    """A writer killed with SIGKILL after flushing: the bag is refused with
+    what to do, and `sense record --repair` gives back every flushed message."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sense_nodes.cli.main import main as sense
+    bag = tmp_path / "killed"
+    script = f"""
+import time
+from sense_nodes.data import bags
+w = bags.BagWriter({str(bag)!r}).__enter__()
+for k in range(50):
+    t = 10**9 + k * 10**8
+    w.write("/clock", "rosgraph_msgs/msg/Clock", t, bags.clock(t))
+    if k % 10 == 9:
+        w.flush()
+print("flushed", flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "flushed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    with pytest.raises(bags.BagError, match="record --repair"):
+        bags.topics(bag)
+    assert sense(["record", "--repair", str(bag)]) == 0
+    got = [t for _, _, t, _ in bags.read_raw(bag)]
+    assert got == [10**9 + k * 10**8 for k in range(50)]

@@ -9,8 +9,10 @@ from sense_nodes.cli.validate import check_output_path, check_positive
 
 
 def add_arguments(parser):
-    parser.add_argument("topics", nargs="+", help="topics to record")
-    parser.add_argument("-o", "--out", required=True, help="output bag directory")
+    parser.add_argument("topics", nargs="*", help="topics to record")
+    parser.add_argument("-o", "--out", help="output bag directory")
+    parser.add_argument("--repair", metavar="BAG", help="make a bag readable whose recorder was killed "
+                        "(keeps every message flushed, i.e. all but the last second) and exit")
     parser.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: Ctrl-C)")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag")
@@ -26,6 +28,16 @@ def run(args):
     from sense_nodes.data.bags import BagError
     from sense_nodes.nodes.recorder import Recorder
 
+    if args.repair:
+        from sense_nodes.data.bags import BagError, repair
+        try:
+            n = repair(args.repair)
+        except (BagError, OSError) as exc:
+            raise UserError(f"--repair: {exc}") from None
+        print(f"repaired {args.repair}: {n} messages kept")
+        return 0
+    if not args.topics or not args.out:
+        raise UserError("give the topics to record and -o/--out (or --repair BAG)")
     check_positive(args.duration, "--duration")
     check_output_path(args.out, "--out", directory=True)
     ctx = Context()

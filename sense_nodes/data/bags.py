@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -143,6 +144,20 @@ class BagWriter:
             raise BagError(f"topic '{topic}' already holds {self._types[topic]}, not {msgtype}")
         return conn
 
+    def flush(self) -> None:
+        """Make every message written so far durable: close the MCAP chunk
+        being filled and sync the file, so a killed process loses only what
+        came after (:func:`repair` then makes the bag readable). rosbags
+        has no public call for this; it reaches into its MCAP writer, and
+        does nothing for other storage."""
+        storage = getattr(self._writer, "storage", None)
+        if storage is None or not hasattr(storage, "close_chunk"):
+            return
+        if storage.chunk.msgs:
+            storage.close_chunk()
+        storage.bio.flush()
+        os.fsync(storage.bio.fileno())
+
     def write(self, topic: str, msgtype: str, stamp_ns: int, msg) -> None:
         """Write a rosbags message object, or CDR bytes serialized elsewhere."""
         conn = self._connection(topic, msgtype)
@@ -171,6 +186,9 @@ def _reader(path: str | os.PathLike):
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag '{path}' does not exist")
+    if path.is_dir() and not (path / "metadata.yaml").exists() and any(path.glob("*.mcap")):
+        raise BagError(f"bag '{path}' was not closed (its recorder was killed): "
+                       f"`sense record --repair {path}` keeps what it wrote")
     try:
         reader = Reader(path)
         reader.open()
@@ -208,6 +226,78 @@ def read_raw(path: str | os.PathLike, topics: Iterable[str] | None = None
             except Exception as exc:  # a damaged chunk surfaces only when it is read
                 raise BagError(f"bag '{path}' is damaged: {type(exc).__name__}: {exc}") from exc
             yield conn.topic, conn.msgtype, stamp_ns, raw
+
+
+def _scan_mcap(data: bytes):
+    """Schemas, channels and messages of an MCAP file read record by record
+    (uncompressed chunks, as :class:`BagWriter` writes them), stopping at the
+    first record cut short: what a killed writer left behind."""
+    import struct
+    schemas, channels, messages = {}, {}, []
+
+    def string(buf, at):
+        n = struct.unpack_from("<I", buf, at)[0]
+        return bytes(buf[at + 4:at + 4 + n]).decode(), at + 4 + n
+
+    def records(buf, at, end):
+        while at + 9 <= end:
+            op, n = buf[at], struct.unpack_from("<Q", buf, at + 1)[0]
+            if at + 9 + n > end:
+                return
+            yield op, buf[at + 9:at + 9 + n]
+            at += 9 + n
+
+    def visit(op, body):
+        if op == 0x03:
+            sid = struct.unpack_from("<H", body, 0)[0]
+            name, _ = string(body, 2)
+            schemas[sid] = name
+        elif op == 0x04:
+            cid, sid = struct.unpack_from("<HH", body, 0)
+            topic, _ = string(body, 4)
+            channels[cid] = (topic, sid)
+        elif op == 0x05:
+            cid, _, log_time = struct.unpack_from("<HIQ", body, 0)
+            messages.append((cid, log_time, bytes(body[22:])))
+        elif op == 0x06:
+            at = 8 + 8 + 8 + 4
+            compression, at = string(body, at)
+            size = struct.unpack_from("<Q", body, at)[0]
+            if compression:
+                raise BagError(f"compressed chunks ({compression}) cannot be repaired")
+            chunk = body[at + 8:at + 8 + size]
+            for op2, body2 in records(chunk, 0, len(chunk)):
+                visit(op2, body2)
+
+    if not data.startswith(b"\x89MCAP0\r\n"):
+        raise BagError("not an MCAP file")
+    view = memoryview(data)
+    for op, body in records(view, 8, len(data)):
+        visit(op, body)
+    return schemas, channels, messages
+
+
+def repair(path: str | os.PathLike) -> int:
+    """Make a bag readable whose writer was killed (no ``metadata.yaml``, an
+    MCAP file without its summary): every complete chunk is kept, written
+    again as a complete bag in its place. Returns the messages kept."""
+    path = Path(path)
+    files = sorted(path.glob("*.mcap"))
+    if (path / "metadata.yaml").exists():
+        raise BagError(f"bag '{path}' is complete (it has metadata.yaml); nothing to repair")
+    if len(files) != 1:
+        raise BagError(f"'{path}' holds {len(files)} MCAP files; expected one to repair")
+    schemas, channels, messages = _scan_mcap(files[0].read_bytes())
+    tmp = path.with_name(path.name + ".repairing")
+    with BagWriter(tmp, overwrite=True) as out:
+        for cid, t_ns, raw in sorted(messages, key=lambda m: m[1]):
+            topic, sid = channels[cid]
+            out.write(topic, schemas[sid], t_ns, raw)
+    broken = path.with_name(path.name + ".broken")
+    path.rename(broken)
+    tmp.rename(path)
+    shutil.rmtree(broken)
+    return len(messages)
 
 
 def span_ns(path: str | os.PathLike) -> int:

@@ -24,6 +24,9 @@ class Recorder:
         self.counts: dict[str, int] = {t: 0 for t in self.wanted}
         self.closed = False
         self._timer = node.create_timer(0.1, self._discover)
+        # everything older than a second is on disk: a killed recorder loses
+        # at most the last second (`sense record --repair` reads the rest)
+        self._flush_timer = node.create_timer(1.0, self.writer.flush)
         self._discover()
 
     def _qos_for(self, topic: str) -> QoSProfile:
@@ -66,6 +69,7 @@ class Recorder:
             return
         self.closed = True
         self._timer.cancel()
+        self._flush_timer.cancel()
         self.writer.__exit__(None, None, None)
 
 
