@@ -110,3 +110,29 @@ def test_malformed_cloud_is_dropped_counted_and_node_keeps_working(ros_context):
         ex.shutdown()
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_messages_a_busy_node_never_took_are_counted_as_lost(ros_context):
+    import time
+    node = CountingNode(context=ros_context, namespace="/t9")
+    probe = Node("probe", context=ros_context)
+    pub = probe.create_publisher(PointCloud2, "/t9/points", SENSOR_QOS)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    ex.add_node(probe)
+    try:
+        assert spin_until(ex, lambda: node.count_publishers("/t9/points") > 0, 5)
+        pub.publish(_cloud(3))
+        assert spin_until(ex, lambda: node.diagnostics.processed == 1, 5)
+        for _ in range(40):  # faster than the node spins: its queue (depth 10) overflows
+            pub.publish(_cloud(3))
+        time.sleep(0.3)
+        spin_until(ex, lambda: False, 1.0)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    d = node.diagnostics
+    assert d.processed < 41
+    assert d.processed - 1 + d.lost["points"] == 40
+    assert "lost" in d.status("x").message

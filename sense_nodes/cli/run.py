@@ -79,9 +79,15 @@ def _deployment_topics(comp):
 
 
 def _summary(comp):
-    print(f"{'node':<40} {'processed':>9} {'rate_hz':>8} {'latency_ms':>10} {'dropped':>7}")
+    print(f"{'node':<40} {'processed':>9} {'rate_hz':>8} {'latency_ms':>10} {'dropped':>7} {'lost':>6}")
+    lost = 0
     for node in comp.nodes:
         d = node.diagnostics
         processed = getattr(node, "frames_published", d.processed)
+        lost += sum(d.lost.values())
         print(f"{node.get_fully_qualified_name():<40} {processed:>9} {d.rate_hz():>8.2f} "
-              f"{d.latency_ms():>10.2f} {sum(d.dropped.values()):>7}")
+              f"{d.latency_ms():>10.2f} {sum(d.dropped.values()) + sum(d.nonfinite.values()):>7} "
+              f"{sum(d.lost.values()):>6}")
+    if lost:
+        print(f"warning: {lost} messages were lost because a node fell behind its input "
+              f"(replay slower with --rate, or give the node fewer points)")

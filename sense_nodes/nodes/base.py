@@ -112,6 +112,8 @@ class Diagnostics:
         self.nonfinite: collections.Counter[str] = collections.Counter()
         # outputs refused because they held a non-finite value
         self.suppressed: collections.Counter[str] = collections.Counter()
+        # messages published to the node but never taken (its queue overflowed)
+        self.lost: collections.Counter[str] = collections.Counter()
 
     def record(self, t_start: float) -> None:
         now = time.perf_counter()
@@ -137,19 +139,23 @@ class Diagnostics:
         message = "ok"
         nonfinite = sum(self.nonfinite.values())
         suppressed = sum(self.suppressed.values())
+        lost = sum(self.lost.values())
         if errors:
             level, message = DiagnosticStatus.ERROR, f"{errors} callback errors"
         elif suppressed:
             level, message = DiagnosticStatus.ERROR, f"{suppressed} non-finite outputs suppressed"
-        elif dropped or nonfinite:
+        elif dropped or nonfinite or lost:
             level, message = DiagnosticStatus.WARN, (f"{dropped} malformed messages dropped, "
-                                                     f"{nonfinite} non-finite input items dropped")
+                                                     f"{nonfinite} non-finite input items dropped, "
+                                                     f"{lost} messages lost (fell behind)")
         values = {"rate_hz": f"{self.rate_hz():.3f}", "latency_ms": f"{self.latency_ms():.3f}",
                   "processed": str(self.processed), "dropped": str(dropped), "errors": str(errors),
-                  "nonfinite_dropped": str(nonfinite), "outputs_suppressed": str(suppressed)}
+                  "nonfinite_dropped": str(nonfinite), "outputs_suppressed": str(suppressed),
+                  "lost": str(lost)}
         values.update({f"dropped[{k}]": str(v) for k, v in self.dropped.items()})
         values.update({f"nonfinite_dropped[{k}]": str(v) for k, v in self.nonfinite.items()})
         values.update({f"outputs_suppressed[{k}]": str(v) for k, v in self.suppressed.items()})
+        values.update({f"lost[{k}]": str(v) for k, v in self.lost.items()})
         values.update({k: str(v) for k, v in (extra or {}).items()})
         return DiagnosticStatus(level=level, name=name, message=message, hardware_id="sense_nodes",
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -285,9 +291,11 @@ class SenseNode(Node):
         recorded for the diagnostics.
         """
         label = kind or topic
+        last_seq: dict[bytes, int] = {}
 
-        def guarded(msg):
+        def guarded(msg, info):
             t0 = time.perf_counter()
+            self._count_lost(label, info, last_seq)
             try:
                 callback(msg)
             except ValueError as exc:  # malformed input (codec errors are ValueErrors)
@@ -304,6 +312,26 @@ class SenseNode(Node):
                 self.diagnostics.record(t0)
 
         return self.create_subscription(msg_type, topic, guarded, qos, **kwargs)
+
+    def _count_lost(self, label: str, info, last_seq: dict) -> None:
+        """Count the messages a publisher sent that never reached this
+        callback: gaps in its publication sequence numbers (the queue
+        overflowed while the node was busy)."""
+        try:
+            seq = int(info["publication_sequence_number"])
+            gid = bytes(info["publisher_gid"]["data"])
+        except (KeyError, TypeError, ValueError):
+            return  # a middleware without sequence numbers: nothing to count
+        prev = last_seq.get(gid)
+        last_seq[gid] = seq
+        if prev is not None and seq > prev + 1:
+            self.diagnostics.lost[label] += seq - prev - 1
+            key = f"lost:{label}"
+            if key not in self._logged_kinds:
+                self._logged_kinds.add(key)
+                self.get_logger().warning(
+                    f"lost {seq - prev - 1} messages on {label}: the node fell behind its input "
+                    f"(further losses are only counted in /diagnostics)")
 
     def drop(self, kind: str, reason: Exception | str) -> None:
         """Count a dropped input message and log the first of each kind."""
