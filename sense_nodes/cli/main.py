@@ -21,6 +21,7 @@ VERBS = {
     "eval": ("sense_nodes.cli.evaluate", "the paper's metrics on a scenario or dataset"),
     "bench": ("sense_nodes.cli.bench", "latency and throughput, medians over repeats"),
     "report": ("sense_nodes.cli.report", "figures and an HTML page of the last results"),
+    "calibrate": ("sense_nodes.cli.calibrate", "fit the BSense noise fingerprints on UAV-free frames"),
     "fuzz": ("sense_nodes.cli.fuzz", "send hostile messages, files and bags to every node and loader"),
     "demo": ("sense_nodes.cli.demo", "run the main deployment on its built-in scenario and show what it did"),
 }

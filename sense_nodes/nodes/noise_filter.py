@@ -3,13 +3,18 @@ like their cube's noise fingerprint; refits the fingerprints from recent
 frames (Section 3.2.4) on a timer or on demand through the `refit` service.
 
 Subscribes  points (PointCloud2), tracks (TrackArray: confirmed UAV tracks
-            whose neighbourhood is excluded from refits)
+            whose neighbourhood is excluded from refits), truth
+            (GroundTruthArray, when the source has it: frames with a visible
+            UAV are never used for a fit)
 Publishes   points_filtered (PointCloud2, sensor-data QoS)
 Service     refit (sense_nodes/RefitNoiseModel)
 
-Without a model file the node passes every point through while it collects
-`bootstrap_frames` frames, assumed UAV-free (as the paper's 10-minute
-initial recording), then fits and saves the model.
+Without a model (none in the cache, none named) the node does not guess: it
+passes every point through and says, every `warn_period_s`, how to get one
+(`sense calibrate`, or the `refit` service once UAV-free frames were seen).
+Only where the source publishes truth does it fit one by itself, from
+`bootstrap_frames` frames the truth shows free of UAVs. A model file records
+where it came from; the node logs it at start and at every replacement.
 """
 from __future__ import annotations
 
@@ -21,11 +26,15 @@ from sensor_msgs.msg import PointCloud2
 from sense_nodes.core import cloud_codec
 from sense_nodes.core.bsense.noise_model import NoiseModel, NoiseModelConfig, NoiseModelFileError
 from sense_nodes.core.bsense.refit import RefitBuffer, StampGuard, refit_refusal
-from sense_nodes.msg import TrackArray
+from sense_nodes.msg import GroundTruth, GroundTruthArray, TrackArray
 from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.nodes import convert
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
 from sense_nodes.srv import RefitNoiseModel
+
+
+NO_MODEL_HINT = ("points pass through unfiltered. Calibrate on UAV-free frames with `sense calibrate` "
+                 "(or call this node's `refit` service while the sky is known to be free of UAVs)")
 
 
 def default_model_path() -> str:
@@ -43,8 +52,10 @@ class NoiseFilter(SenseNode):
         Param("refit_frames", 700, "N_u: frames a refit uses (Section 3.2.4)", range=(10, 100_000)),
         Param("update_interval_s", 172800.0, "T_u: seconds between automatic refits (0 = never; paper: 2 days)",
               range=(0.0, 3.2e7), runtime=True),
-        Param("bootstrap_frames", 100, "frames collected to fit a first model when there is none",
-              range=(10, 100_000)),
+        Param("bootstrap_frames", 100, "UAV-free frames (by the source's truth) that fit a first model when "
+              "there is none; without truth no model is fitted by itself", range=(10, 100_000)),
+        Param("warn_period_s", 30.0, "seconds between the warnings that the node runs without a model",
+              range=(1.0, 3600.0), runtime=True),
         Param("exclude_radius_m", 15.0, "points this close to a confirmed track are left out of refits",
               range=(0.0, 500.0), runtime=True),
         Param("max_stamp_jump_s", 60.0, "a frame whose stamp goes backwards or jumps further ahead than this "
@@ -72,7 +83,11 @@ class NoiseFilter(SenseNode):
         self.pub = self.create_publisher(PointCloud2, "points_filtered", SENSOR_QOS)
         self.subscribe(PointCloud2, "points", self.on_points, SENSOR_QOS, kind="points")
         self.subscribe(TrackArray, "tracks", self.on_tracks, RESULT_QOS, kind="tracks")
+        self.uav_in_frame: dict[int, bool] = {}   # stamp -> the truth shows a visible UAV
+        self.frames_with_uav_excluded = 0
+        self.subscribe(GroundTruthArray, "truth", self.on_truth, RESULT_QOS, kind="truth")
         self.create_service(RefitNoiseModel, "refit", self.on_refit)
+        self._warn_timer = self.create_timer(self.p.warn_period_s, self._warn_no_model)
 
     def _load(self):
         try:
@@ -80,13 +95,40 @@ class NoiseFilter(SenseNode):
         except NoiseModelFileError as exc:
             if self.p.model_file:  # the user named a file: it must be readable
                 raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'model_file': {exc}") from None
-            self.get_logger().warning(
-                f"no noise model at {self.path}: passing points through while collecting "
-                f"{self.p.bootstrap_frames} frames (assumed UAV-free) to fit one")
+            self.get_logger().warning(f"no noise model at {self.path}: {NO_MODEL_HINT}")
             return None
         origin = model.provenance or {"origin": "not recorded"}
         self.get_logger().info(f"noise model {self.path}: {model.summary()}; made by {origin}")
         return model
+
+    def _warn_no_model(self) -> None:
+        if self.model is None:
+            self.get_logger().warning(f"still no noise model ({len(self.history)} frames seen, "
+                                      f"{self._uav_free_frames()} of them UAV-free by the truth): {NO_MODEL_HINT}")
+
+    def on_parameters_changed(self, names):
+        if "warn_period_s" in names:
+            self._warn_timer.cancel()
+            self._warn_timer = self.create_timer(self.p.warn_period_s, self._warn_no_model)
+
+    def on_truth(self, msg: GroundTruthArray) -> None:
+        uav = any(o.object_class == GroundTruth.UAV and o.visible for o in msg.objects)
+        with self._lock:
+            self.uav_in_frame[stamp_ns_of(msg)] = uav
+            while len(self.uav_in_frame) > 2 * self.history.frames.maxlen:
+                self.uav_in_frame.pop(next(iter(self.uav_in_frame)))
+
+    def _uav_free_frames(self) -> int:
+        return sum(1 for f in self.history.frames if self.uav_in_frame.get(f.stamp_ns) is False)
+
+    def _usable(self, frames):
+        """Frames a fit may use: with truth, only those it shows free of
+        UAVs (a frame without its truth counts as unknown and is left out)."""
+        if not self.uav_in_frame:
+            return list(frames)
+        keep = [f for f in frames if self.uav_in_frame.get(f.stamp_ns) is False]
+        self.frames_with_uav_excluded += len(frames) - len(keep)
+        return keep
 
     def on_tracks(self, msg: TrackArray) -> None:
         confirmed = [(t.position.x, t.position.y, t.position.z) for t in msg.tracks if t.confirmed]
@@ -114,8 +156,8 @@ class NoiseFilter(SenseNode):
         if not buffered:
             return
         try:
-            if model is None and len(self.history) >= self.p.bootstrap_frames:
-                self._refit(self.p.bootstrap_frames, "bootstrap")
+            if model is None and self.uav_in_frame and self._uav_free_frames() >= self.p.bootstrap_frames:
+                self._refit(len(self.history), "bootstrap on UAV-free frames")
             elif self.p.update_interval_s > 0 and self._refit_due():
                 self._refit(self.p.refit_frames, "scheduled")
         except ValueError as exc:
@@ -133,8 +175,10 @@ class NoiseFilter(SenseNode):
 
     def _refit(self, n_frames: int, why: str) -> tuple[NoiseModel, int]:
         with self._lock:
-            recent = self.history.recent(n_frames)
+            recent = self._usable(self.history.recent(n_frames))
             exclude = [self.track_positions.get(f.stamp_ns, np.zeros((0, 3))) for f in recent]
+        if not recent:
+            raise ValueError("no UAV-free frame buffered (the truth shows a UAV in every one)")
         self._last_refit_clock_ns = self.get_clock().now().nanoseconds
         self._frames_since_refit = 0
         model = NoiseModel(self.config).fit([f.points for f in recent], exclude=exclude,
@@ -148,9 +192,10 @@ class NoiseFilter(SenseNode):
                             "last_stamp_ns": recent[-1].stamp_ns}
         model.save(self.path)
         with self._lock:
-            self.model = model
-        self.get_logger().info(f"noise model refit ({why}) on {len(recent)} frames: {model.summary()}; "
-                               f"saved to {self.path}")
+            replaced, self.model = self.model is not None, model
+        log = self.get_logger().warning if replaced else self.get_logger().info
+        log(f"noise model {'replaced' if replaced else 'fitted'} ({why}) on {len(recent)} frames: "
+            f"{model.summary()}; saved to {self.path}")
         return model, len(recent)
 
     def on_refit(self, request, response):
@@ -173,7 +218,8 @@ class NoiseFilter(SenseNode):
 
     def diagnostic_values(self):
         s = self.model.summary() if self.model is not None else {}
-        return {"model": self.path if self.model is not None else "none (bootstrapping)",
+        return {"model": self.path if self.model is not None else "none (points pass through)",
+                "frames_with_uav_excluded": self.frames_with_uav_excluded,
                 "cubes": s.get("cubes", 0), "gaussian_cubes": s.get("gaussian_cubes", 0),
                 "frames_buffered": len(self.history), "buffer_mb": f"{self.history.nbytes() / 2**20:.1f}",
                 "frames_thinned": self.history.thinned, "stamps_backwards": self.stamps.backwards,
