@@ -41,3 +41,35 @@ def test_a_calibrated_model_is_used_and_says_where_it_came_from(fresh_cache):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "made by" in proc.stderr and "sense calibrate" in proc.stderr
     assert model.read_bytes() == before
+
+
+def test_a_replay_ends_by_itself_with_a_summary(fresh_cache, tmp_path):
+    env, _ = fresh_cache
+    bag = tmp_path / "run1"
+    proc = _sense("run", "bsense", "--duration", "6", "--rate", "4", "--record", str(bag),
+                  "--record-topics", "/bs/points", "/bs/truth", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _sense("run", "bsense", "--bag", str(bag), "--rate", "4", "--status-every", "1", env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "every source has finished" in out
+    assert "/bs/uav_tracker" in out and "against the source's truth" in out and "f1_pct" in out
+    assert "uav_tracker:" in out and "verified UAV" in out, "no status line was printed"
+
+
+def test_sigterm_prints_the_summary_with_real_rates(fresh_cache):
+    import signal
+    import time
+    env, _ = fresh_cache
+    proc = subprocess.Popen([sys.executable, "-m", "sense_nodes", "run", "bsense", "--rate", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(8)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("/bs/object_filter"))
+    processed, rate = int(line.split()[1]), float(line.split()[2])
+    assert processed > 5 and rate > 1.0, line

@@ -122,18 +122,7 @@ def _score(bag_in, bag_out):
         else:
             dets[bags.stamp_ns_of(msg)] = np.array([[d.centroid.x, d.centroid.y, d.centroid.z]
                                                     for d in msg.detections]).reshape(-1, 3)
-    full, objects = M.DetectionCounts(), M.DetectionCounts()
-    outputs = []
-    for stamp in sorted(truth):
-        out = tracks.get(stamp, np.zeros((0, 3)))
-        full.add(out, truth[stamp])
-        objects.add(dets.get(stamp, np.zeros((0, 3))), truth[stamp])
-        outputs.append(out)
-    figures = {"frames": len(truth), "frames_with_tracks_pct": 100.0 * len(tracks) / max(len(truth), 1),
-               "f1_pct": full.f1_pct, "precision_pct": full.precision_pct, "recall_pct": full.recall_pct,
-               "mean_loc_error_m": full.mean_error_m, "false_per_frame": full.false_per_frame,
-               "false_objects_per_frame": objects.false_per_frame, "object_recall_pct": objects.recall_pct}
-    return figures, outputs
+    return M.score_stamped(truth, tracks, dets)
 
 
 def _basic(case):

@@ -3,6 +3,9 @@ multi-threaded executor (the way to run where `ros2 launch` is not installed).
 Reads the same deployment description as the launch files."""
 from __future__ import annotations
 
+import contextlib
+import signal
+
 from sense_nodes.cli.main import UserError
 from sense_nodes.cli.validate import check_output_path, check_positive
 
@@ -13,7 +16,11 @@ def add_arguments(parser):
     parser.add_argument("--rate", type=float, default=None, help="playback / simulation speed (x real time)")
     parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     parser.add_argument("--until-sources-finish", action="store_true",
-                        help="stop once every source node has published its last frame")
+                        help="stop once every source node has published its last frame (the default with --bag)")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="with --bag: keep running after the bag ended (until --duration or Ctrl-C)")
+    parser.add_argument("--status-every", type=float, default=5.0, metavar="S",
+                        help="print a status line every S seconds (default 5; 0 = never)")
     parser.add_argument("--record", metavar="BAG", help="also record the deployment's topics to this bag")
     parser.add_argument("--record-topics", nargs="+", default=None, help="topics for --record (default: all)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE:NAME=VALUE",
@@ -56,11 +63,17 @@ def run(args):
             topics = args.record_topics or _deployment_topics(comp)
             recorder = Recorder(comp.nodes[0], topics, args.record, overwrite=True)
         sources = [n for n in comp.nodes if hasattr(n, "finished")]
-        until = (lambda: all(s.finished for s in sources)) if args.until_sources_finish and sources else None
-        comp.spin(args.duration, until=until)
-        if until is not None:
-            comp.spin(1.0)  # let the last frame flow through the pipeline
+        stop_at_end = (args.until_sources_finish or (args.bag and not args.keep_running)) and sources
+        until = (lambda: all(s.finished for s in sources)) if stop_at_end else None
+        watch = TruthWatch(comp)
+        status = StatusPrinter(comp, args.status_every)
+        with terminate_as_interrupt():
+            comp.spin(args.duration, until=until, tick=status)
+            if until is not None and until():
+                print("every source has finished: stopping")
+                comp.spin(1.0)  # let the last frame flow through the pipeline
         _summary(comp)
+        watch.report()
     finally:
         if recorder is not None:
             recorder.close()
@@ -78,6 +91,77 @@ def _deployment_topics(comp):
     return sorted(names)
 
 
+class StatusPrinter:
+    """Prints, every ``period_s`` of wall time, what each node has done."""
+
+    def __init__(self, comp, period_s: float):
+        import time
+        self.comp, self.period_s = comp, period_s
+        self.t0 = self.next = time.monotonic()
+
+    def __call__(self) -> None:
+        import time
+        now = time.monotonic()
+        if self.period_s <= 0 or now < self.next + self.period_s:
+            return
+        self.next = now
+        parts = [f"{n.get_name()}: {n.status_phrase()}" for n in self.comp.nodes]
+        print(f"[{now - self.t0:5.0f} s] " + " | ".join(parts), flush=True)
+
+
+class TruthWatch:
+    """Collects the source's truth and the deployment's tracks by stamp, and
+    at the end scores them as `sense demo` does (BSense deployments; other
+    deployments have no trajectory-level figures)."""
+
+    def __init__(self, comp):
+        import numpy as np
+        from rclpy.node import Node
+
+        from sense_nodes.msg import DetectionArray, GroundTruthArray, TrackArray
+        from sense_nodes.nodes.base import RESULT_QOS
+        self.truth, self.tracks, self.dets = {}, {}, {}
+        topics = {pub.topic_name: pub.msg_type for n in comp.nodes for pub in n.publishers}
+        find = lambda cls: next((t for t, c in topics.items() if c is cls), None)  # noqa: E731
+        truth, tracks, dets = find(GroundTruthArray), find(TrackArray), find(DetectionArray)
+        self.active = truth is not None and tracks is not None
+        if not self.active:
+            return
+        from sense_nodes.data.bags import stamp_ns_of
+        probe = Node("sense_run_truth", context=comp.context)
+        comp.executor.add_node(probe)
+        xyz = lambda ps: np.array([[p.x, p.y, p.z] for p in ps], float).reshape(-1, 3)  # noqa: E731
+        probe.create_subscription(GroundTruthArray, truth, lambda m: self.truth.__setitem__(
+            stamp_ns_of(m), xyz([o.position for o in m.objects if o.object_class == 1])), RESULT_QOS)
+        probe.create_subscription(TrackArray, tracks, lambda m: self.tracks.__setitem__(
+            stamp_ns_of(m), xyz([t.position for t in m.tracks if t.classification == 1])), RESULT_QOS)
+        if dets is not None:
+            probe.create_subscription(DetectionArray, dets, lambda m: self.dets.__setitem__(
+                stamp_ns_of(m), xyz([d.centroid for d in m.detections])), RESULT_QOS)
+
+    def report(self) -> None:
+        if not self.active or not self.truth:
+            return
+        from sense_nodes.eval.bsense_metrics import score_stamped
+        from sense_nodes.eval.report import print_figures
+        from sense_nodes.eval.bsense_eval import PAPER
+        figures, _ = score_stamped(self.truth, self.tracks, self.dets)
+        figures.update({f"paper_{k}": PAPER[k] for k in list(figures) if k in PAPER})
+        print_figures(figures, title="against the source's truth (verified UAV tracks; the paper's metrics)")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (a service manager, `kill`) ends the run like Ctrl-C: with the summary."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _summary(comp):
     print(f"{'node':<40} {'processed':>9} {'rate_hz':>8} {'latency_ms':>10} {'dropped':>7} {'lost':>6}")
     lost = 0
@@ -85,9 +169,13 @@ def _summary(comp):
         d = node.diagnostics
         processed = getattr(node, "frames_published", d.processed)
         lost += sum(d.lost.values())
-        print(f"{node.get_fully_qualified_name():<40} {processed:>9} {d.rate_hz():>8.2f} "
+        print(f"{node.get_fully_qualified_name():<40} {processed:>9} {d.mean_rate_hz():>8.2f} "
               f"{d.latency_ms():>10.2f} {sum(d.dropped.values()) + sum(d.nonfinite.values()):>7} "
               f"{sum(d.lost.values()):>6}")
+    idle = [n.get_fully_qualified_name() for n in comp.nodes
+            if not hasattr(n, "finished") and n.diagnostics.processed == 0]
+    if idle:
+        print(f"warning: {', '.join(idle)} received nothing: does the source (or the bag) carry their input?")
     if lost:
         print(f"warning: {lost} messages were lost because a node fell behind its input "
               f"(replay slower with --rate, or give the node fewer points)")

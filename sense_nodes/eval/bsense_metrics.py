@@ -299,5 +299,24 @@ class SourceTally:
         return out
 
 
+def score_stamped(truth: dict, tracks: dict, detections: dict) -> tuple[dict, list]:
+    """The paper's trajectory-level figures of UAV-classified track
+    positions against UAV truth, frames matched by stamp (each dict maps a
+    stamp to an (n, 3) array); frames with truth but no output count as
+    misses. Returns the figures and the per-frame outputs in stamp order."""
+    full, objects = DetectionCounts(), DetectionCounts()
+    outputs = []
+    for stamp in sorted(truth):
+        out = tracks.get(stamp, np.zeros((0, 3)))
+        full.add(out, truth[stamp])
+        objects.add(detections.get(stamp, np.zeros((0, 3))), truth[stamp])
+        outputs.append(out)
+    figures = {"frames": len(truth), "frames_with_tracks_pct": 100.0 * len(tracks) / max(len(truth), 1),
+               "f1_pct": full.f1_pct, "precision_pct": full.precision_pct, "recall_pct": full.recall_pct,
+               "mean_loc_error_m": full.mean_error_m, "false_per_frame": full.false_per_frame,
+               "false_objects_per_frame": objects.false_per_frame, "object_recall_pct": objects.recall_pct}
+    return figures, outputs
+
+
 def _pct(num: float, den: float) -> float:
     return 100.0 * num / den if den else float("nan")

@@ -106,6 +106,8 @@ class Diagnostics:
         self.arrivals: collections.deque[float] = collections.deque(maxlen=window)
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=window)
         self.processed = 0
+        self.first_arrival: float | None = None
+        self.last_arrival: float | None = None
         self.dropped: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
         # non-finite input items dropped at the converter (points, detections, frames)
@@ -117,6 +119,9 @@ class Diagnostics:
 
     def record(self, t_start: float) -> None:
         now = time.perf_counter()
+        if self.first_arrival is None:
+            self.first_arrival = t_start
+        self.last_arrival = t_start
         self.arrivals.append(t_start)
         self.latencies_ms.append((now - t_start) * 1e3)
         self.processed += 1
@@ -128,6 +133,13 @@ class Diagnostics:
         if time.perf_counter() - self.arrivals[-1] > 5 * max(span / (len(self.arrivals) - 1), 1.0):
             return 0.0  # the stream stopped
         return (len(self.arrivals) - 1) / span if span > 0 else 0.0
+
+    def mean_rate_hz(self) -> float:
+        """Messages a second from the first to the last one processed (the
+        run's rate, which stays meaningful after the stream stopped)."""
+        if self.processed < 2 or self.last_arrival == self.first_arrival:
+            return 0.0
+        return (self.processed - 1) / (self.last_arrival - self.first_arrival)
 
     def latency_ms(self) -> float:
         return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
@@ -282,13 +294,15 @@ class SenseNode(Node):
 
     # --- subscriptions ------------------------------------------------------
     def subscribe(self, msg_type, topic: str, callback: Callable, qos: QoSProfile = SENSOR_QOS,
-                  kind: str | None = None, **kwargs):
+                  kind: str | None = None, primary: bool = True, **kwargs):
         """Subscribe with a callback that never takes the node down.
 
         A :class:`MalformedMessage` (or any ValueError) is logged once per
         kind and counted as dropped; any other exception is logged once per
         kind with its traceback and counted as an error. Processing time is
-        recorded for the diagnostics.
+        recorded for the diagnostics of ``primary`` inputs only (the stream
+        the node processes; side inputs such as tracks fed back or truth
+        would count each frame twice).
         """
         label = kind or topic
         last_seq: dict[bytes, int] = {}
@@ -309,7 +323,8 @@ class SenseNode(Node):
                         f"error handling a message on {label} (logged once, counted in /diagnostics): "
                         f"{exc}\n{traceback.format_exc()}")
             else:
-                self.diagnostics.record(t0)
+                if primary:
+                    self.diagnostics.record(t0)
 
         return self.create_subscription(msg_type, topic, guarded, qos, **kwargs)
 
@@ -373,6 +388,12 @@ class SenseNode(Node):
         return False
 
     # --- diagnostics --------------------------------------------------------
+    def status_phrase(self) -> str:
+        """A few words for the periodic status line of `sense run`."""
+        d = self.diagnostics
+        bad = sum(d.dropped.values()) + sum(d.nonfinite.values()) + sum(d.lost.values())
+        return f"{d.processed} in" + (f", {bad} dropped/lost" if bad else "")
+
     def diagnostic_values(self) -> dict[str, Any]:
         """Extra key/values for /diagnostics; subclasses may add their own."""
         return {}

@@ -59,6 +59,7 @@ class IsacImager(SenseNode):
         self.centres = voxel_centres(self.cfg)
         self.get_logger().info(f"imager {path} on {self.imager.device}: grid {self.cfg.grid_shape}, "
                                f"{len(self.pairs)} BS pairs, mode {self.cfg.mode}")
+        self.last_detections = 0
         self.pub = self.create_publisher(VoxelImage, "image", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "image_markers", RESULT_QOS)
         self.subscribe(CsiBundle, "csi", self.on_csi, RESULT_QOS, kind="csi")
@@ -68,6 +69,9 @@ class IsacImager(SenseNode):
 
     def effective_parameters(self):
         return dict(super().effective_parameters(), threshold=self.imager.threshold)
+
+    def status_phrase(self) -> str:
+        return f"{self.diagnostics.processed} images, {self.last_detections} detections in the last one"
 
     def channels(self, msg: CsiBundle) -> dict:
         """Per-pair CSI (N_f, tx, rx) from the bundle's frames; MalformedMessage
@@ -117,6 +121,7 @@ class IsacImager(SenseNode):
         out.detections = [Point(x=float(d.position[0]), y=float(d.position[1]), z=float(d.position[2]))
                           for d in detections]
         out.detection_scores = [float(d.value) for d in detections]
+        self.last_detections = len(out.detections)
         if self.publish(self.pub, out):
             self.publish(self.markers, self._markers(out, voxels))
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3

@@ -82,10 +82,10 @@ class NoiseFilter(SenseNode):
         self.refits_refused = 0
         self.pub = self.create_publisher(PointCloud2, "points_filtered", SENSOR_QOS)
         self.subscribe(PointCloud2, "points", self.on_points, SENSOR_QOS, kind="points")
-        self.subscribe(TrackArray, "tracks", self.on_tracks, RESULT_QOS, kind="tracks")
+        self.subscribe(TrackArray, "tracks", self.on_tracks, RESULT_QOS, kind="tracks", primary=False)
         self.uav_in_frame: dict[int, bool] = {}   # stamp -> the truth shows a visible UAV
         self.frames_with_uav_excluded = 0
-        self.subscribe(GroundTruthArray, "truth", self.on_truth, RESULT_QOS, kind="truth")
+        self.subscribe(GroundTruthArray, "truth", self.on_truth, RESULT_QOS, kind="truth", primary=False)
         self.create_service(RefitNoiseModel, "refit", self.on_refit)
         self._warn_timer = self.create_timer(self.p.warn_period_s, self._warn_no_model)
 
@@ -215,6 +215,10 @@ class NoiseFilter(SenseNode):
         response.cubes_fitted = s["cubes"]
         response.cubes_gaussian = s["gaussian_cubes"]
         return response
+
+    def status_phrase(self) -> str:
+        model = f"model {self.model.summary()['cubes']} cubes" if self.model is not None else "NO MODEL (pass-through)"
+        return f"{super().status_phrase()}, {model}"
 
     def diagnostic_values(self):
         s = self.model.summary() if self.model is not None else {}

@@ -50,6 +50,7 @@ class ObjectFilterNode(SenseNode):
         self.next_id = 1
         self.prev_stamp = None
         self.frames_thinned = 0
+        self.last_count = 0
         self._rng = np.random.default_rng(0)
         self.pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.subscribe(PointCloud2, "points_filtered", self.on_points, SENSOR_QOS, kind="points_filtered")
@@ -102,6 +103,7 @@ class ObjectFilterNode(SenseNode):
                 doppler=float(objects.doppler[i]), snr=snr, scr=scr, noise=noise, signal_power=signal_power,
                 rx_power=rx_power, point_count=int(objects.n_points[i]),
                 spatial_confidence=float(scores.c_s[i]), velocity_confidence=float(scores.c_v[i])))
+        self.last_count = len(out.detections)
         self.publish(self.pub, out)
 
     def _thin(self, points):
@@ -113,6 +115,9 @@ class ObjectFilterNode(SenseNode):
                                       f"({self.frames_thinned} frames so far)")
         keep = np.sort(self._rng.choice(len(points), self.p.max_points, replace=False))
         return points[keep]
+
+    def status_phrase(self) -> str:
+        return f"{super().status_phrase()}, {self.last_count} detections in the last frame"
 
     def diagnostic_values(self):
         return {"frames_thinned": self.frames_thinned}

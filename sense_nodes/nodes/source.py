@@ -89,6 +89,9 @@ class SourceNode(SenseNode):
         return {"mode": "bag" if self.p.bag else "live", "frames_published": self.frames_published,
                 "finished": self.finished}
 
+    def status_phrase(self) -> str:
+        return f"{self.frames_published} frames out" + (" (finished)" if self.finished else "")
+
     # --- live -----------------------------------------------------------------
     def frame_period_s(self) -> float:
         """Simulation time between live frames (the class's PERIOD_S unless a

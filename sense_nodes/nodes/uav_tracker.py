@@ -193,6 +193,11 @@ class UavTracker(SenseNode):
                 ma.markers.append(label)
         self.publish(self.markers, ma)
 
+    def status_phrase(self) -> str:
+        v = self.diagnostic_values()
+        return (f"{super().status_phrase()}, {v['tracks']} tracks, {v['confirmed']} confirmed, "
+                f"{v['verified']} verified UAV")
+
     def diagnostic_values(self):
         states = self.tracker.tracks
         return {"tracks": len(states), "confirmed": sum(t.confirmed for t in states),

@@ -26,8 +26,9 @@ class Composition:
     nodes: list = field(default_factory=list)
     executor: MultiThreadedExecutor | None = None
 
-    def spin(self, duration_s: float | None = None, until=None) -> None:
-        """Spin until ``duration_s`` passes, ``until()`` is true, or Ctrl-C."""
+    def spin(self, duration_s: float | None = None, until=None, tick=None) -> None:
+        """Spin until ``duration_s`` passes, ``until()`` is true, or Ctrl-C;
+        ``tick()`` is called between callbacks (status lines)."""
         deadline = None if duration_s is None else time.monotonic() + duration_s
         try:
             while self.context.ok():
@@ -36,6 +37,8 @@ class Composition:
                 if until is not None and until():
                     break
                 self.executor.spin_once(timeout_sec=0.05)
+                if tick is not None:
+                    tick()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
 
