@@ -74,3 +74,23 @@ def test_a_damaged_model_file_is_one_line_not_a_traceback(tmp_path):
     proc = _sense("bench", "imaging", "--checkpoint", str(bad), "--repeats", "1", "--no-3d", timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert str(bad) in proc.stderr
+
+
+def test_every_help_reads_as_a_manual(capsys):
+    """No internal vocabulary (issue numbers, paper file names) and no cut
+    first lines in any help a user can print."""
+    import pytest
+
+    from sense_nodes.cli.main import VERBS
+    pages = [[]] + [[v] for v in VERBS]
+    for verb in ("train", "eval", "bench"):
+        mod = __import__(f"sense_nodes.cli.{'evaluate' if verb == 'eval' else verb}", fromlist=["SYSTEMS"])
+        pages += [[verb, s] for s in mod.SYSTEMS]
+    pages += [["data", "generate"], ["data", "stats"], ["sim", "stats"]]
+    for argv in pages:
+        with pytest.raises(SystemExit):
+            main(argv + ["--help"])
+        text = capsys.readouterr().out
+        assert text.strip(), argv
+        low = text.lower()
+        assert "issue" not in low and ".txt" not in low, f"sense {' '.join(argv)} --help: {text[:300]}"

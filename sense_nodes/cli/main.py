@@ -31,8 +31,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sense", description="sense_nodes: airspace and user awareness from base stations")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    from sense_nodes.cli.systems import HelpFormatter
     for name, (module_name, help_text) in VERBS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         if name == verb:  # import only the verb that runs
             importlib.import_module(module_name).add_arguments(p)
     return parser

@@ -1,4 +1,4 @@
-"""`sense sim`: base-station point-cloud scenarios (BSense, issue 3).
+"""`sense sim`: base-station point-cloud scenarios (BSense).
 
   sense sim list [--family F]                     the scenario library
   sense sim stats [NAME ...] [--family F] [--json PATH]

@@ -14,15 +14,32 @@ from sense_nodes.cli.validate import check_output_path
 from sense_nodes.eval.report import print_figures, write_json
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; each option's default shown unless its help
+    already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text.lower() or action.default in (None, argparse.SUPPRESS, False)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def first_sentence(doc: str | None) -> str:
+    """The docstring's first sentence on one line (a help line, never cut)."""
+    text = " ".join((doc or "").strip().split())
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
+
+
 def add_system_parsers(parser: argparse.ArgumentParser, systems: dict[str, str],
                        verb: str, with_json: bool = True) -> None:
     sub = parser.add_subparsers(dest="system", metavar="SYSTEM", required=True)
     for name, module_name in systems.items():
         module = importlib.import_module(module_name)
-        doc = (module.__doc__ or "").strip().splitlines()
-        p = sub.add_parser(name, help=doc[0] if doc else name,
-                           description=(module.__doc__ or "").strip(),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=first_sentence(module.__doc__) or name,
+                           description=(module.__doc__ or "").strip(), formatter_class=HelpFormatter)
         if with_json:
             p.add_argument("--json", metavar="PATH", help="write the figures to this JSON file")
         module.add_arguments(p)

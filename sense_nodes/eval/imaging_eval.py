@@ -1,5 +1,6 @@
 """Off-grid ISAC imaging: the paper's Tables II-VI and the eta sweep of Fig. 13
-measured here, beside the paper's values (offgrid_isac_imaging.txt).
+measured here, beside the paper's values (the off-grid ISAC imaging paper: learned
+imaging of the low-altitude airspace from multi-static CSI).
 
 Networks are read from the checkpoint directory (``sense train imaging
 --preset NAME`` writes NAME.pt there); a network without a checkpoint is

@@ -1,6 +1,6 @@
 """Scenario simulator speed: frames per second against real time (0.64 s a frame).
 
-Issue 3 item 8: the simulator must make frames at least 20 times faster than
+Target: the simulator makes frames at least 20 times faster than
 the base station does (BSense paper, Section 2: one frame every 640 ms).
 Times ``Scenario.frame(k)`` over a block of consecutive frames; the figure is
 the median over repeats (scenario set-up, drawn once, is timed separately).

@@ -1,4 +1,4 @@
-"""The peer tracker: the same detections through Stone Soup (issue 4 item 6).
+"""The peer tracker: the same detections through Stone Soup.
 
 Stone Soup has no IMM, so the peer is its standard single-model chain: a
 3-D constant-velocity model with an unscented Kalman predictor and updater,

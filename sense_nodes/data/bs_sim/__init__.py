@@ -1,5 +1,5 @@
 """Simulated 5G-A base-station point clouds as hard as the BSense site
-(the BSense paper, Sections 2-4; issue 3).
+(the BSense paper, Sections 2-4).
 
 Pure numpy/scipy: no rclpy and no message types.
 

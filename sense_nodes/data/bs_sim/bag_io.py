@@ -1,4 +1,4 @@
-"""Scenarios as rosbag2 files (issue 3 item 5): ``/bs/points``
+"""Scenarios as rosbag2 files: ``/bs/points``
 (sensor_msgs/PointCloud2 of BS_POINT_DTYPE), ``/bs/truth``
 (sense_nodes/GroundTruthArray) and ``/clock``, one frame every 0.64 s of sim
 time, through :mod:`sense_nodes.data.bags`."""

@@ -1,5 +1,5 @@
 """Difficulty figures of simulated scenarios, measured (BSense paper,
-Sections 1, 3.2.1 and 4.1; issue 3 item 4).
+Sections 1, 3.2.1 and 4.1).
 
 * ``noise_points_per_frame``: points that are not UAV points, per frame (the
   paper: 168.05). A point is a UAV point when it came from a UAV and lies

@@ -1,4 +1,4 @@
-"""Channel frequency responses from traced paths, in numpy (issue 5).
+"""Channel frequency responses from traced paths, in numpy.
 
 Sionna RT's ``paths.cfr`` builds a Dr.Jit tensor over paths x subcarriers that
 can exceed Dr.Jit's 2^32-entry limit at full size; here the CFR is computed in

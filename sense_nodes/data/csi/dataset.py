@@ -1,4 +1,4 @@
-"""Dataset folders of ray-traced CSI (issue 5): writing, loading, validating.
+"""Dataset folders of ray-traced CSI: writing, loading, validating.
 
 A dataset is a folder holding two files:
 

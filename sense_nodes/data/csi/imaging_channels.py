@@ -1,4 +1,4 @@
-"""Multi-static imaging channels between cooperating BSs (issue 5, kind
+"""Multi-static imaging channels between cooperating BSs (kind
 ``imaging``), after ``offgrid_isac_imaging.txt`` Section V-C5 (3D ROI imaging
 in Sionna) with the channel model of Eq. 7 / 10 / 11.
 

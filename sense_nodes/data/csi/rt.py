@@ -1,4 +1,4 @@
-"""Sionna RT setup shared by the CSI dataset generators (issue 5).
+"""Sionna RT setup shared by the CSI dataset generators.
 
 Sionna RT 2.2 runs on Mitsuba 3 / Dr.Jit. On the CPU, Dr.Jit JIT-compiles
 with LLVM and needs LLVM 19 (Debian package ``libllvm19``; older LLVMs abort),

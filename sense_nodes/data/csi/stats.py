@@ -1,4 +1,4 @@
-"""Quality checks of a CSI dataset (issue 5, item 3), as flat figures for
+"""Quality checks of a CSI dataset, as flat figures for
 ``sense data stats``: ``samples``, ``samples_per_s``, ``uav_affected_pair_pct``,
 ``analytic_phase_error_rad``, ``analytic_amplitude_error_db``, ``ray_traced``,
 plus path counts, delay spreads and the SNR distribution. Figures that do not
