@@ -94,3 +94,9 @@ def test_every_help_reads_as_a_manual(capsys):
         assert text.strip(), argv
         low = text.lower()
         assert "issue" not in low and ".txt" not in low, f"sense {' '.join(argv)} --help: {text[:300]}"
+
+
+def test_set_takes_an_integer_for_a_float_parameter():
+    proc = _sense("run", "bsense", "--duration", "3", "--set", "/bs/bs_radar_source:rate=2")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "expecting type" not in proc.stderr

@@ -136,3 +136,13 @@ def test_messages_a_busy_node_never_took_are_counted_as_lost(ros_context):
     assert d.processed < 41
     assert d.processed - 1 + d.lost["points"] == 40
     assert "lost" in d.status("x").message
+
+
+def test_an_integer_is_taken_for_a_float_parameter(ros_context):
+    node = CountingNode(context=ros_context, parameter_overrides=[Parameter("snr_threshold_db", value=3)])
+    try:
+        assert node.p.snr_threshold_db == 3.0 and isinstance(node.p.snr_threshold_db, float)
+        [r] = node.set_parameters([Parameter("snr_threshold_db", value=7)])
+        assert r.successful and node.p.snr_threshold_db == 7.0
+    finally:
+        node.destroy_node()

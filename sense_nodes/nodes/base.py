@@ -33,6 +33,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from std_msgs.msg import Header
 
@@ -217,7 +218,9 @@ class SenseNode(Node):
         self._params = {p.name: p for p in self.all_params()}
         self.p = type("Params", (), {})()
         for spec in self._params.values():
+            self._widen_override(spec)
             self._declare(spec)
+        self.add_pre_set_parameters_callback(self._widen_updates)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = Diagnostics()
         self._logged_kinds: set[str] = set()
@@ -229,6 +232,24 @@ class SenseNode(Node):
     def all_params(cls) -> tuple[Param, ...]:
         """Every parameter the node declares (subclass bases may add theirs)."""
         return tuple(cls.PARAMS)
+
+    @staticmethod
+    def _widened(spec: Param, param: Parameter) -> Parameter:
+        """An integer given for a float parameter (``rate:=2``, ``--set
+        ...:rate=2``) as the float it means; rclpy would refuse the type."""
+        if (isinstance(spec.default, float) and param.type_ == Parameter.Type.INTEGER):
+            return Parameter(param.name, Parameter.Type.DOUBLE, float(param.value))
+        return param
+
+    def _widen_override(self, spec: Param) -> None:
+        # rclpy keeps start-up overrides in this dict and has no hook before
+        # it checks their types against the declaration
+        given = self._parameter_overrides.get(spec.name)
+        if given is not None:
+            self._parameter_overrides[spec.name] = self._widened(spec, given)
+
+    def _widen_updates(self, params: list) -> list:
+        return [self._widened(self._params[p.name], p) if p.name in self._params else p for p in params]
 
     def _declare(self, spec: Param) -> None:
         try:
