@@ -73,3 +73,26 @@ def test_sigterm_prints_the_summary_with_real_rates(fresh_cache):
     line = next(ln for ln in out.splitlines() if ln.startswith("/bs/object_filter"))
     processed, rate = int(line.split()[1]), float(line.split()[2])
     assert processed > 5 and rate > 1.0, line
+
+
+def test_record_alone_says_nothing_was_recorded(fresh_cache, tmp_path):
+    env, _ = fresh_cache
+    proc = _sense("record", "/bs/points", "-o", str(tmp_path / "empty"), "--duration", "2", env=env)
+    assert proc.returncode == 1
+    assert "never seen: /bs/points" in proc.stderr and "nothing was recorded" in proc.stderr
+
+
+def test_recorded_frames_keep_their_stamps(fresh_cache, tmp_path):
+    """Points and truth of one frame share its stamp in the bag (as on the
+    wire), so a replay counts each frame once."""
+    from sense_nodes.data import bags
+    env, _ = fresh_cache
+    bag = tmp_path / "run"
+    proc = _sense("run", "bsense", "--duration", "5", "--rate", "4", "--record", str(bag),
+                  "--record-topics", "/bs/points", "/bs/truth", "/clock", env=env)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    times = {}
+    for topic, _, t, _ in bags.read_raw(bag):
+        times.setdefault(topic, []).append(t)
+    assert set(times["/bs/points"]) == set(times["/bs/truth"])
+    assert "/clock" in times

@@ -2,6 +2,7 @@
 rosbag2 file (MCAP by default) while something else publishes them."""
 from __future__ import annotations
 
+import sys
 import time
 
 from sense_nodes.cli.main import UserError
@@ -9,7 +10,7 @@ from sense_nodes.cli.validate import check_output_path, check_positive
 
 
 def add_arguments(parser):
-    parser.add_argument("topics", nargs="*", help="topics to record")
+    parser.add_argument("topics", nargs="*", help="topics to record (/clock is added when it is published)")
     parser.add_argument("-o", "--out", help="output bag directory")
     parser.add_argument("--repair", metavar="BAG", help="make a bag readable whose recorder was killed "
                         "(keeps every message flushed, i.e. all but the last second) and exit")
@@ -45,8 +46,9 @@ def run(args):
     node = Node("sense_record", context=ctx, parameter_overrides=[
         Parameter("use_sim_time", value=bool(args.use_sim_time))])
     try:
+        topics = list(args.topics) + ([] if "/clock" in args.topics else ["/clock"])
         try:
-            rec = Recorder(node, args.topics, args.out, storage=args.storage, overwrite=args.overwrite)
+            rec = Recorder(node, topics, args.out, storage=args.storage, overwrite=args.overwrite)
         except BagError as exc:
             raise UserError(str(exc)) from None
         from rclpy.executors import SingleThreadedExecutor
@@ -61,8 +63,14 @@ def run(args):
         rec.close()
         for topic, n in rec.counts.items():
             print(f"{topic}: {n} messages")
-        if rec.missing():
-            print(f"never seen: {', '.join(rec.missing())}")
+        missing = [t for t in rec.missing() if t in args.topics]  # /clock was only added in case
+        if missing:
+            print(f"warning: never seen: {', '.join(missing)} (nothing published them; record "
+                  f"alongside a running deployment, e.g. `sense run bsense --record BAG`)", file=sys.stderr)
+        total = sum(rec.counts.values())
+        if total == 0:
+            print(f"sense record: error: nothing was recorded to {args.out}", file=sys.stderr)
+            return 1
         print(f"bag written to {args.out}")
     finally:
         node.destroy_node()

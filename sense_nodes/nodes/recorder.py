@@ -3,6 +3,7 @@
 conversion; their definitions are embedded by the bag writer."""
 from __future__ import annotations
 
+import struct
 import time
 
 from rclpy.node import Node
@@ -11,9 +12,28 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, DurabilityPo
 from sense_nodes.data import bags
 
 
+def stamp_reader(cls):
+    """A function giving the stamp (ns) a raw CDR message carries in its
+    first field (a ``std_msgs/Header`` or a ``builtin_interfaces/Time``, as
+    ``/clock``), or None for types without one."""
+    fields = list(cls.get_fields_and_field_types().values())
+    if not fields or fields[0] not in ("std_msgs/Header", "builtin_interfaces/Time"):
+        return None
+
+    def read(raw: bytes) -> int | None:
+        if len(raw) < 12:
+            return None
+        order = "<" if raw[1] == 1 else ">"  # CDR encapsulation: 0x0001 little-, 0x0000 big-endian
+        sec, nsec = struct.unpack_from(order + "iI", raw, 4)
+        return sec * 1_000_000_000 + nsec if sec > 0 and nsec < 1_000_000_000 else None
+    return read
+
+
 class Recorder:
     """Subscribes (raw) to each topic once it appears and writes every message
-    with its receive time on the node's clock (sim time when in use)."""
+    with the stamp its publisher gave it (the header's, or /clock's time), so
+    that a frame's messages share one time in the bag as they did on the wire;
+    messages without a stamp get their receive time on the node's clock."""
 
     def __init__(self, node: Node, topics: list[str], path: str, storage: str = "mcap",
                  overwrite: bool = False):
@@ -47,14 +67,19 @@ class Recorder:
             msgtype = types[fq][0]
             from sense_nodes.nodes.source import message_class
             cls = message_class(msgtype)
+            read = stamp_reader(cls)
             self.subs[fq] = self.node.create_subscription(
-                cls, fq, lambda raw, t=fq, m=msgtype: self._write(t, m, raw), self._qos_for(fq), raw=True)
+                cls, fq, lambda raw, t=fq, m=msgtype, r=read: self._write(t, m, raw, r), self._qos_for(fq),
+                raw=True)
             self.node.get_logger().info(f"recording {fq} ({msgtype})")
 
-    def _write(self, topic: str, msgtype: str, raw: bytes) -> None:
+    def _write(self, topic: str, msgtype: str, raw: bytes, read_stamp=None) -> None:
         if self.closed:
             return
-        self.writer.write(topic, msgtype, self.node.get_clock().now().nanoseconds, raw)
+        stamp = read_stamp(raw) if read_stamp is not None else None
+        if stamp is None:
+            stamp = self.node.get_clock().now().nanoseconds
+        self.writer.write(topic, msgtype, stamp, raw)
         key = topic if topic in self.counts else topic.lstrip("/")
         self.counts[key] = self.counts.get(key, 0) + 1
 
