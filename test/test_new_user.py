@@ -96,3 +96,19 @@ def test_recorded_frames_keep_their_stamps(fresh_cache, tmp_path):
         times.setdefault(topic, []).append(t)
     assert set(times["/bs/points"]) == set(times["/bs/truth"])
     assert "/clock" in times
+
+
+def test_wrong_inputs_are_said(fresh_cache, tmp_path):
+    env, _ = fresh_cache
+    bag = tmp_path / "bs"
+    proc = _sense("run", "bsense", "--duration", "3", "--rate", "4", "--record", str(bag),
+                  "--record-topics", "/bs/points", "/bs/truth", env=env)
+    assert proc.returncode == 0
+    proc = _sense("run", "imaging", "--bag", str(bag), "--rate", "8", env=env, timeout=120)
+    assert "has no topic for csi" in proc.stderr
+    assert "isac_imager received nothing" in proc.stdout
+    (tmp_path / "empty").mkdir()
+    proc = _sense("report", "--results", str(tmp_path / "empty"), "--out", str(tmp_path / "r.html"), env=env)
+    assert proc.returncode == 2 and "no figures" in proc.stderr
+    proc = _sense("eval", "imaging", "--tables", "6", "--canyon-dataset", str(tmp_path / "nope"), env=env)
+    assert proc.returncode == 2 and "not an imaging CSI dataset" in proc.stderr

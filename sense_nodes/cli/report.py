@@ -12,6 +12,11 @@ def add_arguments(parser):
 def run(args):
     from sense_nodes.eval.html_report import build
 
+    from pathlib import Path
+    results = Path(args.results)
+    if results.is_dir() and not any(p.suffix in (".json", ".png") for p in results.rglob("*")):
+        raise UserError(f"--results {results}: no figures (.json) or pictures (.png) in it; write some with "
+                        f"--json PATH on sense eval/bench, or point --results at their folder")
     try:
         counts = build(args.results, args.out)
     except FileNotFoundError as exc:

@@ -114,6 +114,9 @@ def main(args: argparse.Namespace) -> dict:
         if args.n_test < 1 or args.table2_n < 1 or args.sparsity < 1:
             raise ValueError("--n-test, --table2-n and --sparsity must be >= 1")
         device = pick_device(args.device)
+        if "6" in tables and args.canyon_dataset and not (Path(args.canyon_dataset) / "manifest.json").exists():
+            raise ValueError(f"--canyon-dataset {args.canyon_dataset}: not an imaging CSI dataset "
+                             f"(no manifest.json; make one with `sense data generate --kind imaging`)")
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     ckdir = Path(args.checkpoints) if args.checkpoints else CHECKPOINT_DIR

@@ -147,6 +147,10 @@ class SourceNode(SenseNode):
             raise ParameterError(
                 f"{self.get_fully_qualified_name()}: parameter 'bag': '{self.p.bag}' has none of the topics "
                 f"{sorted(self.OUTPUTS)} (it has {[t.name for t in info]})")
+        absent = sorted(o for o in self.OUTPUTS if o not in self._bag_map.values() and not o.endswith("markers"))
+        if absent:
+            self.get_logger().warning(f"bag '{self.p.bag}' has no topic for {', '.join(absent)}: those outputs "
+                                      f"stay silent (the bag holds {[t.name for t in info]})")
         self._has_clock = any(t.name == "/clock" for t in info)
         self._replay_iter = self._replay_messages()
         try:
