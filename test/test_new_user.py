@@ -112,3 +112,21 @@ def test_wrong_inputs_are_said(fresh_cache, tmp_path):
     assert proc.returncode == 2 and "no figures" in proc.stderr
     proc = _sense("eval", "imaging", "--tables", "6", "--canyon-dataset", str(tmp_path / "nope"), env=env)
     assert proc.returncode == 2 and "not an imaging CSI dataset" in proc.stderr
+
+
+def test_echo_and_diag_show_a_running_deployment(fresh_cache):
+    import time
+    env, _ = fresh_cache
+    run = subprocess.Popen([sys.executable, "-m", "sense_nodes", "run", "bsense", "--duration", "20", "--rate", "2"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        echo = _sense("echo", "/bs/tracks", "-n", "1", "--timeout", "15", env=env, timeout=60)
+        assert echo.returncode == 0 and "tracks:" in echo.stdout and "position:" in echo.stdout
+        diag = _sense("diag", "--duration", "3", env=env, timeout=60)
+        assert diag.returncode == 0
+        assert "/bs/uav_tracker" in diag.stdout and "rate_hz" in diag.stdout
+    finally:
+        run.terminate()
+        run.wait(30)
+    missing = _sense("echo", "/no/such/topic", "--timeout", "1", env=env)
+    assert missing.returncode == 2 and "no publisher of /no/such/topic" in missing.stderr

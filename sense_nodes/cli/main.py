@@ -22,6 +22,8 @@ VERBS = {
     "bench": ("sense_nodes.cli.bench", "latency and throughput, medians over repeats"),
     "report": ("sense_nodes.cli.report", "figures and an HTML page of the last results"),
     "calibrate": ("sense_nodes.cli.calibrate", "fit the BSense noise fingerprints on UAV-free frames"),
+    "echo": ("sense_nodes.cli.echo", "print the messages on a topic (like `ros2 topic echo`)"),
+    "diag": ("sense_nodes.cli.diag", "a table of every node's /diagnostics"),
     "fuzz": ("sense_nodes.cli.fuzz", "send hostile messages, files and bags to every node and loader"),
     "demo": ("sense_nodes.cli.demo", "run the main deployment on its built-in scenario and show what it did"),
 }
