@@ -120,7 +120,7 @@ def test_echo_and_diag_show_a_running_deployment(fresh_cache):
     run = subprocess.Popen([sys.executable, "-m", "sense_nodes", "run", "bsense", "--duration", "20", "--rate", "2"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        echo = _sense("echo", "/bs/tracks", "-n", "1", "--timeout", "15", env=env, timeout=60)
+        echo = _sense("echo", "/bs/tracks", "-n", "4", "--timeout", "15", env=env, timeout=60)
         assert echo.returncode == 0 and "tracks:" in echo.stdout and "position:" in echo.stdout
         diag = _sense("diag", "--duration", "3", env=env, timeout=60)
         assert diag.returncode == 0
