@@ -37,11 +37,25 @@ def test_every_ros_dependency_of_package_xml_is_a_pinned_requirement():
     tree = ET.parse(ROOT / "package.xml")
     deps = {e.text for tag in ("depend", "exec_depend", "build_depend", "buildtool_depend")
             for e in tree.getroot().iter(tag)}
-    # launch and launch_ros come with a ROS install, not with the PyPI wheels.
-    deps -= {"launch", "launch_ros"}
-    wanted = {"ros-" + d.replace("_", "-") for d in deps}
+    # launch, launch_ros and rviz2 come with a ROS install, not with the PyPI wheels.
+    deps -= {"launch", "launch_ros", "rviz2"}
+    python = {d for d in deps if d.startswith("python3-")}
+    wanted = {"ros-" + d.replace("_", "-") for d in deps - python}
+    wanted |= {PYTHON_KEYS[d] for d in python}
     missing = wanted - _requirements()
     assert not missing, f"package.xml dependencies missing from requirements.txt: {sorted(missing)}"
+
+
+# rosdep key -> the pinned pip requirement it stands for
+PYTHON_KEYS = {"python3-numpy": "numpy", "python3-scipy": "scipy", "python3-yaml": "pyyaml",
+               "python3-matplotlib": "matplotlib", "python3-tqdm": "tqdm", "python3-h5py": "h5py",
+               "python3-sklearn": "scikit-learn"}
+
+
+def test_package_xml_declares_the_python_libraries_rosdep_knows():
+    tree = ET.parse(ROOT / "package.xml")
+    deps = {e.text for e in tree.getroot().iter("exec_depend")}
+    assert set(PYTHON_KEYS) <= deps and "rviz2" in deps
 
 
 def test_every_requirement_is_pinned():

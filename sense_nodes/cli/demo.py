@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.cli.main import UserError, invocation
 
 DEPLOYMENT = "bsense"
 CASE = "straight_30_r1"
@@ -73,7 +73,7 @@ def run(args):
     png = out / "demo.png"
     _figure14(case, basic["outputs"], outputs, png)
     print(f"figures: {out / 'figures.json'}\npicture: {png}\n"
-          f"replay it yourself: sense run {DEPLOYMENT} --bag {bag_in}")
+          f"replay it yourself: {invocation()} run {DEPLOYMENT} --bag {bag_in}")
     return 0
 
 

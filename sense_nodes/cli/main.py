@@ -81,5 +81,22 @@ def _input_errors() -> tuple[type, ...]:
     return tuple(kinds)
 
 
+def invocation() -> str:
+    """How the user can type `sense` here: plain when it is on PATH, else
+    the venv's script as a path from the current folder."""
+    import os
+    import shutil
+    from pathlib import Path
+    script = Path(sys.executable).parent / "sense"
+    if shutil.which("sense") and Path(shutil.which("sense")).resolve() == script.resolve():
+        return "sense"
+    if script.exists():
+        try:
+            return os.path.relpath(script)
+        except ValueError:
+            return str(script)
+    return f"{sys.executable} -m sense_nodes"
+
+
 class UserError(Exception):
     """A problem with the user's input (file, parameter): printed, exit 2."""
