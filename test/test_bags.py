@@ -133,3 +133,15 @@ time.sleep(60)
     assert sense(["record", "--repair", str(bag)]) == 0
     got = [t for _, _, t, _ in bags.read_raw(bag)]
     assert got == [10**9 + k * 10**8 for k in range(50)]
+
+
+def test_bags_record_the_qos_their_publishers_offer(tmp_path):
+    from rosbags.interfaces import QosReliability
+    from rosbags.rosbag2 import Reader
+
+    from sense_nodes.data.bs_sim import bag_io, library
+    bag_io.write_bag(library.scenario("uav_free_calib"), tmp_path / "b", max_frames=2, overwrite=True)
+    with Reader(tmp_path / "b") as r:
+        qos = {c.topic: c.ext.offered_qos_profiles for c in r.connections}
+    assert qos["/bs/points"][0].reliability == QosReliability.BEST_EFFORT
+    assert qos["/bs/truth"][0].reliability == QosReliability.RELIABLE

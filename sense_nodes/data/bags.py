@@ -133,11 +133,12 @@ class BagWriter:
     def __exit__(self, *exc) -> None:
         self._writer.close()
 
-    def _connection(self, topic: str, msgtype: str):
+    def _connection(self, topic: str, msgtype: str, reliable: bool | None = None):
         conn = self._connections.get(topic)
         if conn is None:
             _cls(msgtype)  # fail early with a clear message
-            conn = self._writer.add_connection(topic, msgtype, typestore=typestore())
+            qos = () if reliable is None else (offered_qos(reliable),)
+            conn = self._writer.add_connection(topic, msgtype, typestore=typestore(), offered_qos_profiles=qos)
             self._connections[topic] = conn
             self._types[topic] = msgtype
         elif self._types[topic] != msgtype:
@@ -158,15 +159,28 @@ class BagWriter:
         storage.bio.flush()
         os.fsync(storage.bio.fileno())
 
-    def write(self, topic: str, msgtype: str, stamp_ns: int, msg) -> None:
-        """Write a rosbags message object, or CDR bytes serialized elsewhere."""
-        conn = self._connection(topic, msgtype)
+    def write(self, topic: str, msgtype: str, stamp_ns: int, msg, reliable: bool | None = None) -> None:
+        """Write a rosbags message object, or CDR bytes serialized elsewhere.
+
+        ``reliable``: the QoS reliability its publisher offers, recorded with
+        the topic (``ros2 bag play`` republishes with it) on its first message."""
+        conn = self._connection(topic, msgtype, reliable)
         if isinstance(msg, (bytes, bytearray, memoryview)):
             data = msg
         else:
             data = typestore().serialize_cdr(msg, msgtype)
         self._writer.write(conn, int(stamp_ns), data)
         self.count += 1
+
+
+def offered_qos(reliable: bool):
+    """The QoS profile a bag records for a topic: keep-last 10, volatile,
+    reliable or best effort (the suite's result and sensor profiles)."""
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                                    QosTime)
+    zero = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+               QosDurability.VOLATILE, zero, zero, QosLiveliness.AUTOMATIC, zero, False)
 
 
 # --- reading -----------------------------------------------------------------

@@ -68,18 +68,20 @@ class Recorder:
             from sense_nodes.nodes.source import message_class
             cls = message_class(msgtype)
             read = stamp_reader(cls)
+            qos = self._qos_for(fq)
+            reliable = qos.reliability == ReliabilityPolicy.RELIABLE
             self.subs[fq] = self.node.create_subscription(
-                cls, fq, lambda raw, t=fq, m=msgtype, r=read: self._write(t, m, raw, r), self._qos_for(fq),
+                cls, fq, lambda raw, t=fq, m=msgtype, r=read, q=reliable: self._write(t, m, raw, r, q), qos,
                 raw=True)
             self.node.get_logger().info(f"recording {fq} ({msgtype})")
 
-    def _write(self, topic: str, msgtype: str, raw: bytes, read_stamp=None) -> None:
+    def _write(self, topic: str, msgtype: str, raw: bytes, read_stamp=None, reliable=None) -> None:
         if self.closed:
             return
         stamp = read_stamp(raw) if read_stamp is not None else None
         if stamp is None:
             stamp = self.node.get_clock().now().nanoseconds
-        self.writer.write(topic, msgtype, stamp, raw)
+        self.writer.write(topic, msgtype, stamp, raw, reliable=reliable)
         key = topic if topic in self.counts else topic.lstrip("/")
         self.counts[key] = self.counts.get(key, 0) + 1
 

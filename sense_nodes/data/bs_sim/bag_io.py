@@ -37,11 +37,12 @@ def write_bag(scenario, path, max_frames: int | None = None, frame_id: str = FRA
     with bags.BagWriter(path, overwrite=overwrite) as w:
         for k in range(n):
             f = scenario.frame(k)
-            w.write(CLOCK_TOPIC, "rosgraph_msgs/msg/Clock", f.stamp_ns, bags.clock(f.stamp_ns))
+            # the QoS the live source offers: clock and truth reliable, points best effort
+            w.write(CLOCK_TOPIC, "rosgraph_msgs/msg/Clock", f.stamp_ns, bags.clock(f.stamp_ns), reliable=True)
             w.write(POINTS_TOPIC, "sensor_msgs/msg/PointCloud2", f.stamp_ns,
-                    bags.pointcloud2(f.points, f.stamp_ns, frame_id))
+                    bags.pointcloud2(f.points, f.stamp_ns, frame_id), reliable=False)
             w.write(TRUTH_TOPIC, "sense_nodes/msg/GroundTruthArray", f.stamp_ns,
-                    truth_msg(f.truth, f.stamp_ns, frame_id))
+                    truth_msg(f.truth, f.stamp_ns, frame_id), reliable=True)
             if progress is not None:
                 progress.update(1)
     return n
