@@ -117,3 +117,20 @@ def test_rviz_view_qos_matches_the_publishers(name):
                         f"'{display}' subscribes reliable but {topic} is published best effort: RViz shows nothing"
     finally:
         comp.close()
+
+
+def test_rviz_views_show_detections_and_truth():
+    """Every marker topic the views subscribe to is published by a node of
+    the deployment: BSense's detections and imaging's truth among them."""
+    views = {name: yaml.safe_load((ROOT / "config" / "rviz" / f"{name}.rviz").read_text()) for name in DEPLOYMENTS}
+    topics = {name: {d["Topic"]["Value"] for d in v["Visualization Manager"]["Displays"] if "Topic" in d}
+              for name, v in views.items()}
+    assert "/bs/detection_markers" in topics["bsense"]
+    assert "/isac/truth_markers" in topics["imaging"]
+    for name in DEPLOYMENTS:
+        comp = compose(name)
+        try:
+            published = {p.topic_name for n in comp.nodes for p in n.publishers}
+        finally:
+            comp.close()
+        assert topics[name] <= published, f"{name}: the view shows topics no node publishes"

@@ -8,12 +8,8 @@ Publishes (in its namespace, /bs in the deployments):
 """
 from __future__ import annotations
 
-from rclpy.serialization import deserialize_message
-
-from sense_nodes.msg import GroundTruthArray
 from sense_nodes.nodes import convert
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, ParameterError, run_node
-from sense_nodes.nodes.markers import truth_markers
 from sense_nodes.nodes.source import SourceNode
 
 
@@ -63,12 +59,7 @@ class BsRadarSource(SourceNode):
         frame = self.scenario.frame(k)
         hdr = convert.header(frame.stamp_ns, self.p.frame_id)
         truth = convert.ground_truth_array(frame.truth, hdr)
-        return frame.stamp_ns, {"points": convert.pointcloud2(frame.points, hdr), "truth": truth,
-                                "truth_markers": truth_markers(truth)}
-
-    def on_replayed(self, output: str, raw: bytes) -> None:
-        if output == "truth" and "truth_markers" not in self._bag_map.values():
-            self.publish(self.pubs["truth_markers"], truth_markers(deserialize_message(raw, GroundTruthArray)))
+        return frame.stamp_ns, {"points": convert.pointcloud2(frame.points, hdr), "truth": truth}
 
 
 NODE_CLASS = BsRadarSource

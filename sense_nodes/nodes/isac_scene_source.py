@@ -6,6 +6,7 @@ messages (one frame per BS pair) with the scene's truth; or a bag replayed.
 Publishes (in its namespace):
   csi    sense_nodes/CsiBundle, reliable; frame tx_id/rx_id "bs<i>", H[rx, tx, k]
   truth  sense_nodes/GroundTruthArray, reliable
+  truth_markers  visualization_msgs/MarkerArray, reliable (RViz)
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ class IsacSceneSource(SourceNode):
     OUTPUTS = {
         "csi": ("sense_nodes/msg/CsiBundle", RESULT_QOS),
         "truth": ("sense_nodes/msg/GroundTruthArray", RESULT_QOS),
+        "truth_markers": ("visualization_msgs/msg/MarkerArray", RESULT_QOS),
     }
+    TRUTH_MARKER_M = 3.0  # one voxel
     PARAMS = (
         Param("seed", 0, "scene seed", range=(0, 2**31 - 1)),
         Param("scenes", 100, "scenes to publish", range=(1, 10_000_000)),

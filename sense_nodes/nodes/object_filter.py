@@ -4,7 +4,8 @@ objects to the previous frame (Kuhn-Munkres, 15 m gate) and keeps those whose
 spatial or velocity confidence (Eq. 13, 16) reaches its threshold.
 
 Subscribes  points_filtered (PointCloud2)
-Publishes   detections (sense_nodes/DetectionArray, reliable)
+Publishes   detections (sense_nodes/DetectionArray, reliable),
+            detection_markers (visualization_msgs/MarkerArray, reliable: RViz)
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import dataclasses
 import numpy as np
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import PointCloud2
+from visualization_msgs.msg import MarkerArray
 
 from sense_nodes.core import cloud_codec
 from sense_nodes.core.bsense.clustering import ClusterConfig, cluster
 from sense_nodes.core.bsense.object_filter import ObjectFilter, ObjectFilterConfig
 from sense_nodes.msg import Detection, DetectionArray
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, SenseNode, run_node, stamped_like
+from sense_nodes.nodes.markers import detection_markers
 
 FRAME_S = 0.64  # BSense frame interval, used when two stamps are not usable
 
@@ -53,6 +56,7 @@ class ObjectFilterNode(SenseNode):
         self.last_count = 0
         self._rng = np.random.default_rng(0)
         self.pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
+        self.markers = self.create_publisher(MarkerArray, "detection_markers", RESULT_QOS)
         self.subscribe(PointCloud2, "points_filtered", self.on_points, SENSOR_QOS, kind="points_filtered")
 
     def _cluster_config(self) -> ClusterConfig:
@@ -104,7 +108,8 @@ class ObjectFilterNode(SenseNode):
                 rx_power=rx_power, point_count=int(objects.n_points[i]),
                 spatial_confidence=float(scores.c_s[i]), velocity_confidence=float(scores.c_v[i])))
         self.last_count = len(out.detections)
-        self.publish(self.pub, out)
+        if self.publish(self.pub, out):
+            self.publish(self.markers, detection_markers(out))
 
     def _thin(self, points):
         if len(points) <= self.p.max_points:

@@ -19,9 +19,11 @@ from typing import Iterator
 from builtin_interfaces.msg import Time
 from rosgraph_msgs.msg import Clock
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 
 from sense_nodes.data import bags
 from sense_nodes.nodes.base import ParameterError, Param, SenseNode
+from sense_nodes.nodes.markers import truth_markers
 
 CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
@@ -39,6 +41,8 @@ class SourceNode(SenseNode):
 
     OUTPUTS: dict[str, tuple[str, QoSProfile]] = {}
     PERIOD_S = 1.0
+    # an output "truth_markers" draws each "truth" message for RViz, spheres this big
+    TRUTH_MARKER_M = 12.0
     SOURCE_PARAMS = (
         Param("bag", "", "rosbag2 file to replay instead of the live simulation ('' = live)"),
         Param("rate", 1.0, "playback speed relative to real time (live and bag)", range=(0.01, 1000.0),
@@ -117,6 +121,8 @@ class SourceNode(SenseNode):
             self.clock_pub.publish(Clock(clock=time_msg(stamp_ns)))
         for name, msg in messages.items():
             self.publish(self.pubs[name], msg)
+        if "truth" in messages and "truth_markers" in self.pubs and "truth_markers" not in messages:
+            self.publish(self.pubs["truth_markers"], truth_markers(messages["truth"], size_m=self.TRUTH_MARKER_M))
         self.frames_published += 1
         self.diagnostics.record(t0)
 
@@ -126,7 +132,11 @@ class SourceNode(SenseNode):
 
     # --- replay ---------------------------------------------------------------
     def on_replayed(self, output: str, raw: bytes) -> None:
-        """Hook after a replayed message went out (e.g. derived RViz markers)."""
+        """Hook after a replayed message went out: the truth drawn for RViz
+        when the bag has no markers of its own."""
+        if output == "truth" and "truth_markers" in self.pubs and "truth_markers" not in self._bag_map.values():
+            truth = deserialize_message(raw, message_class(self.OUTPUTS["truth"][0]))
+            self.publish(self.pubs["truth_markers"], truth_markers(truth, size_m=self.TRUTH_MARKER_M))
 
     def _start_replay(self) -> None:
         try:
