@@ -11,7 +11,8 @@ from sense_nodes.cli.validate import check_output_path, check_positive
 
 
 def add_arguments(parser):
-    parser.add_argument("deployment", help="bsense, fwa, imaging, diffloc or all (those that exist)")
+    from sense_nodes.runtime.deployment import names
+    parser.add_argument("deployment", help=f"which deployment: {', '.join(names())}")
     parser.add_argument("--bag", help="replay this rosbag2 file through the source nodes (sim time)")
     parser.add_argument("--rate", type=float, default=None, help="playback / simulation speed (x real time)")
     parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
