@@ -150,11 +150,11 @@ def _figure14(case, basic_outputs, bsense_outputs, png):
         ax.set_title(title)
     for ax in axes:
         ax.plot(truth[:, 0], truth[:, 1], ".", ms=2, c="red", label="UAV truth")
-        ax.plot([0], [0], "^", c="black", ms=10)
-        ax.set_xlabel("x (m)")
+        ax.plot([0], [0], "^", c="black", ms=10, label="base station")
+        ax.set_xlabel("x east of the base station (m)")
         ax.set_aspect("equal")
-    axes[0].set_ylabel("y (m)")
-    for ax in axes[1:]:
+    axes[0].set_ylabel("y north of the base station (m)")
+    for ax in axes:
         ax.legend(loc="upper right", fontsize=8)
     fig.suptitle(f"{case.name}: like the paper's Figure 14")
     fig.tight_layout()

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from sense_nodes.eval.glossary import GLOSSARY, verdict
 from sense_nodes.eval.report import _fmt
 
 
@@ -17,9 +18,23 @@ def _table(name: str, figures: dict) -> str:
             continue
         paper = figures.get(f"paper_{key}")
         rows.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(_fmt(value))}</td>"
-                    f"<td>{html.escape(_fmt(paper))}</td></tr>")
-    return (f"<h2>{html.escape(name)}</h2><table><tr><th>figure</th><th>ours</th><th>paper</th></tr>"
-            + "".join(rows) + "</table>")
+                    f"<td>{html.escape(_fmt(paper))}</td><td>{html.escape(verdict(key, value, paper) or '')}</td>"
+                    f"<td class='m'>{html.escape(GLOSSARY.get(key, ''))}</td></tr>")
+    return (f"<h2>{html.escape(name)}</h2><table><tr><th>figure</th><th>ours</th><th>paper</th><th>verdict</th>"
+            "<th>meaning</th></tr>" + "".join(rows) + "</table>")
+
+
+def _provenance() -> str:
+    """When and from which commit the page was made."""
+    import datetime
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=5, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<p>Made {when}" + (f" from commit {html.escape(commit)}" if commit else "") + ".</p>"
 
 
 def build(results: str | Path, out: str | Path) -> dict:
@@ -44,7 +59,8 @@ def build(results: str | Path, out: str | Path) -> dict:
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>sense_nodes results</title><style>"
             "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin-bottom:1em}"
             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-            "img{max-width:100%}</style></head><body><h1>sense_nodes results</h1>"
+            "img{max-width:100%}td.m{text-align:left;font-size:90%}</style></head><body><h1>sense_nodes results</h1>"
+            + _provenance()
             + ("".join(parts) or "<p>No results yet: run a command with --json under this folder.</p>")
             + "</body></html>")
     out.parent.mkdir(parents=True, exist_ok=True)

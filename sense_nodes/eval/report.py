@@ -27,7 +27,9 @@ def _fmt(value) -> str:
 
 
 def table(figures: dict, title: str = "") -> str:
-    """Two columns, ours and the paper's, one row per figure."""
+    """Two columns, ours and the paper's, one row per figure, with a verdict
+    where the paper has a value, then what the figures mean."""
+    from sense_nodes.eval.glossary import explain, verdict
     keys = [k for k in figures if not k.startswith("paper_")]
     width = max([len(k) for k in keys] + [6])
     lines = []
@@ -37,7 +39,11 @@ def table(figures: dict, title: str = "") -> str:
     lines.append("-" * (width + 32))
     for key in keys:
         paper = figures.get(f"paper_{key}")
-        lines.append(f"{key:<{width}}  {_fmt(figures[key]):>14}  {_fmt(paper):>14}")
+        v = verdict(key, figures[key], paper)
+        lines.append(f"{key:<{width}}  {_fmt(figures[key]):>14}  {_fmt(paper):>14}" + (f"  {v}" if v else ""))
+    glossary = explain(keys)
+    if glossary:
+        lines += ["what the figures mean:"] + glossary
     return "\n".join(lines)
 
 

@@ -1,0 +1,45 @@
+"""What the printed figures mean, and whether ours reaches the paper's.
+
+Used by every table the CLI prints and by the HTML report, so a figure is
+explained the same way wherever it appears. Papers are named by title:
+BSense (UAV tracking in 5G-Advanced base-station point clouds), DiffLoc
+(diffusion-model UE positioning), FWA cooperative sensing (UAV detection by
+base stations and fixed-wireless-access CPEs) and off-grid ISAC imaging."""
+from __future__ import annotations
+
+import math
+
+GLOSSARY = {
+    "frames": "frames with truth that were scored",
+    "f1_pct": "F1 of the UAV outputs against the true UAVs, frame by frame, matched within 10 m (BSense Sec. 4.1)",
+    "precision_pct": "share of UAV outputs that are a true UAV",
+    "recall_pct": "share of true UAV positions with a UAV output",
+    "mean_loc_error_m": "mean distance from a matched output to its true UAV",
+    "false_per_frame": "UAV outputs per frame that match no true UAV",
+    "false_objects_per_frame": "objects the object filter kept per frame that are not a UAV",
+    "object_recall_pct": "share of true UAV positions with a kept object",
+    "frames_with_tracks_pct": "share of the truth's frames for which a TrackArray was published",
+    "frames_tracked_pct": "share of the source's frames the tracker node processed (the rest were lost in its queue)",
+    "basic_f1_pct": "F1 of the basic pipeline (DBSCAN clustering and the tracker, no filtering: BSense's baseline)",
+    "basic_false_per_frame": "false outputs per frame of the basic pipeline",
+}
+
+
+def lower_is_better(key: str) -> bool:
+    return (key.endswith(("_m", "_ms", "_cm", "_mb", "_s")) or "false" in key or "error" in key
+            or key.startswith(("mdp", "fap", "far")) or "_mdp" in key or "_fap" in key)
+
+
+def verdict(key: str, ours, paper) -> str | None:
+    """'met' / 'NOT met' against the paper's value, or None when not comparable."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ours, paper)):
+        return None
+    if not (math.isfinite(ours) and math.isfinite(paper)):
+        return None
+    ok = ours <= paper if lower_is_better(key) else ours >= paper
+    return "met" if ok else "NOT met"
+
+
+def explain(figures: dict) -> list[str]:
+    """Glossary lines for the figures that have an entry."""
+    return [f"  {k}: {GLOSSARY[k]}" for k in figures if k in GLOSSARY]
