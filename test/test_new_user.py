@@ -55,6 +55,7 @@ def test_a_replay_ends_by_itself_with_a_summary(fresh_cache, tmp_path):
     assert "every source has finished" in out
     assert "/bs/uav_tracker" in out and "against the source's truth" in out and "f1_pct" in out
     assert "uav_tracker:" in out and "verified UAV" in out, "no status line was printed"
+    assert "Destroyable" not in out + proc.stderr, "shutdown raced the executor's workers"
 
 
 def test_sigterm_prints_the_summary_with_real_rates(fresh_cache):

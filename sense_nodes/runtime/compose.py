@@ -50,6 +50,13 @@ class Composition:
             nodes += [n for n in self.executor.get_nodes() if n not in nodes]
             for node in nodes:
                 self.executor.remove_node(node)
+            # rclpy's MultiThreadedExecutor.shutdown destroys its guard
+            # condition before its worker threads finish the callbacks already
+            # handed to them, which then fail on it ("cannot use Destroyable");
+            # let the workers finish first.
+            pool = getattr(self.executor, "_executor", None)
+            if pool is not None:
+                pool.shutdown(wait=True)
             self.executor.shutdown(timeout_sec=1.0)
         for node in nodes:
             node.destroy_node()
