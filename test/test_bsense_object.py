@@ -123,3 +123,14 @@ def test_grouped_matching_equals_one_dense_kuhn_munkres():
         assert (a >= 0).sum() == (b >= 0).sum()
         cost = [np.linalg.norm(cur[m >= 0] - prev[m[m >= 0]], axis=1).sum() for m in (a, b)]
         assert cost[0] == pytest.approx(cost[1])
+
+
+def test_matching_tens_of_thousands_of_objects_does_not_overflow():
+    """Group keys are formed as label * count: int32 labels overflowed past
+    about 46,000 objects a frame."""
+    from sense_nodes.core.bsense.object_filter import match_objects
+    rng = np.random.default_rng(0)
+    prev = rng.uniform(-3000, 3000, (50_000, 3))
+    cur = prev + rng.normal(0, 1, prev.shape)
+    m = match_objects(prev, cur, 15.0)
+    assert (m == np.arange(len(cur))).mean() > 0.99

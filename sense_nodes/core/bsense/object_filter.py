@@ -100,7 +100,7 @@ def match_objects(prev: np.ndarray, cur: np.ndarray, gate_m) -> np.ndarray:
     n = cur.shape[0]
     graph = coo_matrix((np.ones(r.size), (r, n + c)), shape=(n + prev.shape[0],) * 2)
     _, comp = connected_components(graph, directed=False)
-    comp = comp[r]
+    comp = comp[r].astype(np.int64)  # scipy labels are int32: comp * n would overflow past ~46k objects
     k = int(comp.max()) + 1
     n_rows = np.bincount(np.unique(comp * n + r) // n, minlength=k)
     n_cols = np.bincount(np.unique(comp * prev.shape[0] + c) // prev.shape[0], minlength=k)
