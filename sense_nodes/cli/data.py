@@ -36,15 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    g = sub.add_parser("generate", help="generate a dataset (overwrites)")
+    g = sub.add_parser("generate", help="generate a dataset (overwrites)", description=(
+        "Trace a CSI dataset with Sionna RT on this machine (CPU unless --cuda) and write it as a dataset "
+        "folder (arrays.h5 and manifest.json), by default in the cache where training, evaluation and "
+        "csi_source look for it. --tiny makes a seconds-scale one for smoke runs."))
     _add_common(g)
     g.add_argument("--out", metavar="DIR", help="dataset folder (default: in the cache)")
-    s = sub.add_parser("stats", help="quality checks of a dataset (generated when missing)")
+    s = sub.add_parser("stats", help="quality checks of a dataset (generated when missing)", description=(
+        "Coverage, path counts, SNR and the kind's own checks of a dataset, as figures (--json)."))
     _add_common(s)
     s.add_argument("--dataset", metavar="DIR", help="dataset folder (default: the cached one)")
     s.add_argument("--json", metavar="PATH", help="write the figures to this JSON file")
     s.add_argument("--no-analytic", action="store_true", help="imaging: skip the analytic check")
-    c = sub.add_parser("check", help="validate a dataset folder and print its manifest summary")
+    c = sub.add_parser("check", help="validate a dataset folder and print its manifest summary",
+                       description="Validate a dataset folder (files, manifest, array shapes) and summarise it.")
     c.add_argument("dataset", metavar="DIR")
 
 
