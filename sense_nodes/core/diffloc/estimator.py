@@ -1,0 +1,210 @@
+"""The one DiffLoc chain, shared by the ``diffloc_server`` node and by
+``sense eval diffloc``: per-BS fingerprints -> per-BS networks -> fused
+estimate with covariance, plus the per-BS estimates.
+
+    est = Estimator.from_checkpoint("ct.pt")
+    out = est.estimate(fp, mask)          # fp [N, B, D] Eq. 4 fingerprints, mask [N, B]
+    out.fused_xy, out.cov, out.per_bs_xy, out.localised
+
+Diffusion models (``mlp``, ``unet``) run deterministic DDIM (Eq. 13) with
+the per-BS noise predictions fused at every step (Eq. 19); ``ct`` runs the
+consistency sampler (Alg. 4) with the per-BS x0 predictions turned into
+noise predictions eps_b = (x - f_b) / sigma and fused the same way. Both
+draw ``draws`` initial noises: the mean of the outputs is the estimate, the
+spread its covariance. Regressors fuse by averaging the stations' outputs;
+the grid baseline by multiplying probability maps. A sample with no usable
+link at any station is not localised (NaN, counted by the caller).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from sense_nodes.core.diffloc import covariance
+from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyModel, ConsistencySampler
+from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
+from sense_nodes.core.diffloc.grid_fusion import fuse_maps
+from sense_nodes.core.diffloc.sampler import DDIMScheduler
+from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise
+from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
+
+METHOD_NAMES = {"mlp": "diffloc-mlp-ddim", "unet": "diffloc-unet-ddim", "ct": "diffloc-consistency",
+                "supervised_mlp": "supervised-mlp", "cnn": "cnn", "grid": "grid-fusion"}
+DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
+
+
+@dataclass
+class Estimates:
+    fused_xy: np.ndarray   # [N, 2] m (NaN where not localised)
+    cov: np.ndarray        # [N, 2, 2] m^2
+    per_bs_xy: np.ndarray  # [N, B, 2] m (NaN where the station has no link)
+    localised: np.ndarray  # [N] bool
+
+
+class Estimator:
+    """A trained model of any kind and its normalisation, on a device."""
+
+    def __init__(self, config: dict, nets: nn.ModuleList, norms: list[FeatureNorm], pos_norm: PositionNorm,
+                 prior: GaussianPrior, grid_centres: torch.Tensor | None = None, device: str = "cpu"):
+        self.config = config
+        self.model = config["model"]
+        self.device = torch.device(device)
+        self.nets = nets.to(self.device).eval()
+        self.norms = norms
+        self.pos_norm = pos_norm
+        self.prior = prior
+        self.grid_centres = None if grid_centres is None else grid_centres.to(self.device)
+        self.trained = np.asarray(config["trained_bs"], bool)
+        self.num_bs = int(config["num_bs"])
+        self.taps, self.ports = int(config["taps"]), int(config["ports"])
+        self.steps = DEFAULT_STEPS.get(self.model, 1)
+        self.draws = 8
+        self.fusion = "prior_corrected"
+        self.seed = 0
+        self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str | None = None) -> "Estimator":
+        from sense_nodes.core.checkpoint import load_checkpoint, load_state
+        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        ck = load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+        c = ck.config
+        cells = int(np.prod(c["grid_shape"])) if c.get("grid_shape") else 0
+        nets = nn.ModuleList([build_net(c["model"], d, c["ports"], c["taps"], cells, c.get("dropout", 0.1))
+                              for d in c["cond_dims"]])
+        load_state(nets, ck)
+        ex = ck.extra
+        return cls(c, nets, [FeatureNorm.from_dict(d) for d in ex["feature_norm"]],
+                   PositionNorm.from_dict(ex["pos_norm"]), GaussianPrior.from_dict(ex["prior"]),
+                   ex.get("grid_centres"), dev)
+
+    @property
+    def method(self) -> str:
+        name = METHOD_NAMES[self.model]
+        return f"{name}-{self.steps}step" if self.model in DEFAULT_STEPS else name
+
+    @property
+    def expected_fingerprint_dim(self) -> int:
+        return 2 * self.ports * self.taps
+
+    def configure(self, steps: int | None = None, draws: int | None = None, fusion: str | None = None,
+                  seed: int | None = None) -> None:
+        if steps is not None:
+            if steps < 1 or (self.model in ("mlp", "unet") and steps > DDIMScheduler().num_train_timesteps):
+                raise ValueError(f"steps = {steps} out of range for {self.model}")
+            self.steps = int(steps)
+        if draws is not None:
+            if draws < 1:
+                raise ValueError(f"draws must be >= 1 (got {draws})")
+            self.draws = int(draws)
+        if fusion is not None:
+            if fusion not in RULES:
+                raise ValueError(f"fusion must be one of {RULES} (got {fusion!r})")
+            self.fusion = fusion
+        if seed is not None:
+            self.seed = int(seed)
+
+    # --- features ---------------------------------------------------------------
+    def features(self, fp: np.ndarray) -> list[torch.Tensor]:
+        """Per-BS network inputs [N, d_b] from raw fingerprints [N, B, D]."""
+        if fp.ndim != 3 or fp.shape[1] != self.num_bs or fp.shape[2] != self.expected_fingerprint_dim:
+            raise ValueError(f"fingerprints of shape {fp.shape}; the model expects [N, {self.num_bs}, "
+                             f"{self.expected_fingerprint_dim}]")
+        if self.model == "cnn":
+            return [torch.from_numpy(n.standardise(fp[:, b])).to(self.device) for b, n in enumerate(self.norms)]
+        return [torch.from_numpy(n(fp[:, b])).to(self.device) for b, n in enumerate(self.norms)]
+
+    # --- samplers ---------------------------------------------------------------
+    def _ddim(self, feats, mask, noise):
+        sched = DDIMScheduler()
+        sched.set_timesteps(self.steps)
+        x = noise
+        T = sched.num_train_timesteps
+        for t in sched.timesteps:
+            t = int(t)
+            tt = torch.full((len(x),), t / T, device=x.device)
+            eps = torch.stack([net(x, tt, f) for net, f in zip(self.nets, feats)])
+            ab = float(sched.alphas_cumprod[t])
+            prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
+            x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
+        return x
+
+    def _ct(self, feats, mask, noise, gen):
+        cm = ConsistencyModel(None, self.cm_cfg)
+        sampler = ConsistencySampler(self.cm_cfg, self.steps)
+        x = sampler.initial(noise)
+        for i, s in enumerate(sampler.sigma_list):
+            sig = torch.full((len(x),), float(s), device=x.device)
+            f = torch.stack([cm.denoise(x, sig, fb, net=net) for net, fb in zip(self.nets, feats)])
+            eps = (x[None] - f) / float(s)
+            prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
+            x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
+            z = torch.randn(x.shape, generator=gen, device="cpu").to(x.device)
+            x, _ = sampler.step(x0, i, x, z)
+        return x
+
+    @torch.no_grad()
+    def _generative(self, feats, mask):
+        """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``."""
+        n, K = len(feats[0]), self.draws
+        gen = torch.Generator().manual_seed(self.seed)
+        noise = torch.randn((K * n, 2), generator=gen).to(self.device)
+        fk = [f.repeat(K, 1) for f in feats]
+        mk = mask.repeat(1, K)
+        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise, gen)
+        xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(K, n, 2))
+        return covariance.spread(xy)
+
+    @torch.no_grad()
+    def _fuse(self, feats, mask):
+        """Fused estimate over ``mask`` [B, N] (torch bool)."""
+        n = len(feats[0])
+        if self.model in ("mlp", "unet", "ct"):
+            return self._generative(feats, mask)
+        if self.model == "grid":
+            lp = torch.stack([torch.log_softmax(net(f), 1) for net, f in zip(self.nets, feats)])
+            mean, cov = fuse_maps(lp, mask, self.grid_centres)
+            return mean.cpu().numpy().astype(np.float64), cov.cpu().numpy().astype(np.float64) + covariance.FLOOR_M2 * np.eye(2)
+        out = torch.stack([net(f) for net, f in zip(self.nets, feats)])  # [B, N, 2]
+        xy = self.pos_norm.to_metric(out.cpu().numpy())
+        m = mask.cpu().numpy()
+        w = m / np.maximum(m.sum(0), 1)
+        mean = np.einsum("bn,bni->ni", w, xy)
+        d = xy - mean[None]
+        cov = np.einsum("bn,bni,bnj->nij", w, d, d) + covariance.FLOOR_M2 * np.eye(2)
+        return mean, cov
+
+    def estimate(self, fp: np.ndarray, mask: np.ndarray, stations=None, per_bs: bool = True) -> Estimates:
+        """Fused (over ``stations``, default all) and per-BS estimates of N
+        measurements: ``fp`` [N, B, D] fingerprints, ``mask`` [N, B] which
+        links were measured with a path."""
+        fp = np.asarray(fp, np.float32)
+        mask = np.asarray(mask, bool) & self.trained[None]
+        if stations is not None:
+            sel = np.zeros(self.num_bs, bool)
+            sel[list(stations)] = True
+            mask = mask & sel[None]
+        n = len(fp)
+        feats = self.features(fp)
+        mt = torch.from_numpy(mask.T.copy()).to(self.device)
+        loc = mask.any(1)
+        fused = np.full((n, 2), np.nan)
+        cov = np.full((n, 2, 2), np.nan)
+        if loc.any():
+            idx = torch.from_numpy(np.flatnonzero(loc)).to(self.device)
+            m, c = self._fuse([f[idx] for f in feats], mt[:, idx])
+            fused[loc], cov[loc] = m, c
+        per = np.full((n, self.num_bs, 2), np.nan)
+        if per_bs:
+            for b in range(self.num_bs):
+                ok = mask[:, b]
+                if not ok.any():
+                    continue
+                idx = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
+                only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
+                only[b] = True
+                per[ok, b] = self._fuse([f[idx] for f in feats], only)[0]
+        return Estimates(fused, cov, per, loc)
