@@ -26,6 +26,8 @@ class PositioningData:
     xy: np.ndarray
     valid: np.ndarray
     snr_db: np.ndarray
+    power: np.ndarray     # [S] mean |H|^2 of the clean CSI (the AWGN reference)
+    crb_fim: np.ndarray | None  # [S, B, 2, 2] position Fisher information per unit noise variance
     variant: np.ndarray
     user_id: np.ndarray
     splits: dict          # scheme -> [S] int8 (0/1/2 train/val/test)
@@ -69,8 +71,10 @@ def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progre
     fp = np.zeros((S, B, 2 * Nr * Nt * taps), np.float32)
     pdp = np.zeros((S, B, taps), np.float32)
     snr = np.asarray(a["snr_db"], np.float64)
+    power = np.zeros(S)
     for c0 in tqdm(range(0, S, CHUNK), desc="fingerprints", disable=not progress, unit="chunk"):
         h = np.asarray(H[c0:c0 + CHUNK])
+        power[c0:c0 + CHUNK] = np.mean(np.abs(h) ** 2, axis=(1, 2, 3, 4))
         if noise == "drawn":
             h = add_awgn(h, snr[c0:c0 + CHUNK], rng)
         elif noise is not None:
@@ -81,6 +85,7 @@ def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progre
     label = "clean" if noise is None else ("drawn" if noise == "drawn" else f"{float(noise):g} dB")
     return PositioningData(fp=fp, pdp=pdp, xy=np.asarray(a["ue_pos"], np.float64)[:, :2],
                            valid=np.asarray(a["link_valid"], bool), snr_db=snr.astype(np.float32),
+                           power=power, crb_fim=np.asarray(a["crb_fim"]) if "crb_fim" in a else None,
                            variant=np.asarray(a["variant"]), user_id=np.asarray(a["user_id"]),
                            splits=splits, bs_pos=np.asarray(a["bs_pos"], np.float64), taps=taps,
                            ports=Nr * Nt, noise=label)

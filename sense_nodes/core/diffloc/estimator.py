@@ -81,6 +81,24 @@ class Estimator:
                    PositionNorm.from_dict(ex["pos_norm"]), GaussianPrior.from_dict(ex["prior"]),
                    ex.get("grid_centres"), dev)
 
+    @classmethod
+    def untrained(cls, model: str, num_bs: int = 4, cond_dim: int = 128, ports: int = 128, taps: int = 112,
+                  device: str = "cpu") -> "Estimator":
+        """A randomly initialised model of the default shapes (timing only)."""
+        D = 2 * ports * taps
+        rng = np.random.default_rng(0)
+        norms = [FeatureNorm(np.zeros(D, np.float32), np.ones(D, np.float32),
+                             None if model == "cnn" else rng.standard_normal((D, cond_dim)).astype(np.float32),
+                             None if model == "cnn" else np.full(cond_dim, np.sqrt(D), np.float32))
+                 for _ in range(num_bs)]
+        dims = [n.out_dim for n in norms]
+        nets = nn.ModuleList([build_net(model, d, ports, taps, 64) for d in dims])
+        cfg = {"model": model, "num_bs": num_bs, "ports": ports, "taps": taps, "cond_dims": dims,
+               "trained_bs": [True] * num_bs, "bs_pos": np.zeros((num_bs, 3)).tolist()}
+        centres = torch.zeros(64, 2) if model == "grid" else None
+        return cls(cfg, nets, norms, PositionNorm(np.zeros(2), 100.0),
+                   GaussianPrior(torch.zeros(2), torch.full((2,), 0.3)), centres, device)
+
     @property
     def method(self) -> str:
         name = METHOD_NAMES[self.model]
@@ -108,14 +126,22 @@ class Estimator:
             self.seed = int(seed)
 
     # --- features ---------------------------------------------------------------
-    def features(self, fp: np.ndarray) -> list[torch.Tensor]:
-        """Per-BS network inputs [N, d_b] from raw fingerprints [N, B, D]."""
+    def features(self, fp: np.ndarray, used=None) -> list[torch.Tensor]:
+        """Per-BS network inputs [N, d_b] from raw fingerprints [N, B, D]
+        (zeros for stations not in ``used``: their outputs are masked)."""
         if fp.ndim != 3 or fp.shape[1] != self.num_bs or fp.shape[2] != self.expected_fingerprint_dim:
             raise ValueError(f"fingerprints of shape {fp.shape}; the model expects [N, {self.num_bs}, "
                              f"{self.expected_fingerprint_dim}]")
-        if self.model == "cnn":
-            return [torch.from_numpy(n.standardise(fp[:, b])).to(self.device) for b, n in enumerate(self.norms)]
-        return [torch.from_numpy(n(fp[:, b])).to(self.device) for b, n in enumerate(self.norms)]
+        used = np.ones(self.num_bs, bool) if used is None else used
+        out = []
+        for b, n in enumerate(self.norms):
+            if not used[b]:
+                out.append(torch.zeros((len(fp), self.config["cond_dims"][b]), device=self.device))
+            elif self.model == "cnn":
+                out.append(torch.from_numpy(n.standardise(fp[:, b])).to(self.device))
+            else:
+                out.append(torch.from_numpy(n(fp[:, b])).to(self.device))
+        return out
 
     # --- samplers ---------------------------------------------------------------
     def _ddim(self, feats, mask, noise):
@@ -126,11 +152,18 @@ class Estimator:
         for t in sched.timesteps:
             t = int(t)
             tt = torch.full((len(x),), t / T, device=x.device)
-            eps = torch.stack([net(x, tt, f) for net, f in zip(self.nets, feats)])
+            eps = self._per_station(lambda net, f: net(x, tt, f), feats, mask, x)
             ab = float(sched.alphas_cumprod[t])
             prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
             x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
         return x
+
+    def _per_station(self, fn, feats, mask, like):
+        """[B, N, 2] outputs of ``fn(net_b, feats_b)`` for the stations any
+        sample uses; zeros (masked out by the fusion) for the others."""
+        used = mask.any(1).tolist()
+        return torch.stack([fn(net, f) if u else torch.zeros_like(like)
+                            for net, f, u in zip(self.nets, feats, used)])
 
     def _ct(self, feats, mask, noise, gen):
         cm = ConsistencyModel(None, self.cm_cfg)
@@ -138,8 +171,8 @@ class Estimator:
         x = sampler.initial(noise)
         for i, s in enumerate(sampler.sigma_list):
             sig = torch.full((len(x),), float(s), device=x.device)
-            f = torch.stack([cm.denoise(x, sig, fb, net=net) for net, fb in zip(self.nets, feats)])
-            eps = (x[None] - f) / float(s)
+            eps = self._per_station(lambda net, fb: (x - cm.denoise(x, sig, fb, net=net)) / float(s),
+                                    feats, mask, x)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
             x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
             z = torch.randn(x.shape, generator=gen, device="cpu").to(x.device)
@@ -188,7 +221,7 @@ class Estimator:
             sel[list(stations)] = True
             mask = mask & sel[None]
         n = len(fp)
-        feats = self.features(fp)
+        feats = self.features(fp, mask.any(0))
         mt = torch.from_numpy(mask.T.copy()).to(self.device)
         loc = mask.any(1)
         fused = np.full((n, 2), np.nan)

@@ -97,7 +97,11 @@ class FeatureNorm:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         Z = self.standardise(X)
         if self.basis is not None:
-            Z = (Z @ self.basis) / self.scale  # whitened principal components
+            # torch (bounded by torch's thread count, unlike numpy's BLAS), with the
+            # basis stored transposed: one row per component is read contiguously
+            if getattr(self, "_wt", None) is None:
+                self._wt = torch.from_numpy(np.ascontiguousarray(self.basis.T))
+            Z = torch.nn.functional.linear(torch.from_numpy(Z), self._wt).numpy() / self.scale
         return Z.astype(np.float32)
 
     def to_dict(self) -> dict:

@@ -202,7 +202,6 @@ def train(data, cfg: TrainConfig, out_path, progress: bool = True, log=print) ->
     save one checkpoint holding all stations' networks, their fingerprint
     normalisation, the position normalisation and the prior."""
     from sense_nodes.core.checkpoint import save_checkpoint
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     tr, va, pos_norm, prior = prepare(data, cfg)
     comps = 0 if cfg.model == "cnn" else cfg.components
     spacings = [cfg.grid_spacing_m] if cfg.grid_spacing_m else (list(GRID_SPACINGS_M) if cfg.model == "grid" else [None])

@@ -44,7 +44,7 @@ fingerprint map learns): each path's delay, whose gradient is the arrival
 direction at the UE over c, measured over the K subcarriers and all antenna
 pairs; and the line-of-sight path's direction across the BS aperture.
 Divided by the noise variance of a sample's SNR it bounds the position
-error (:func:`crb_m`).
+error (``sense_nodes.core.diffloc.crb``).
 
 Splits. ``split_random``: random 3:1:1 over samples (Table III);
 ``split_user``: whole users held out 3:1:1 (the unseen-user test).
@@ -304,23 +304,6 @@ def link_fisher(paths, a, tau, freqs, ue_pos, bs_pos, bs_elems, carrier_hz):
         out[:, b] += 2 * k ** 2 * (per_pair * ports_per_el * a.shape[3] * n_sub)[:, None, None] \
             * np.einsum("uni,unj->uij", v, v)
     return out
-
-
-def noise_variance(H: np.ndarray, snr_db: float) -> float:
-    """Per-entry AWGN variance of a sample at ``snr_db`` (the loader's model)."""
-    return float(np.mean(np.abs(H) ** 2)) / 10 ** (snr_db / 10)
-
-
-def crb_m(fim_links: np.ndarray, noise_var: float, links=None) -> float:
-    """Position CRB (m): sqrt(trace(J^-1)) with J the sum of the (selected)
-    links' ``crb_fim`` divided by the noise variance; inf if J is singular."""
-    f = np.asarray(fim_links, np.float64)
-    if links is not None:
-        f = f[np.asarray(links)]
-    J = f.sum(0) / noise_var
-    if not np.all(np.isfinite(J)) or np.linalg.cond(J) > 1e12:
-        return float("inf")
-    return float(np.sqrt(np.trace(np.linalg.inv(J))))
 
 
 def sample_links(ds, index: int, noise: bool = False):
