@@ -175,16 +175,22 @@ class Estimator:
                                     feats, mask, x)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
             x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
-            z = torch.randn(x.shape, generator=gen, device="cpu").to(x.device)
+            step_gen = torch.Generator().manual_seed(self.seed * 1000 + 1 + i)
+            z = self._noise(len(x) // self.draws, self.draws, step_gen)
             x, _ = sampler.step(x0, i, x, z)
         return x
+
+    def _noise(self, n, K, gen):
+        """[K * n, 2] draws ordered draw-major; sample i's draws do not depend
+        on how many other samples share its batch."""
+        return torch.randn((n, K, 2), generator=gen).transpose(0, 1).reshape(K * n, 2).to(self.device)
 
     @torch.no_grad()
     def _generative(self, feats, mask):
         """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``."""
         n, K = len(feats[0]), self.draws
         gen = torch.Generator().manual_seed(self.seed)
-        noise = torch.randn((K * n, 2), generator=gen).to(self.device)
+        noise = self._noise(n, K, gen)
         fk = [f.repeat(K, 1) for f in feats]
         mk = mask.repeat(1, K)
         x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise, gen)
