@@ -200,3 +200,16 @@ def syn_data(trained):
     from sense_nodes.core.diffloc.dataset import load_positioning
     from sense_nodes.data.csi.dataset import load_dataset
     return load_positioning(load_dataset(trained["ct"].parent.parent / "syn"))
+
+
+def test_gaussian_product_fusion_weights_by_precision():
+    from sense_nodes.core.diffloc.score_fusion import gaussian_product
+    means = np.array([[[0.3, -0.2]], [[-0.1, 0.4]], [[9.0, 9.0]]])
+    covs = np.array([[np.eye(2) * 0.03 ** 2], [np.eye(2) * 0.06 ** 2], [np.eye(2)]])
+    mask = np.array([[True], [True], [False]])  # the third station did not measure
+    mean, cov = gaussian_product(means, covs, mask)
+    w1, w2 = 1 / 0.03 ** 2, 1 / 0.06 ** 2
+    assert np.allclose(mean[0], (w1 * means[0, 0] + w2 * means[1, 0]) / (w1 + w2))
+    assert np.allclose(cov[0], np.eye(2) / (w1 + w2))
+    alone, _ = gaussian_product(means, covs, np.array([[False], [True], [False]]))
+    assert np.allclose(alone[0], means[1, 0])

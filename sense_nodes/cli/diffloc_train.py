@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", default="clean",
                         help="training CSI: clean, mixed (AWGN at each sample's drawn SNR, Fig. 11 "
                              "'mixed') or a number: AWGN at that SNR in dB for every sample")
+    parser.add_argument("--magnitude", default="linear", choices=("linear", "db"),
+                        help="fingerprint magnitude: linear (Eq. 4, default) or in dB (beyond the paper)")
     parser.add_argument("--steps", type=int, help="optimiser steps per BS (default: per model)")
     parser.add_argument("--time-budget-min", type=float, help="stop each BS after this many minutes")
     parser.add_argument("--components", type=int, default=128,
@@ -112,8 +114,10 @@ def main(args: argparse.Namespace) -> dict:
         tag = (tag + "-" if tag else "") + "soft"
     if args.soft_labels == "off" and args.model == "mlp":
         tag = (tag + "-" if tag else "") + "hard"
+    if args.magnitude == "db":
+        tag = (tag + "-" if tag else "") + "db"
     out = Path(args.out) if args.out else default_path(args.model, args.split, tag)
-    data = load_positioning(ds, noise=noise, seed=args.seed, progress=not args.no_progress)
+    data = load_positioning(ds, noise=noise, seed=args.seed, progress=not args.no_progress, magnitude=args.magnitude)
     print(f"training {args.model} on {ds.path} ({data.num_bs} BSs, fingerprint {data.fp.shape[2]} values = "
           f"2 x {data.ports} ports x {data.taps} taps, {data.noise} CSI, split {args.split}, "
           f"{cfg.steps} steps per BS, {torch.get_num_threads()} thread(s)) -> {out}")

@@ -19,8 +19,10 @@ all subsets of k stations (Fig. 7); ``<m>_steps<n>_fused_error_cm`` (Fig. 8;
 the same model sampled with n steps, not retrained per n as in the paper);
 ``mlp_hard_*`` / ``unet_soft_*`` (Fig. 9, models trained with
 ``--soft-labels off/on``); ``unet_<clean|mixed|snr>_snr<s>_*`` (Fig. 11);
-``<m>_sum_fused_error_cm`` (the plain sum of Eq. 19 beside the prior-corrected
-default); ``ct_cov95_coverage_pct`` (share of errors inside the 95 % ellipse
+``ct_db_*`` / ``ct_user_db_*`` (beyond the paper: models trained with
+``--magnitude db``, the fingerprint's magnitude in dB); ``<m>_sum_fused_error_cm`` and ``<m>_prior_corrected_fused_error_cm`` (the
+plain sum of Eq. 19 and the prior-corrected sum, beside the default
+product of the per-BS Gaussian posteriors, Eq. 17; see score_fusion); ``ct_cov95_coverage_pct`` (share of errors inside the 95 % ellipse
 of the estimate's covariance); a CDF plot of the fused errors (PNG).
 """
 from __future__ import annotations
@@ -60,10 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate the test split (default) or every sample (another dataset)")
     parser.add_argument("--draws", type=int, default=8, help="initial noises per estimate (covariance)")
     parser.add_argument("--ddim-steps", type=int, default=200, help="DDIM steps of mlp/unet (paper 200)")
-    parser.add_argument("--fusion", default="prior_corrected", choices=("prior_corrected", "sum"),
-                        help="fusion rule of the headline figures (the other is reported beside)")
+    parser.add_argument("--ddim-draws", type=int, default=2, help="initial noises per DDIM estimate "
+                        "(200 steps each; default 2)")
+    parser.add_argument("--fusion", default="gaussian_product", choices=("gaussian_product", "prior_corrected", "sum"),
+                        help="fusion rule of the headline figures (the others are reported beside)")
     parser.add_argument("--skip", default="", help="comma list of studies to skip: "
-                        "fig7,fig8,fig9,fig11,table5,table6,fusion")
+                        "fig7,fig8,fig9,fig11,table5,table6,fusion,db")
     parser.add_argument("--figures", metavar="DIR", default="out/diffloc", help="where the PNGs go")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
@@ -144,11 +148,22 @@ def subsets_figures(est, data, te, prefix, draws=1):
     old = est.draws
     est.configure(draws=draws)
     by_size = {}
+    base = est.estimate(data.fp[te], data.valid[te]) if est.fusion == "gaussian_product" else None
     for k in range(1, data.num_bs + 1):
         errs = []
         for sub in itertools.combinations(range(data.num_bs), k):
-            out = est.estimate(data.fp[te], data.valid[te], stations=sub, per_bs=False)
-            e = np.linalg.norm(out.fused_xy - xy, axis=1)
+            if base is not None and base.per_bs_cov is not None:  # the product over the subset
+                from sense_nodes.core.diffloc.score_fusion import gaussian_product
+                m = data.valid[te] & np.isin(np.arange(data.num_bs), sub)[None]
+                ok = m.any(1)
+                fx = np.full((len(te), 2), np.nan)
+                if ok.any():
+                    fx[ok] = gaussian_product(np.nan_to_num(base.per_bs_xy[ok]).transpose(1, 0, 2),
+                                              base.per_bs_cov[ok].transpose(1, 0, 2, 3), m[ok].T)[0]
+                e = np.linalg.norm(fx - xy, axis=1)
+            else:
+                out = est.estimate(data.fp[te], data.valid[te], stations=sub, per_bs=False)
+                e = np.linalg.norm(out.fused_xy - xy, axis=1)
             errs.append(_cm(e))
         errs = [e for e in errs if e is not None]
         by_size[k] = errs
@@ -211,8 +226,8 @@ def main(args: argparse.Namespace) -> dict:
     from sense_nodes.core.diffloc.models import model_dir
 
     set_threads(args)
-    if args.draws < 1 or not 1 <= args.ddim_steps <= 200:
-        raise UserError("--draws must be >= 1 and --ddim-steps in [1, 200]")
+    if args.draws < 1 or args.ddim_draws < 1 or not 1 <= args.ddim_steps <= 200:
+        raise UserError("--draws and --ddim-draws must be >= 1 and --ddim-steps in [1, 200]")
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     device = None if args.device == "auto" else args.device
     models = Path(args.models) if args.models else model_dir()
@@ -222,7 +237,8 @@ def main(args: argparse.Namespace) -> dict:
     tr, va = data.indices("train"), data.indices("val")
     te = data.indices("test") if args.samples == "test" else np.arange(len(data.xy))
     xy = data.xy[te]
-    fig = {"dataset_samples": int(len(data.xy)), "eval_samples": int(len(te)), "num_bs": data.num_bs,
+    fig = {"draws": args.draws, "ddim_draws": args.ddim_draws, "ddim_steps": args.ddim_steps,
+           "dataset_samples": int(len(data.xy)), "eval_samples": int(len(te)), "num_bs": data.num_bs,
            "fingerprint_taps": data.taps, "fingerprint_values": int(data.fp.shape[2])}
     loc = data.valid[te].any(1)
     fig["samples_not_localised"] = int((~loc).sum())
@@ -247,7 +263,9 @@ def main(args: argparse.Namespace) -> dict:
             print(f"{m}: no checkpoint at {path} (sense train diffloc --model {m})")
             continue
         _check_geometry(est, data, path)
-        est.configure(draws=args.draws, fusion=args.fusion, steps=args.ddim_steps if m in ("mlp", "unet") else None)
+        ddim = m in ("mlp", "unet")
+        est.configure(draws=args.ddim_draws if ddim else args.draws, fusion=args.fusion,
+                      steps=args.ddim_steps if ddim else None)
         t0 = time.perf_counter()
         out = est.estimate(data.fp[te], data.valid[te])
         curves[m] = table_row(fig, m, out, xy, PAPER_T4.get(m))
@@ -275,13 +293,15 @@ def main(args: argparse.Namespace) -> dict:
             fig["knn_vehicular_fused_error_cm"] = _cm(curves["knn"][veh])
     # --- fusion rule ---------------------------------------------------------------
     if "fusion" not in skip:
-        other = "sum" if args.fusion == "prior_corrected" else "prior_corrected"
-        for m in ("ct", "unet", "mlp"):
-            if m in ests:
-                ests[m].configure(fusion=other)
-                out = ests[m].estimate(data.fp[te], data.valid[te], per_bs=False)
-                fig[f"{m}_{other}_fused_error_cm"] = _cm(np.linalg.norm(out.fused_xy - xy, axis=1))
-                ests[m].configure(fusion=args.fusion)
+        for other in ("gaussian_product", "prior_corrected", "sum"):
+            if other == args.fusion:
+                continue
+            for m in ("ct", "unet", "mlp"):
+                if m in ests:
+                    ests[m].configure(fusion=other)
+                    out = ests[m].estimate(data.fp[te], data.valid[te], per_bs=False)
+                    fig[f"{m}_{other}_fused_error_cm"] = _cm(np.linalg.norm(out.fused_xy - xy, axis=1))
+                    ests[m].configure(fusion=args.fusion)
     # --- Fig. 7 ------------------------------------------------------------------------
     fig_dir = Path(args.figures)
     if "fig7" not in skip:
@@ -305,7 +325,7 @@ def main(args: argparse.Namespace) -> dict:
                 fig[f"{m}_steps{n}_fused_error_cm"] = _cm(np.linalg.norm(out.fused_xy - xy, axis=1))
                 if (m, n) in PAPER_FIG8:
                     fig[f"paper_{m}_steps{n}_fused_error_cm"] = PAPER_FIG8[(m, n)]
-            ests[m].configure(steps=old, draws=args.draws)
+            ests[m].configure(steps=old, draws=args.draws if m == "ct" else args.ddim_draws)
             vals = {n: fig[f"{m}_steps{n}_fused_error_cm"] for n in steps if fig[f"{m}_steps{n}_fused_error_cm"] is not None}
             if m == "ct" and vals and 2 in vals:
                 fig["ct_2step_vs_best_pct"] = float(100 * (vals[2] / min(vals.values()) - 1))
@@ -337,6 +357,34 @@ def main(args: argparse.Namespace) -> dict:
         if crb is not None and data.crb_fim is not None:
             cu = crb_samples_m(data.crb_fim[te_u], data.power[te_u], data.snr_db[te_u], data.valid[te_u])
             fig["crb_unseen_user_median_cm"] = float(100 * np.median(cu[np.isfinite(cu)]))
+    # --- beyond the paper: dB-magnitude fingerprints ---------------------------------
+    if "db" not in skip:
+        db_models = [(n, s_) for n, s_ in (("ct-db", "random"), ("unet-db", "random"), ("ct-user-db", "user"))
+                     if (models / f"{n}.pt").exists()]
+        if db_models:
+            data_db = load_positioning(ds, magnitude="db", progress=True)
+            for name, scheme in db_models:
+                est = _load(models / f"{name}.pt", device)
+                _check_geometry(est, data_db, models / f"{name}.pt")
+                gen = est.model in ("mlp", "unet")
+                est.configure(draws=args.ddim_draws if gen else args.draws, fusion=args.fusion,
+                              steps=args.ddim_steps if gen else None)
+                idx = data_db.indices("test", scheme) if args.samples == "test" or scheme == "user" else te
+                out = est.estimate(data_db.fp[idx], data_db.valid[idx])
+                pref = name.replace("-", "_")
+                e = table_row(fig, pref, out, data_db.xy[idx])
+                curves[f"{name} (dB fingerprint)"] = e
+                fig[f"{pref}_train_minutes"] = float(est.config.get("train_seconds", 0) / 60)
+                if est.model == "ct":
+                    from sense_nodes.core.diffloc.covariance import coverage95
+                    ok = np.isfinite(out.fused_xy[:, 0])
+                    fig[f"{pref}_cov95_coverage_pct"] = coverage95(out.fused_xy[ok] - data_db.xy[idx][ok], out.cov[ok])
+                if scheme == "random" and "table5" not in skip:
+                    veh = data_db.variant[idx] == 1
+                    if veh.any():
+                        fig[f"{pref}_vehicular_fused_error_cm"] = _cm(
+                            np.linalg.norm(out.fused_xy[veh] - data_db.xy[idx][veh], axis=1))
+            del data_db
     # --- Fig. 11 ------------------------------------------------------------------------
     if "fig11" not in skip:
         regimes = {"clean": _load(models / "unet.pt", device), "mixed": _load(models / "unet-mixed.pt", device)}

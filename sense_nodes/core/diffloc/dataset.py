@@ -35,6 +35,7 @@ class PositioningData:
     taps: int
     ports: int            # N_r * N_t
     noise: str            # "clean", "drawn" or "<snr> dB"
+    magnitude: str = "linear"  # fingerprint magnitude: linear (Eq. 4) or db
 
     @property
     def num_bs(self) -> int:
@@ -55,7 +56,8 @@ def add_awgn(H: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.
     return (H + np.sqrt(var / 2) * n).astype(np.complex64)
 
 
-def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progress: bool = False) -> PositioningData:
+def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progress: bool = False,
+                     magnitude: str = "linear") -> PositioningData:
     """Fingerprints of every sample of a loaded ``diffloc`` dataset.
 
     ``noise``: None (clean CSI), ``"drawn"`` (AWGN at each sample's drawn
@@ -79,7 +81,7 @@ def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progre
             h = add_awgn(h, snr[c0:c0 + CHUNK], rng)
         elif noise is not None:
             h = add_awgn(h, np.full(len(h), float(noise)), rng)
-        fp[c0:c0 + CHUNK] = fingerprint(h, taps)
+        fp[c0:c0 + CHUNK] = fingerprint(h, taps, magnitude)
         pdp[c0:c0 + CHUNK] = pdp_db(truncated_cir(h, taps))
     splits = {name: np.asarray(a[desc["array"]]) for name, desc in ds.manifest["split"]["schemes"].items()}
     label = "clean" if noise is None else ("drawn" if noise == "drawn" else f"{float(noise):g} dB")
@@ -88,10 +90,11 @@ def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progre
                            power=power, crb_fim=np.asarray(a["crb_fim"]) if "crb_fim" in a else None,
                            variant=np.asarray(a["variant"]), user_id=np.asarray(a["user_id"]),
                            splits=splits, bs_pos=np.asarray(a["bs_pos"], np.float64), taps=taps,
-                           ports=Nr * Nt, noise=label)
+                           ports=Nr * Nt, noise=label, magnitude=magnitude)
 
 
-def bundle_fingerprints(links: dict, taps: int, num_bs: int, ports: int) -> tuple[np.ndarray, np.ndarray]:
+def bundle_fingerprints(links: dict, taps: int, num_bs: int, ports: int,
+                        magnitude: str = "linear") -> tuple[np.ndarray, np.ndarray]:
     """Fingerprints of one measurement from ``{bs_index: H [N_r, N_t, K]}``
     -> (fp [B, D], mask [B]); a station absent from ``links``, or whose CFR
     is all zero (no path: no usable link), is masked."""
@@ -104,7 +107,7 @@ def bundle_fingerprints(links: dict, taps: int, num_bs: int, ports: int) -> tupl
         h = np.asarray(h)
         if not np.all(np.isfinite(h)):
             raise ValueError(f"station {b}: non-finite CSI")
-        f = fingerprint(h[None], taps)[0]
+        f = fingerprint(h[None], taps, magnitude)[0]
         if f.shape[0] != D:
             raise ValueError(f"station {b}: fingerprint of {f.shape[0]} values, the model expects {D}")
         fp[b], mask[b] = f, bool(np.any(h))

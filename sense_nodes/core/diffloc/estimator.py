@@ -11,7 +11,11 @@ the per-BS noise predictions fused at every step (Eq. 19); ``ct`` runs the
 consistency sampler (Alg. 4) with the per-BS x0 predictions turned into
 noise predictions eps_b = (x - f_b) / sigma and fused the same way. Both
 draw ``draws`` initial noises: the mean of the outputs is the estimate, the
-spread its covariance. Regressors fuse by averaging the stations' outputs;
+spread its covariance. The default fusion, ``gaussian_product``, samples
+each station alone and multiplies the stations' Gaussian posteriors (Eq. 17
+in closed form), since the summed scores are exact only at vanishing noise
+(see :mod:`score_fusion`); ``sum`` (Eq. 19) and ``prior_corrected`` are the
+score-sum rules. Regressors fuse by averaging the stations' outputs;
 the grid baseline by multiplying probability maps. A sample with no usable
 link at any station is not localised (NaN, counted by the caller).
 """
@@ -28,7 +32,7 @@ from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyM
 from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
 from sense_nodes.core.diffloc.grid_fusion import fuse_maps
 from sense_nodes.core.diffloc.sampler import DDIMScheduler
-from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise
+from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise, gaussian_product
 from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
 
 METHOD_NAMES = {"mlp": "diffloc-mlp-ddim", "unet": "diffloc-unet-ddim", "ct": "diffloc-consistency",
@@ -42,6 +46,7 @@ class Estimates:
     cov: np.ndarray        # [N, 2, 2] m^2
     per_bs_xy: np.ndarray  # [N, B, 2] m (NaN where the station has no link)
     localised: np.ndarray  # [N] bool
+    per_bs_cov: np.ndarray | None = None  # [N, B, 2, 2] m^2 (generative models)
 
 
 class Estimator:
@@ -60,9 +65,10 @@ class Estimator:
         self.trained = np.asarray(config["trained_bs"], bool)
         self.num_bs = int(config["num_bs"])
         self.taps, self.ports = int(config["taps"]), int(config["ports"])
+        self.magnitude = config.get("magnitude", "linear")
         self.steps = DEFAULT_STEPS.get(self.model, 1)
         self.draws = 8
-        self.fusion = "prior_corrected"
+        self.fusion = "gaussian_product"
         self.seed = 0
         self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
 
@@ -165,7 +171,7 @@ class Estimator:
         return torch.stack([fn(net, f) if u else torch.zeros_like(like)
                             for net, f, u in zip(self.nets, feats, used)])
 
-    def _ct(self, feats, mask, noise, gen):
+    def _ct(self, feats, mask, noise):
         cm = ConsistencyModel(None, self.cm_cfg)
         sampler = ConsistencySampler(self.cm_cfg, self.steps)
         x = sampler.initial(noise)
@@ -175,25 +181,26 @@ class Estimator:
                                     feats, mask, x)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
             x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
-            step_gen = torch.Generator().manual_seed(self.seed * 1000 + 1 + i)
-            z = self._noise(len(x) // self.draws, self.draws, step_gen)
+            z = self._noise(len(x) // self.draws, self.draws, [self.seed, 1 + i])
             x, _ = sampler.step(x0, i, x, z)
         return x
 
-    def _noise(self, n, K, gen):
-        """[K * n, 2] draws ordered draw-major; sample i's draws do not depend
-        on how many other samples share its batch."""
-        return torch.randn((n, K, 2), generator=gen).transpose(0, 1).reshape(K * n, 2).to(self.device)
+    def _noise(self, n, K, seed):
+        """[K * n, 2] standard normal draws ordered draw-major; sample i's
+        draws do not depend on how many samples follow it in the batch
+        (numpy fills sequentially; torch's CPU randn changes algorithm with
+        the tensor size)."""
+        z = np.random.default_rng(seed).standard_normal((n, K, 2)).astype(np.float32)
+        return torch.from_numpy(z.transpose(1, 0, 2).reshape(K * n, 2).copy()).to(self.device)
 
     @torch.no_grad()
     def _generative(self, feats, mask):
         """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``."""
         n, K = len(feats[0]), self.draws
-        gen = torch.Generator().manual_seed(self.seed)
-        noise = self._noise(n, K, gen)
+        noise = self._noise(n, K, [self.seed, 0])
         fk = [f.repeat(K, 1) for f in feats]
         mk = mask.repeat(1, K)
-        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise, gen)
+        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise)
         xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(K, n, 2))
         return covariance.spread(xy)
 
@@ -202,6 +209,18 @@ class Estimator:
         """Fused estimate over ``mask`` [B, N] (torch bool)."""
         n = len(feats[0])
         if self.model in ("mlp", "unet", "ct"):
+            if self.fusion == "gaussian_product" and bool((mask.sum(0) > 1).any()):
+                means, covs = [], []
+                for b in range(self.num_bs):
+                    only = torch.zeros_like(mask)
+                    only[b] = mask[b]
+                    if bool(only[b].any()):
+                        m, c = self._generative(feats, only)
+                    else:
+                        m, c = np.zeros((n, 2)), np.tile(np.eye(2), (n, 1, 1))
+                    means.append(m)
+                    covs.append(c)
+                return gaussian_product(np.stack(means), np.stack(covs), mask.cpu().numpy())
             return self._generative(feats, mask)
         if self.model == "grid":
             lp = torch.stack([torch.log_softmax(net(f), 1) for net, f in zip(self.nets, feats)])
@@ -232,11 +251,26 @@ class Estimator:
         loc = mask.any(1)
         fused = np.full((n, 2), np.nan)
         cov = np.full((n, 2, 2), np.nan)
+        per = np.full((n, self.num_bs, 2), np.nan)
+        if self.model in ("mlp", "unet", "ct") and self.fusion == "gaussian_product":
+            # each station sampled once: its draws give the per-BS estimate and
+            # the Gaussian posterior the fusion multiplies (Eq. 17)
+            pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
+            for b in range(self.num_bs):
+                ok = mask[:, b]
+                if ok.any():
+                    idx = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
+                    only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
+                    only[b] = True
+                    per[ok, b], pcov[ok, b] = self._generative([f[idx] for f in feats], only)
+            if loc.any():
+                fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
+                                                        mask[loc].T)
+            return Estimates(fused, cov, per, loc, pcov)
         if loc.any():
             idx = torch.from_numpy(np.flatnonzero(loc)).to(self.device)
             m, c = self._fuse([f[idx] for f in feats], mt[:, idx])
             fused[loc], cov[loc] = m, c
-        per = np.full((n, self.num_bs, 2), np.nan)
         if per_bs:
             for b in range(self.num_bs):
                 ok = mask[:, b]

@@ -41,12 +41,24 @@ def truncated_cir(H: np.ndarray, taps: int) -> np.ndarray:
     return g[..., :taps]
 
 
-def fingerprint(H: np.ndarray, taps: int) -> np.ndarray:
+MAGNITUDES = ("linear", "db")
+DB_FLOOR = -300.0
+
+
+def fingerprint(H: np.ndarray, taps: int, magnitude: str = "linear") -> np.ndarray:
     """Eq. 4: magnitude and principal-argument phase of the truncated CIR,
-    vectorised and concatenated: [..., 2 * N_r * N_t * taps] float32."""
+    vectorised and concatenated: [..., 2 * N_r * N_t * taps] float32.
+
+    ``magnitude="db"`` (beyond the paper) takes the magnitude in dB: path
+    gains span several decades across the area, and in linear units the
+    standardised fingerprint is dominated by the strongest links."""
+    if magnitude not in MAGNITUDES:
+        raise ValueError(f"magnitude must be one of {MAGNITUDES} (got {magnitude!r})")
     g = truncated_cir(H, taps)
     lead = g.shape[:-3]
     mag = np.abs(g).reshape(*lead, -1)
+    if magnitude == "db":
+        mag = np.maximum(20 * np.log10(np.maximum(mag, 10 ** (DB_FLOOR / 20))), DB_FLOOR)
     ph = np.angle(g).reshape(*lead, -1)
     return np.concatenate([mag, ph], axis=-1).astype(np.float32)
 

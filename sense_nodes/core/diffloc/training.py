@@ -252,7 +252,7 @@ def train(data, cfg: TrainConfig, out_path, progress: bool = True, log=print) ->
               "cond_dims": [fn.out_dim for fn in best_run["norms"]], "dropout": cfg.dropout,
               "trained_bs": best_run["trained"], "train": cfg.to_dict(), "train_seconds": seconds,
               "consistency": ConsistencyConfig().to_dict(), "bs_pos": data.bs_pos.tolist(),
-              "noise": data.noise, "grid_spacing_m": best_run["spacing"],
+              "noise": data.noise, "magnitude": data.magnitude, "grid_spacing_m": best_run["spacing"],
               "grid_shape": list(best_run["grid"][3]) if best_run["grid"] else None,
               "stations": best_run["summaries"]}
     extra = {"feature_norm": [fn.to_dict() for fn in best_run["norms"]], "pos_norm": pos_norm.to_dict(),
