@@ -64,10 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ddim-steps", type=int, default=200, help="DDIM steps of mlp/unet (paper 200)")
     parser.add_argument("--ddim-draws", type=int, default=2, help="initial noises per DDIM estimate "
                         "(200 steps each; default 2)")
-    parser.add_argument("--fusion", default="gaussian_product", choices=("gaussian_product", "prior_corrected", "sum"),
-                        help="fusion rule of the headline figures (the others are reported beside)")
+    parser.add_argument("--fusion", default="auto", choices=("auto", "gaussian_product", "prior_corrected", "sum"),
+                        help="fusion rule of the headline figures (auto: prior_corrected for DDIM, "
+                             "gaussian_product for the consistency model; the others are reported beside)")
     parser.add_argument("--skip", default="", help="comma list of studies to skip: "
                         "fig7,fig8,fig9,fig11,table5,table6,fusion,db")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma list of Table IV methods to evaluate ('none': only the other studies)")
     parser.add_argument("--figures", metavar="DIR", default="out/diffloc", help="where the PNGs go")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
@@ -229,6 +232,10 @@ def main(args: argparse.Namespace) -> dict:
     if args.draws < 1 or args.ddim_draws < 1 or not 1 <= args.ddim_steps <= 200:
         raise UserError("--draws and --ddim-draws must be >= 1 and --ddim-steps in [1, 200]")
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    methods = [] if args.methods == "none" else [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)}, or none)")
     device = None if args.device == "auto" else args.device
     models = Path(args.models) if args.models else model_dir()
     ds = open_dataset(args)
@@ -254,7 +261,7 @@ def main(args: argparse.Namespace) -> dict:
     curves = {}
     ests = {}
     # --- Table IV --------------------------------------------------------------
-    for m in METHODS[:-1]:
+    for m in [m for m in METHODS[:-1] if m in methods]:
         path = models / f"{m}.pt"
         est = _load(path, device)
         if est is None:
@@ -285,23 +292,23 @@ def main(args: argparse.Namespace) -> dict:
                 if m in PAPER_T5:
                     fig[f"paper_{m}_vehicular_fused_error_cm"] = PAPER_T5[m]
         print(f"{m}: fused {fig[f'{m}_fused_error_cm']} cm in {fig[f'{m}_eval_s']:.1f} s")
-    kf, curves["knn"] = knn_figures(data, tr, va, te)
-    fig.update(kf)
-    if "table5" not in skip:
+    if "knn" in methods:
+        kf, curves["knn"] = knn_figures(data, tr, va, te)
+        fig.update(kf)
+    if "table5" not in skip and "knn" in curves:
         veh = data.variant[te] == 1
         if veh.any():
             fig["knn_vehicular_fused_error_cm"] = _cm(curves["knn"][veh])
     # --- fusion rule ---------------------------------------------------------------
     if "fusion" not in skip:
         for other in ("gaussian_product", "prior_corrected", "sum"):
-            if other == args.fusion:
-                continue
             for m in ("ct", "unet", "mlp"):
-                if m in ests:
+                if m in ests and ests[m].fusion != other:
                     ests[m].configure(fusion=other)
                     out = ests[m].estimate(data.fp[te], data.valid[te], per_bs=False)
                     fig[f"{m}_{other}_fused_error_cm"] = _cm(np.linalg.norm(out.fused_xy - xy, axis=1))
                     ests[m].configure(fusion=args.fusion)
+                    fig[f"{m}_fusion"] = ests[m].fusion
     # --- Fig. 7 ------------------------------------------------------------------------
     fig_dir = Path(args.figures)
     if "fig7" not in skip:

@@ -42,9 +42,9 @@ class DiffLocServer(SenseNode):
         Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256), read_only=True),
         Param("steps", 0, "sampler steps (0 = the model's default: 2 for ct, 200 for DDIM)", range=(0, 200)),
         Param("draws", 8, "initial noises per estimate; their spread is the covariance", range=(1, 64)),
-        Param("fusion", "gaussian_product", "fusion of the stations: product of their Gaussian posteriors, "
-              "or the sum of their noise predictions (Eq. 19), plain or prior-corrected",
-              choices=("gaussian_product", "prior_corrected", "sum")),
+        Param("fusion", "auto", "fusion of the stations: product of their Gaussian posteriors, or the sum of "
+              "their noise predictions (Eq. 19), plain or prior-corrected; auto = the model's default",
+              choices=("auto", "gaussian_product", "prior_corrected", "sum")),
         Param("max_batch", 32, "most queued bundles estimated in one batch", range=(1, 1024)),
         Param("per_bs", True, "also estimate from each BS alone (source_positions)"),
         Param("ue_height_m", 1.5, "height reported with the 2D estimate, m", range=(-100.0, 1000.0)),

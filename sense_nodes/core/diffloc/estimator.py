@@ -11,11 +11,14 @@ the per-BS noise predictions fused at every step (Eq. 19); ``ct`` runs the
 consistency sampler (Alg. 4) with the per-BS x0 predictions turned into
 noise predictions eps_b = (x - f_b) / sigma and fused the same way. Both
 draw ``draws`` initial noises: the mean of the outputs is the estimate, the
-spread its covariance. The default fusion, ``gaussian_product``, samples
-each station alone and multiplies the stations' Gaussian posteriors (Eq. 17
-in closed form), since the summed scores are exact only at vanishing noise
-(see :mod:`score_fusion`); ``sum`` (Eq. 19) and ``prior_corrected`` are the
-score-sum rules. Regressors fuse by averaging the stations' outputs;
+spread its covariance. The fusion rules: ``sum`` (Eq. 19),
+``prior_corrected`` (Eq. 16's prior taken out) and ``gaussian_product``
+(each station sampled alone, the stations' Gaussian posteriors multiplied:
+Eq. 17 in closed form). The score sums are exact only at vanishing noise
+(see :mod:`score_fusion`): DDIM's 200 steps reach it, the consistency
+model's first step is at the largest noise, so the defaults are
+``prior_corrected`` for DDIM and ``gaussian_product`` for the consistency
+model (:data:`DEFAULT_FUSION`; all three are measured). Regressors fuse by averaging the stations' outputs;
 the grid baseline by multiplying probability maps. A sample with no usable
 link at any station is not localised (NaN, counted by the caller).
 """
@@ -38,6 +41,10 @@ from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSIO
 METHOD_NAMES = {"mlp": "diffloc-mlp-ddim", "unet": "diffloc-unet-ddim", "ct": "diffloc-consistency",
                 "supervised_mlp": "supervised-mlp", "cnn": "cnn", "grid": "grid-fusion"}
 DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
+# Many-step DDIM passes through the low noise levels where the score sum is
+# exact and corrects its early steps there; the 2-step consistency sampler
+# takes its first step at sigma_max, where it is not (see score_fusion).
+DEFAULT_FUSION = {"mlp": "prior_corrected", "unet": "prior_corrected", "ct": "gaussian_product"}
 
 
 @dataclass
@@ -68,7 +75,7 @@ class Estimator:
         self.magnitude = config.get("magnitude", "linear")
         self.steps = DEFAULT_STEPS.get(self.model, 1)
         self.draws = 8
-        self.fusion = "gaussian_product"
+        self.fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
         self.seed = 0
         self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
 
@@ -124,6 +131,8 @@ class Estimator:
             if draws < 1:
                 raise ValueError(f"draws must be >= 1 (got {draws})")
             self.draws = int(draws)
+        if fusion == "auto":
+            fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
         if fusion is not None:
             if fusion not in RULES:
                 raise ValueError(f"fusion must be one of {RULES} (got {fusion!r})")
