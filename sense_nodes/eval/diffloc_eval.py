@@ -69,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gaussian_product for the consistency model; the others are reported beside)")
     parser.add_argument("--skip", default="", help="comma list of studies to skip: "
                         "fig7,fig8,fig9,fig11,table5,table6,fusion,db")
+    parser.add_argument("--snrs", default=",".join(f"{s:g}" for s in SNRS),
+                        help="Fig. 11: SNRs (dB) of the noisy test CSI (default 50,40,30,20,10)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma list of Table IV methods to evaluate ('none': only the other studies)")
     parser.add_argument("--figures", metavar="DIR", default="out/diffloc", help="where the PNGs go")
@@ -397,8 +399,12 @@ def main(args: argparse.Namespace) -> dict:
         regimes = {"clean": _load(models / "unet.pt", device), "mixed": _load(models / "unet-mixed.pt", device)}
         for snr in SNRS:
             regimes[f"snr{snr:g}"] = _load(models / f"unet-snr{snr:g}.pt", device)
+        try:
+            snrs = [float(v) for v in args.snrs.split(",") if v.strip()]
+        except ValueError:
+            raise UserError(f"--snrs: not a list of numbers ({args.snrs!r})") from None
         if any(v is not None for v in regimes.values()):
-            for snr in SNRS:
+            for snr in snrs:
                 noisy = load_positioning(ds, noise=snr, seed=1)
                 for name, est in regimes.items():
                     if est is None or (name.startswith("snr") and name != f"snr{snr:g}"):

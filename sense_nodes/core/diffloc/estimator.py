@@ -78,6 +78,10 @@ class Estimator:
         self.fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
         self.seed = 0
         self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
+        # the projection of a 28,672-value fingerprint is memory-bound; in
+        # bfloat16 it reads half the bytes and the position error does not
+        # change measurably (the basis is stored as float16)
+        self.configure(projection="bfloat16")
 
     @classmethod
     def from_checkpoint(cls, path, device: str | None = None) -> "Estimator":
@@ -122,7 +126,14 @@ class Estimator:
         return 2 * self.ports * self.taps
 
     def configure(self, steps: int | None = None, draws: int | None = None, fusion: str | None = None,
-                  seed: int | None = None) -> None:
+                  seed: int | None = None, projection: str | None = None) -> None:
+        """Sampler steps, initial noises, fusion rule, noise seed, and the
+        dtype of the fingerprint projection (``float32`` or ``bfloat16``)."""
+        if projection is not None:
+            if projection not in ("float32", "bfloat16"):
+                raise ValueError(f"projection must be float32 or bfloat16 (got {projection!r})")
+            for n in self.norms:
+                n.compute_dtype = getattr(torch, projection)
         if steps is not None:
             if steps < 1 or (self.model in ("mlp", "unet") and steps > DDIMScheduler().num_train_timesteps):
                 raise ValueError(f"steps = {steps} out of range for {self.model}")

@@ -78,6 +78,9 @@ class FeatureNorm:
     std: np.ndarray           # [D]
     basis: np.ndarray | None  # [D, P] or None
     scale: np.ndarray | None = None  # [P] std of each component (whitening)
+    # dtype of the projection: reading the [D, P] basis is memory-bound, and
+    # bfloat16 halves it (the basis is stored as float16 anyway)
+    compute_dtype: torch.dtype = torch.float32
 
     @classmethod
     def fit(cls, X: np.ndarray, components: int = 128, seed: int = 0) -> "FeatureNorm":
@@ -111,9 +114,10 @@ class FeatureNorm:
         if self.basis is not None:
             # torch (bounded by torch's thread count, unlike numpy's BLAS), with the
             # basis stored transposed: one row per component is read contiguously
-            if getattr(self, "_wt", None) is None:
-                self._wt = torch.from_numpy(np.ascontiguousarray(self.basis.T))
-            Z = torch.nn.functional.linear(torch.from_numpy(Z), self._wt).numpy() / self.scale
+            wt = getattr(self, "_wt", None)
+            if wt is None or wt.dtype != self.compute_dtype:
+                wt = self._wt = torch.from_numpy(np.ascontiguousarray(self.basis.T)).to(self.compute_dtype)
+            Z = torch.nn.functional.linear(torch.from_numpy(Z).to(wt.dtype), wt).float().numpy() / self.scale
         return Z.astype(np.float32)
 
     def to_dict(self) -> dict:
