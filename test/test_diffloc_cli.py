@@ -1,5 +1,5 @@
 """`sense train/eval/bench diffloc` on a small synthetic dataset: the
-figures the issue names come out as JSON, a sample with a dead link is still
+figures of the command-line contract come out as JSON, a sample with a dead link is still
 evaluated, and bad input is a one-line error."""
 import json
 
