@@ -36,3 +36,12 @@ def spin_until(executor, predicate, timeout_s=10.0):
             return True
         executor.spin_once(timeout_sec=0.05)
     return predicate()
+
+
+@pytest.fixture(autouse=True)
+def _diffloc_default_cache(request):
+    """Deployment tests of diffloc start its nodes on their defaults: a small
+    synthetic dataset and model in the temporary cache."""
+    if "diffloc" in request.node.nodeid and "test_deployments" in request.node.nodeid:
+        from diffloc_helpers import ensure_default_cache
+        ensure_default_cache()

@@ -30,8 +30,21 @@ Tracing. The BSs are the sources and the UE positions the receivers
 (about 10x faster than the reverse), ``cfr`` reversed to the uplink (UE ->
 BS). ``PathSolver(deterministic=True)`` with ``max_depth = 4``, specular
 reflection and diffraction (rooftop BSs see few street-level UEs without
-diffraction), fixed ``samples_per_src`` and seed, receivers traced in fixed
-chunks. UE positions with no path to a BS are flagged in ``link_valid``.
+diffraction) and diffuse reflection (every material scatters with
+coefficient ``SCATTERING``: without it a quarter to a half of the links
+of a street-level UE to a rooftop BS had no traced path, a ray-tracer
+artefact; with it and 2.5e5 samples per source, a few percent remain),
+fixed ``samples_per_src`` and seed, receivers traced in fixed chunks. UE
+positions with no path to a BS are flagged in ``link_valid``.
+
+Cramer-Rao bound. For every link the generator stores ``crb_fim``: the
+Fisher information on the UE's (x, y) per unit noise variance, from the
+traced paths treated as resolved and their geometry as known (what a
+fingerprint map learns): each path's delay, whose gradient is the arrival
+direction at the UE over c, measured over the K subcarriers and all antenna
+pairs; and the line-of-sight path's direction across the BS aperture.
+Divided by the noise variance of a sample's SNR it bounds the position
+error (``sense_nodes.core.diffloc.crb``).
 
 Splits. ``split_random``: random 3:1:1 over samples (Table III);
 ``split_user``: whole users held out 3:1:1 (the unseen-user test).
@@ -43,7 +56,8 @@ Layout of ``arrays.h5`` (S samples, B BSs, K subcarriers):
 - ``user_id`` [S] int32, ``time_s`` [S] float32, ``variant`` [S] int8
   (0 pedestrian, 1 vehicular), ``snr_db`` [S] float32
 - ``link_valid`` [S, B] bool, ``num_paths`` [S, B] int16,
-  ``delay_spread_s`` [S, B] float32
+  ``delay_spread_s`` [S, B] float32, ``crb_fim`` [S, B, 2, 2] float64
+  (position Fisher information per unit noise variance, m^-2)
 - ``split_random`` [S] int8, ``split_user`` [S] int8 (0/1/2 train/val/test)
 - ``bs_pos`` [B, 3] float32
 """
@@ -72,10 +86,14 @@ SPEEDS = {"pedestrian": (1.5, 2.5), "vehicular": (15.0, 25.0)}
 DEFAULT_USERS = {"pedestrian": 160, "vehicular": 40}  # 2000 samples, as Table III
 TINY_USERS = {"pedestrian": 2, "vehicular": 1}
 TINY_SNAPSHOTS = 3
-SOLVER = dict(max_depth=4, los=True, specular_reflection=True, diffuse_reflection=False,
+SOLVER = dict(max_depth=4, los=True, specular_reflection=True, diffuse_reflection=True,
               refraction=False, diffraction=True, edge_diffraction=False,
-              samples_per_src=100_000, max_num_paths_per_src=20_000, seed=3)
+              samples_per_src=250_000, max_num_paths_per_src=20_000, seed=3)
 TINY_SOLVER = dict(SOLVER, max_depth=3, samples_per_src=20_000, max_num_paths_per_src=20_000)
+# Diffuse scattering coefficient of every material (Lambertian); 0 turns
+# diffuse reflection into a no-op in Sionna RT.
+SCATTERING = 0.3
+SPEED_OF_LIGHT = 299_792_458.0
 # Receivers per PathSolver call: memory grows with receivers x samples x depth
 # (200 receivers with 2e5 samples at depth 4 needed over 20 GB; 50 with 1e5
 # peak at about 3.3 GB).
@@ -156,7 +174,9 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
         raise ValueError("users must be >= 0 per variant and >= 1 in all")
     snapshots = int(snapshots or (TINY_SNAPSHOTS if tiny else SNAPSHOTS))
     srt = rt.setup(cuda)
-    scene = rt.load_scene(SCENE, frequency_hz=CARRIER_HZ, cuda=cuda)
+    solver_cfg = TINY_SOLVER if tiny else SOLVER
+    scene = rt.load_scene(SCENE, frequency_hz=CARRIER_HZ, cuda=cuda,
+                          scattering_coefficient=SCATTERING if solver_cfg["diffuse_reflection"] else None)
     scene.tx_array = srt.PlanarArray(num_rows=4, num_cols=4, pattern="tr38901", polarization="cross")
     scene.rx_array = srt.PlanarArray(num_rows=1, num_cols=2, pattern="iso", polarization="cross")
     bs = bs_positions(scene)
@@ -175,11 +195,13 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
     tsec = np.tile(np.arange(snapshots) / RATE_HZ, len(walks)).astype(np.float32)
     n = len(pos)
     snr = rng.choice(SNR_LEVELS_DB, size=n).astype(np.float32)
-    solver_cfg = TINY_SOLVER if tiny else SOLVER
     freqs = cfrmod.subcarrier_offsets(NUM_SUBCARRIERS, SCS_HZ)
     H = np.zeros((n, NUM_BS, 32, 4, NUM_SUBCARRIERS), np.complex64)
     npaths = np.zeros((n, NUM_BS), np.int16)
     dspread = np.full((n, NUM_BS), np.nan, np.float32)
+    fim = np.zeros((n, NUM_BS, 2, 2), np.float64)
+    bs_elems = [rt.antenna_positions(scene.get(f"bs{b}"), scene.tx_array, SPEED_OF_LIGHT / CARRIER_HZ) - bs[b]
+                for b in range(NUM_BS)]
     most = 0  # most paths one source had in one chunk (vs max_num_paths_per_src)
     bar = tqdm(total=n, desc="diffloc UE positions", disable=not progress, unit="pos")
     for c0 in range(0, n, RX_CHUNK):
@@ -195,6 +217,7 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
         most = max(most, int(cnt.sum(axis=1).max()))
         npaths[c0:c1] = cnt.T
         dspread[c0:c1] = ds_.T
+        fim[c0:c1] = link_fisher(paths, a, tau, freqs, pos[c0:c1], bs, bs_elems, CARRIER_HZ)
         for nm in names:
             scene.remove(nm)
         bar.update(c1 - c0)
@@ -217,6 +240,9 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
                            "ue": {"rows": 1, "cols": 2, "polarization": "cross", "pattern": "iso", "ports": 4}},
         "users": users, "snapshots_per_user": snapshots, "rate_hz": RATE_HZ,
         "speeds_m_s": SPEEDS, "variants": ["pedestrian", "vehicular"], "snr_levels_db": SNR_LEVELS_DB,
+        "scattering_coefficient": SCATTERING if solver_cfg["diffuse_reflection"] else 0.0,
+        "crb": "crb_fim: position Fisher information per unit noise variance (delays of all traced "
+               "paths over K subcarriers and all antenna pairs, LoS direction over the BS aperture)",
         "awgn": "noise power = mean |H|^2 over the sample's links / 10^(snr_db/10); added by the loader",
         "solver": dict(solver_cfg, solver="PathSolver(deterministic=True)", rx_chunk=RX_CHUNK,
                        sources="BSs", receivers="UE positions", reverse_direction=True),
@@ -234,9 +260,50 @@ def generate(out_dir, seed: int = 0, tiny: bool = False, users: dict | None = No
     }
     arrays = {"H": H, "ue_pos": pos, "ue_vel": vel, "user_id": uid, "time_s": tsec, "variant": variant,
               "snr_db": snr, "link_valid": link_valid, "num_paths": npaths, "delay_spread_s": dspread,
+              "crb_fim": fim,
               "split_random": dsmod.random_split(n, rng), "split_user": user_split[uid].astype(np.int8),
               "bs_pos": bs.astype(np.float32)}
     return dsmod.write_dataset(out_dir, manifest, arrays)
+
+
+def link_fisher(paths, a, tau, freqs, ue_pos, bs_pos, bs_elems, carrier_hz):
+    """Fisher information on the UE's (x, y) per unit noise variance, per
+    link: [n_ue, n_bs, 2, 2] (m^-2).
+
+    ``a`` [bs, 32, ue, 4, p] and ``tau`` [bs, ue, p] are the uplink CIR
+    (:func:`cfr.cir_numpy` reversed). Delay term: path p's CFR
+    ``a_p exp(-j 2 pi f_k tau_p)`` changes with the UE position through
+    ``d tau_p / d r = -u_p / c`` (u_p: arrival direction at the UE), giving
+    ``2 sum_{ant,k} |a_p|^2 (2 pi f_k)^2 u u^T / c^2``. Angle term (LoS path
+    only): the phase across BS element n, ``2 pi / lambda * e_n . u_bs``,
+    moves with ``d u_bs / d r = (I - u u^T) / R``. Paths are treated as
+    resolved (no cross-terms), so the bound is optimistic."""
+    th = np.asarray(paths.theta_r, dtype=np.float64)  # [ue, bs, p]
+    ph = np.asarray(paths.phi_r, dtype=np.float64)
+    inter = np.asarray(paths.interactions)             # [depth, ue, bs, p]
+    u = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph)], -1)  # [ue, bs, p, 2]
+    pw = np.sum(np.abs(a) ** 2, axis=(1, 3)).transpose(1, 0, 2)           # [ue, bs, p]
+    valid = (np.asarray(tau).transpose(1, 0, 2) >= 0) & (pw > 0)
+    pw = np.where(valid, pw, 0.0)
+    w2 = float(np.sum((2 * np.pi * np.asarray(freqs)) ** 2))
+    out = 2 * w2 / SPEED_OF_LIGHT ** 2 * np.einsum("ubp,ubpi,ubpj->ubij", pw, u, u)
+    los = valid & np.all(inter == 0, axis=0)
+    k = 2 * np.pi * carrier_hz / SPEED_OF_LIGHT
+    n_sub = len(freqs)
+    for b in range(len(bs_pos)):
+        d = np.asarray(ue_pos, np.float64) - bs_pos[b]          # [ue, 3]
+        R = np.linalg.norm(d, axis=1)
+        uu = d / R[:, None]
+        G = (np.eye(3)[None] - uu[:, :, None] * uu[:, None, :]) / R[:, None, None]  # [ue, 3, 3]
+        e = np.asarray(bs_elems[b], np.float64)
+        e = e - e.mean(0)
+        v = np.einsum("uij,nj->uni", G, e)[..., :2]             # [ue, n_el, 2]
+        # one element position per polarisation pair: a's 32 ports are 2 per position
+        per_pair = np.where(los[:, b], pw[:, b], 0.0).sum(-1) / (a.shape[1] * a.shape[3])
+        ports_per_el = a.shape[1] / len(e)
+        out[:, b] += 2 * k ** 2 * (per_pair * ports_per_el * a.shape[3] * n_sub)[:, None, None] \
+            * np.einsum("uni,unj->uij", v, v)
+    return out
 
 
 def sample_links(ds, index: int, noise: bool = False):

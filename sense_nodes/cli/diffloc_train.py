@@ -1,0 +1,130 @@
+"""Train DiffLoc per-BS models on a ray-traced uplink SRS dataset
+(diffloc.txt Sec. IV-V): the score networks (mlp, unet), the consistency
+model (ct) and the baselines (supervised_mlp, cnn, grid).
+
+One network per base station; the checkpoint holds all of them with their
+fingerprint normalisation, the position normalisation and the prior. Runs on
+CUDA when present, else on the CPU with --threads torch threads.
+
+  sense train diffloc --model ct                      # -> $SENSE_CACHE/models/diffloc/ct.pt
+  sense train diffloc --model unet --split user       # unseen-user split -> unet-user.pt
+  sense train diffloc --model unet --noise 20         # AWGN at 20 dB -> unet-snr20.pt
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from sense_nodes.cli.main import UserError
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", metavar="DIR", help="diffloc dataset folder (default: the cached default, "
+                   "see `sense data generate --kind diffloc`)")
+    p.add_argument("--tiny", action="store_true", help="the cached tiny dataset (smoke runs)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sense_nodes.core.diffloc.training import MODELS
+    parser.add_argument("--model", required=True, choices=MODELS, help="which model")
+    add_dataset_arguments(parser)
+    parser.add_argument("--out", metavar="PATH", help="checkpoint (default: the model folder in the cache)")
+    parser.add_argument("--split", default="random", choices=("random", "user"),
+                        help="split scheme: random samples (Table IV) or whole users held out (Table VI)")
+    parser.add_argument("--noise", default="clean",
+                        help="training CSI: clean, mixed (AWGN at each sample's drawn SNR, Fig. 11 "
+                             "'mixed') or a number: AWGN at that SNR in dB for every sample")
+    parser.add_argument("--magnitude", default="linear", choices=("linear", "db"),
+                        help="fingerprint magnitude: linear (Eq. 4, default) or in dB (beyond the paper)")
+    parser.add_argument("--steps", type=int, help="optimiser steps per BS (default: per model)")
+    parser.add_argument("--time-budget-min", type=float, help="stop each BS after this many minutes")
+    parser.add_argument("--components", type=int, default=128,
+                        help="principal components of the fingerprint fed to the networks (0 = all)")
+    parser.add_argument("--soft-labels", choices=("on", "off"), help="dynamic soft labels (default: on "
+                        "for mlp only)")
+    parser.add_argument("--grid-spacing", type=float, help="grid: spacing in m (default: tuned on validation)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def noise_option(value: str):
+    """--noise -> (load_positioning's noise argument, checkpoint tag)."""
+    if value == "clean":
+        return None, ""
+    if value == "mixed":
+        return "drawn", "mixed"
+    try:
+        snr = float(value)
+    except ValueError:
+        raise UserError(f"--noise must be clean, mixed or an SNR in dB (got {value!r})") from None
+    if not math.isfinite(snr):
+        raise UserError(f"--noise must be a finite SNR in dB (got {value!r})")
+    return snr, f"snr{snr:g}"
+
+
+def open_dataset(args):
+    from sense_nodes.data.csi.dataset import DatasetError, default_dir, load_dataset
+    path = args.dataset or str(default_dir("diffloc", args.tiny, 0))
+    try:
+        ds = load_dataset(path)
+    except DatasetError as exc:
+        hint = "" if args.dataset else f" (make it with: sense data generate --kind diffloc{' --tiny' if args.tiny else ''})"
+        raise UserError(f"{exc}{hint}") from None
+    if ds.kind != "diffloc":
+        raise UserError(f"{path}: a {ds.kind} dataset; DiffLoc needs a diffloc dataset")
+    return ds
+
+
+def set_threads(args) -> None:
+    import torch
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1 (got {args.threads})")
+    torch.set_num_threads(args.threads)
+
+
+def main(args: argparse.Namespace) -> dict:
+    import torch
+    from sense_nodes.core.diffloc.dataset import load_positioning
+    from sense_nodes.core.diffloc.models import default_path
+    from sense_nodes.core.diffloc.training import TrainConfig, train
+
+    set_threads(args)
+    noise, tag = noise_option(args.noise)
+    try:
+        cfg = TrainConfig(model=args.model, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                          components=args.components,
+                          soft_labels=None if args.soft_labels is None else args.soft_labels == "on",
+                          grid_spacing_m=args.grid_spacing, scheme=args.split, seed=args.seed,
+                          time_budget_s=None if args.time_budget_min is None else 60 * args.time_budget_min)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.time_budget_min is not None and not args.time_budget_min > 0:
+        raise UserError(f"--time-budget-min must be > 0 (got {args.time_budget_min})")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device here")
+    if args.soft_labels is not None and args.model not in ("mlp", "unet"):
+        raise UserError("--soft-labels applies to the DDIM score networks (mlp, unet)")
+    ds = open_dataset(args)
+    if args.soft_labels is not None and args.soft_labels == "on" and args.model == "unet":
+        tag = (tag + "-" if tag else "") + "soft"
+    if args.soft_labels == "off" and args.model == "mlp":
+        tag = (tag + "-" if tag else "") + "hard"
+    if args.magnitude == "db":
+        tag = (tag + "-" if tag else "") + "db"
+    out = Path(args.out) if args.out else default_path(args.model, args.split, tag)
+    data = load_positioning(ds, noise=noise, seed=args.seed, progress=not args.no_progress, magnitude=args.magnitude)
+    print(f"training {args.model} on {ds.path} ({data.num_bs} BSs, fingerprint {data.fp.shape[2]} values = "
+          f"2 x {data.ports} ports x {data.taps} taps, {data.noise} CSI, split {args.split}, "
+          f"{cfg.steps} steps per BS, {torch.get_num_threads()} thread(s)) -> {out}")
+    summary = train(data, cfg, out, progress=not args.no_progress)
+    figures = {"model": args.model, "train_minutes": summary["train_seconds"] / 60,
+               "steps_per_bs": max(s["steps"] for s in summary["stations"]),
+               "checkpoint_mb": out.stat().st_size / 2**20, "checkpoint": str(out)}
+    if summary["grid_spacing_m"]:
+        figures["grid_spacing_m"] = summary["grid_spacing_m"]
+    return figures

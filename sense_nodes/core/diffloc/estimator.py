@@ -1,0 +1,303 @@
+"""The one DiffLoc chain, shared by the ``diffloc_server`` node and by
+``sense eval diffloc``: per-BS fingerprints -> per-BS networks -> fused
+estimate with covariance, plus the per-BS estimates.
+
+    est = Estimator.from_checkpoint("ct.pt")
+    out = est.estimate(fp, mask)          # fp [N, B, D] Eq. 4 fingerprints, mask [N, B]
+    out.fused_xy, out.cov, out.per_bs_xy, out.localised
+
+Diffusion models (``mlp``, ``unet``) run deterministic DDIM (Eq. 13) with
+the per-BS noise predictions fused at every step (Eq. 19); ``ct`` runs the
+consistency sampler (Alg. 4) with the per-BS x0 predictions turned into
+noise predictions eps_b = (x - f_b) / sigma and fused the same way. Both
+draw ``draws`` initial noises: the mean of the outputs is the estimate, the
+spread its covariance. The fusion rules: ``sum`` (Eq. 19),
+``prior_corrected`` (Eq. 16's prior taken out) and ``gaussian_product``
+(each station sampled alone, the stations' Gaussian posteriors multiplied:
+Eq. 17 in closed form). The score sums are exact only at vanishing noise
+(see :mod:`score_fusion`): DDIM's 200 steps reach it, the consistency
+model's first step is at the largest noise, so the defaults are
+``prior_corrected`` for DDIM and ``gaussian_product`` for the consistency
+model (:data:`DEFAULT_FUSION`; all three are measured). Regressors fuse by averaging the stations' outputs;
+the grid baseline by multiplying probability maps. A sample with no usable
+link at any station is not localised (NaN, counted by the caller).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from sense_nodes.core.diffloc import covariance
+from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyModel, ConsistencySampler
+from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
+from sense_nodes.core.diffloc.grid_fusion import fuse_maps
+from sense_nodes.core.diffloc.sampler import DDIMScheduler
+from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise, gaussian_product
+from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
+
+METHOD_NAMES = {"mlp": "diffloc-mlp-ddim", "unet": "diffloc-unet-ddim", "ct": "diffloc-consistency",
+                "supervised_mlp": "supervised-mlp", "cnn": "cnn", "grid": "grid-fusion"}
+DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
+# Many-step DDIM passes through the low noise levels where the score sum is
+# exact and corrects its early steps there; the 2-step consistency sampler
+# takes its first step at sigma_max, where it is not (see score_fusion).
+DEFAULT_FUSION = {"mlp": "prior_corrected", "unet": "prior_corrected", "ct": "gaussian_product"}
+
+
+@dataclass
+class Estimates:
+    fused_xy: np.ndarray   # [N, 2] m (NaN where not localised)
+    cov: np.ndarray        # [N, 2, 2] m^2
+    per_bs_xy: np.ndarray  # [N, B, 2] m (NaN where the station has no link)
+    localised: np.ndarray  # [N] bool
+    per_bs_cov: np.ndarray | None = None  # [N, B, 2, 2] m^2 (generative models)
+
+
+class Estimator:
+    """A trained model of any kind and its normalisation, on a device."""
+
+    def __init__(self, config: dict, nets: nn.ModuleList, norms: list[FeatureNorm], pos_norm: PositionNorm,
+                 prior: GaussianPrior, grid_centres: torch.Tensor | None = None, device: str = "cpu"):
+        self.config = config
+        self.model = config["model"]
+        self.device = torch.device(device)
+        self.nets = nets.to(self.device).eval()
+        self.norms = norms
+        self.pos_norm = pos_norm
+        self.prior = prior
+        self.grid_centres = None if grid_centres is None else grid_centres.to(self.device)
+        self.trained = np.asarray(config["trained_bs"], bool)
+        self.num_bs = int(config["num_bs"])
+        self.taps, self.ports = int(config["taps"]), int(config["ports"])
+        self.magnitude = config.get("magnitude", "linear")
+        self.steps = DEFAULT_STEPS.get(self.model, 1)
+        self.draws = 8
+        self.fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
+        self.seed = 0
+        self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
+        # the projection of a 28,672-value fingerprint is memory-bound; in
+        # bfloat16 it reads half the bytes and the position error does not
+        # change measurably (the basis is stored as float16)
+        self.configure(projection="bfloat16")
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str | None = None) -> "Estimator":
+        from sense_nodes.core.checkpoint import load_checkpoint, load_state
+        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        ck = load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+        c = ck.config
+        cells = int(np.prod(c["grid_shape"])) if c.get("grid_shape") else 0
+        nets = nn.ModuleList([build_net(c["model"], d, c["ports"], c["taps"], cells, c.get("dropout", 0.1))
+                              for d in c["cond_dims"]])
+        load_state(nets, ck)
+        ex = ck.extra
+        return cls(c, nets, [FeatureNorm.from_dict(d) for d in ex["feature_norm"]],
+                   PositionNorm.from_dict(ex["pos_norm"]), GaussianPrior.from_dict(ex["prior"]),
+                   ex.get("grid_centres"), dev)
+
+    @classmethod
+    def untrained(cls, model: str, num_bs: int = 4, cond_dim: int = 128, ports: int = 128, taps: int = 112,
+                  device: str = "cpu") -> "Estimator":
+        """A randomly initialised model of the default shapes (timing only)."""
+        D = 2 * ports * taps
+        rng = np.random.default_rng(0)
+        norms = [FeatureNorm(np.zeros(D, np.float32), np.ones(D, np.float32),
+                             None if model == "cnn" else rng.standard_normal((D, cond_dim)).astype(np.float32),
+                             None if model == "cnn" else np.full(cond_dim, np.sqrt(D), np.float32))
+                 for _ in range(num_bs)]
+        dims = [n.out_dim for n in norms]
+        nets = nn.ModuleList([build_net(model, d, ports, taps, 64) for d in dims])
+        cfg = {"model": model, "num_bs": num_bs, "ports": ports, "taps": taps, "cond_dims": dims,
+               "trained_bs": [True] * num_bs, "bs_pos": np.zeros((num_bs, 3)).tolist()}
+        centres = torch.zeros(64, 2) if model == "grid" else None
+        return cls(cfg, nets, norms, PositionNorm(np.zeros(2), 100.0),
+                   GaussianPrior(torch.zeros(2), torch.full((2,), 0.3)), centres, device)
+
+    @property
+    def method(self) -> str:
+        name = METHOD_NAMES[self.model]
+        return f"{name}-{self.steps}step" if self.model in DEFAULT_STEPS else name
+
+    @property
+    def expected_fingerprint_dim(self) -> int:
+        return 2 * self.ports * self.taps
+
+    def configure(self, steps: int | None = None, draws: int | None = None, fusion: str | None = None,
+                  seed: int | None = None, projection: str | None = None) -> None:
+        """Sampler steps, initial noises, fusion rule, noise seed, and the
+        dtype of the fingerprint projection (``float32`` or ``bfloat16``)."""
+        if projection is not None:
+            if projection not in ("float32", "bfloat16"):
+                raise ValueError(f"projection must be float32 or bfloat16 (got {projection!r})")
+            for n in self.norms:
+                n.compute_dtype = getattr(torch, projection)
+        if steps is not None:
+            if steps < 1 or (self.model in ("mlp", "unet") and steps > DDIMScheduler().num_train_timesteps):
+                raise ValueError(f"steps = {steps} out of range for {self.model}")
+            self.steps = int(steps)
+        if draws is not None:
+            if draws < 1:
+                raise ValueError(f"draws must be >= 1 (got {draws})")
+            self.draws = int(draws)
+        if fusion == "auto":
+            fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
+        if fusion is not None:
+            if fusion not in RULES:
+                raise ValueError(f"fusion must be one of {RULES} (got {fusion!r})")
+            self.fusion = fusion
+        if seed is not None:
+            self.seed = int(seed)
+
+    # --- features ---------------------------------------------------------------
+    def features(self, fp: np.ndarray, used=None) -> list[torch.Tensor]:
+        """Per-BS network inputs [N, d_b] from raw fingerprints [N, B, D]
+        (zeros for stations not in ``used``: their outputs are masked)."""
+        if fp.ndim != 3 or fp.shape[1] != self.num_bs or fp.shape[2] != self.expected_fingerprint_dim:
+            raise ValueError(f"fingerprints of shape {fp.shape}; the model expects [N, {self.num_bs}, "
+                             f"{self.expected_fingerprint_dim}]")
+        used = np.ones(self.num_bs, bool) if used is None else used
+        out = []
+        for b, n in enumerate(self.norms):
+            if not used[b]:
+                out.append(torch.zeros((len(fp), self.config["cond_dims"][b]), device=self.device))
+            elif self.model == "cnn":
+                out.append(torch.from_numpy(n.standardise(fp[:, b])).to(self.device))
+            else:
+                out.append(torch.from_numpy(n(fp[:, b])).to(self.device))
+        return out
+
+    # --- samplers ---------------------------------------------------------------
+    def _ddim(self, feats, mask, noise):
+        sched = DDIMScheduler()
+        sched.set_timesteps(self.steps)
+        x = noise
+        T = sched.num_train_timesteps
+        for t in sched.timesteps:
+            t = int(t)
+            tt = torch.full((len(x),), t / T, device=x.device)
+            eps = self._per_station(lambda net, f: net(x, tt, f), feats, mask, x)
+            ab = float(sched.alphas_cumprod[t])
+            prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
+            x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
+        return x
+
+    def _per_station(self, fn, feats, mask, like):
+        """[B, N, 2] outputs of ``fn(net_b, feats_b)`` for the stations any
+        sample uses; zeros (masked out by the fusion) for the others."""
+        used = mask.any(1).tolist()
+        return torch.stack([fn(net, f) if u else torch.zeros_like(like)
+                            for net, f, u in zip(self.nets, feats, used)])
+
+    def _ct(self, feats, mask, noise):
+        cm = ConsistencyModel(None, self.cm_cfg)
+        sampler = ConsistencySampler(self.cm_cfg, self.steps)
+        x = sampler.initial(noise)
+        for i, s in enumerate(sampler.sigma_list):
+            sig = torch.full((len(x),), float(s), device=x.device)
+            eps = self._per_station(lambda net, fb: (x - cm.denoise(x, sig, fb, net=net)) / float(s),
+                                    feats, mask, x)
+            prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
+            x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
+            z = self._noise(len(x) // self.draws, self.draws, [self.seed, 1 + i])
+            x, _ = sampler.step(x0, i, x, z)
+        return x
+
+    def _noise(self, n, K, seed):
+        """[K * n, 2] standard normal draws ordered draw-major; sample i's
+        draws do not depend on how many samples follow it in the batch
+        (numpy fills sequentially; torch's CPU randn changes algorithm with
+        the tensor size)."""
+        z = np.random.default_rng(seed).standard_normal((n, K, 2)).astype(np.float32)
+        return torch.from_numpy(z.transpose(1, 0, 2).reshape(K * n, 2).copy()).to(self.device)
+
+    @torch.no_grad()
+    def _generative(self, feats, mask):
+        """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``."""
+        n, K = len(feats[0]), self.draws
+        noise = self._noise(n, K, [self.seed, 0])
+        fk = [f.repeat(K, 1) for f in feats]
+        mk = mask.repeat(1, K)
+        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise)
+        xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(K, n, 2))
+        return covariance.spread(xy)
+
+    @torch.no_grad()
+    def _fuse(self, feats, mask):
+        """Fused estimate over ``mask`` [B, N] (torch bool)."""
+        n = len(feats[0])
+        if self.model in ("mlp", "unet", "ct"):
+            if self.fusion == "gaussian_product" and bool((mask.sum(0) > 1).any()):
+                means, covs = [], []
+                for b in range(self.num_bs):
+                    only = torch.zeros_like(mask)
+                    only[b] = mask[b]
+                    if bool(only[b].any()):
+                        m, c = self._generative(feats, only)
+                    else:
+                        m, c = np.zeros((n, 2)), np.tile(np.eye(2), (n, 1, 1))
+                    means.append(m)
+                    covs.append(c)
+                return gaussian_product(np.stack(means), np.stack(covs), mask.cpu().numpy())
+            return self._generative(feats, mask)
+        if self.model == "grid":
+            lp = torch.stack([torch.log_softmax(net(f), 1) for net, f in zip(self.nets, feats)])
+            mean, cov = fuse_maps(lp, mask, self.grid_centres)
+            return mean.cpu().numpy().astype(np.float64), cov.cpu().numpy().astype(np.float64) + covariance.FLOOR_M2 * np.eye(2)
+        out = torch.stack([net(f) for net, f in zip(self.nets, feats)])  # [B, N, 2]
+        xy = self.pos_norm.to_metric(out.cpu().numpy())
+        m = mask.cpu().numpy()
+        w = m / np.maximum(m.sum(0), 1)
+        mean = np.einsum("bn,bni->ni", w, xy)
+        d = xy - mean[None]
+        cov = np.einsum("bn,bni,bnj->nij", w, d, d) + covariance.FLOOR_M2 * np.eye(2)
+        return mean, cov
+
+    def estimate(self, fp: np.ndarray, mask: np.ndarray, stations=None, per_bs: bool = True) -> Estimates:
+        """Fused (over ``stations``, default all) and per-BS estimates of N
+        measurements: ``fp`` [N, B, D] fingerprints, ``mask`` [N, B] which
+        links were measured with a path."""
+        fp = np.asarray(fp, np.float32)
+        mask = np.asarray(mask, bool) & self.trained[None]
+        if stations is not None:
+            sel = np.zeros(self.num_bs, bool)
+            sel[list(stations)] = True
+            mask = mask & sel[None]
+        n = len(fp)
+        feats = self.features(fp, mask.any(0))
+        mt = torch.from_numpy(mask.T.copy()).to(self.device)
+        loc = mask.any(1)
+        fused = np.full((n, 2), np.nan)
+        cov = np.full((n, 2, 2), np.nan)
+        per = np.full((n, self.num_bs, 2), np.nan)
+        if self.model in ("mlp", "unet", "ct") and self.fusion == "gaussian_product":
+            # each station sampled once: its draws give the per-BS estimate and
+            # the Gaussian posterior the fusion multiplies (Eq. 17)
+            pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
+            for b in range(self.num_bs):
+                ok = mask[:, b]
+                if ok.any():
+                    idx = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
+                    only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
+                    only[b] = True
+                    per[ok, b], pcov[ok, b] = self._generative([f[idx] for f in feats], only)
+            if loc.any():
+                fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
+                                                        mask[loc].T)
+            return Estimates(fused, cov, per, loc, pcov)
+        if loc.any():
+            idx = torch.from_numpy(np.flatnonzero(loc)).to(self.device)
+            m, c = self._fuse([f[idx] for f in feats], mt[:, idx])
+            fused[loc], cov[loc] = m, c
+        if per_bs:
+            for b in range(self.num_bs):
+                ok = mask[:, b]
+                if not ok.any():
+                    continue
+                idx = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
+                only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
+                only[b] = True
+                per[ok, b] = self._fuse([f[idx] for f in feats], only)[0]
+        return Estimates(fused, cov, per, loc)

@@ -1,0 +1,73 @@
+"""`sense train/eval/bench diffloc` on a small synthetic dataset: the
+figures of the command-line contract come out as JSON, a sample with a dead link is still
+evaluated, and bad input is a one-line error."""
+import json
+
+import pytest
+
+from sense_nodes.cli.main import main
+
+KEYS = ["crb_median_cm", "samples_not_localised_pct", "ct_cov95_coverage_pct", "ct_unseen_user_fused_error_cm",
+        "ct_vehicular_fused_error_cm"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import torch
+    torch.set_num_threads(1)
+    from diffloc_helpers import synthetic_dataset
+    root = tmp_path_factory.mktemp("dlcli")
+    ds = synthetic_dataset(root / "syn")
+    models = root / "models"
+    for m in ("ct", "unet", "grid", "supervised_mlp"):
+        extra = ["--grid-spacing", "20"] if m == "grid" else []
+        assert main(["train", "diffloc", "--model", m, "--dataset", str(ds), "--steps", "30", "--components", "8",
+                     "--no-progress", "--out", str(models / f"{m}.pt")] + extra) == 0
+    assert main(["train", "diffloc", "--model", "ct", "--split", "user", "--dataset", str(ds), "--steps", "30",
+                 "--components", "8", "--no-progress", "--out", str(models / "ct-user.pt")]) == 0
+    return root, ds, models
+
+
+def test_eval_writes_the_contract_keys(setup, capsys):
+    root, ds, models = setup
+    out = root / "eval.json"
+    assert main(["eval", "diffloc", "--dataset", str(ds), "--models", str(models), "--ddim-steps", "5",
+                 "--draws", "4", "--skip", "fig8,fig9,fig11", "--figures", str(root / "png"),
+                 "--json", str(out)]) == 0
+    fig = json.loads(out.read_text())
+    for m in ("ct", "unet", "grid", "supervised_mlp", "knn"):
+        assert fig[f"{m}_fused_error_cm"] > 0
+        for b in range(4):
+            assert f"{m}_bs{b}_error_cm" in fig
+    for k in KEYS:
+        assert fig[k] is not None, k
+    assert fig["mlp_fused_error_cm"] is None and fig["mlp_trained"] is False  # not trained: reported, not invented
+    assert fig["paper_ct_fused_error_cm"] == 0.5 and fig["paper_grid_fused_error_cm"] == 306.0
+    assert fig["ct_fused1bs_median_error_cm"] > 0 and "ct_fusion_monotonic" in fig
+    assert fig["samples_not_localised_pct"] == 0.0
+    assert (root / "png" / "diffloc_cdf.png").stat().st_size > 1000
+    assert "ct_fused_error_cm" in capsys.readouterr().out
+
+
+def test_bench_writes_the_contract_keys(setup):
+    root, _ds, models = setup
+    out = root / "bench.json"
+    assert main(["bench", "diffloc", "--repeats", "2", "--batch", "8", "--models", str(models),
+                 "--json", str(out)]) == 0
+    fig = json.loads(out.read_text())
+    for k in ("ct_fused3_latency_ms", "ddim200_fused3_latency_ms", "ct_batched_estimates_per_s", "mflops_per_forward"):
+        assert fig[k] > 0, k
+    assert fig["paper_mflops_per_forward"] == pytest.approx(6.362)
+
+
+def test_bad_input_is_refused_with_its_name(setup, tmp_path, capsys):
+    root, ds, models = setup
+    assert main(["train", "diffloc", "--model", "ct", "--dataset", str(tmp_path / "none")]) == 2
+    assert "no such dataset" in capsys.readouterr().err
+    assert main(["train", "diffloc", "--model", "ct", "--dataset", str(ds), "--noise", "loud"]) == 2
+    bad = tmp_path / "m"
+    bad.mkdir()
+    (bad / "ct.pt").write_bytes(b"not a checkpoint")
+    assert main(["eval", "diffloc", "--dataset", str(ds), "--models", str(bad), "--skip",
+                 "fig7,fig8,fig9,fig11,table6,fusion"]) == 2
+    assert "ct.pt" in capsys.readouterr().err
