@@ -6,6 +6,7 @@ SYSTEMS = {
     "bsense": "sense_nodes.eval.bsense_eval",
     "imaging": "sense_nodes.eval.imaging_eval",
     "trajformer": "sense_nodes.eval.trajformer_features",
+    "fwa": "sense_nodes.eval.fwa_eval",
 
 }
 

@@ -5,6 +5,7 @@ from sense_nodes.cli.systems import add_system_parsers, run_system
 SYSTEMS = {
     "trajformer": "sense_nodes.cli.trajformer_train",
     "imaging": "sense_nodes.cli.imaging_train",
+    "fwa": "sense_nodes.cli.fwa_train",
 
 }
 

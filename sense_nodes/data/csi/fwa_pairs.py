@@ -250,10 +250,35 @@ def eq27_phases(ds, index: int) -> np.ndarray:
     return g.uniform(0.0, 2 * np.pi, size=(ds.arrays["bg_tau"].shape[0], nb + ne))
 
 
-def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | None = None):
+def noise_std(ds, snr_offset_db: float = 0.0) -> np.ndarray:
+    """Per-pair standard deviation of the complex receiver noise per CFR
+    entry: the background power per entry over the pair's link SNR
+    (``link_snr_db``) raised by ``snr_offset_db`` (positive = cleaner)."""
+    bg = ds.arrays["bg_a"]
+    p_bg = np.mean(np.abs(bg) ** 2, axis=(1, 2)).sum(-1)  # [P], per CFR entry
+    snr = 10 ** ((ds.arrays["link_snr_db"].astype(np.float64) + snr_offset_db) / 10)
+    return np.sqrt(p_bg / snr)
+
+
+def add_receiver_noise(H: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """``H + w``, ``w ~ CN(0, std^2)`` i.i.d. per antenna pair and subcarrier."""
+    w = rng.standard_normal(H.shape + (2,), dtype=np.float32) * np.float32(std / np.sqrt(2))
+    return (H + (w[..., 0] + 1j * w[..., 1])).astype(np.complex64)
+
+
+def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | None = None,
+                 noise: bool = True, snr_offset_db: float = 0.0):
     """Per-pair uplink CFRs ``H[bs_ant 64, cpe_ant 4, k]`` of sample
-    ``index`` with the Eq. 27 random path phases (``augment``)."""
+    ``index`` with the Eq. 27 random path phases (``augment``) and complex
+    Gaussian receiver noise at each pair's ``link_snr_db`` shifted by
+    ``snr_offset_db`` (``noise``; drawn from ``default_rng([seed, sample,
+    28])``, so a sample is the same on every read). The reported SNR is the
+    shifted one."""
     k = int(num_subcarriers or ds.manifest["num_subcarriers"])
+    if not np.isfinite(snr_offset_db):
+        raise ValueError(f"snr_offset_db must be finite (got {snr_offset_db})")
+    std = noise_std(ds, snr_offset_db) if noise else None
+    nrng = np.random.default_rng([int(ds.manifest["seed"]), int(index), 28])
     freqs = cfrmod.subcarrier_offsets(k, ds.scs_hz)
     a = np.concatenate([ds.arrays["bg_a"], ds.arrays["echo_a"][index]], axis=-1)
     t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
@@ -265,9 +290,11 @@ def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | No
         valid = t[i] >= 0  # drop the zero padding
         e = np.exp(-2j * np.pi * t[i, valid].astype(np.float64)[:, None] * freqs).astype(np.complex64)
         aa = a[i][:, :, valid]
-        h = (aa.reshape(-1, aa.shape[-1]) @ e).reshape(aa.shape[0], aa.shape[1], k)
-        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], i, h.astype(np.complex64),
-                                 ds.carrier_hz, ds.scs_hz, float(ds.arrays["link_snr_db"][i])))
+        h = (aa.reshape(-1, aa.shape[-1]) @ e).reshape(aa.shape[0], aa.shape[1], k).astype(np.complex64)
+        if noise:
+            h = add_receiver_noise(h, float(std[i]), nrng)
+        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], i, h, ds.carrier_hz, ds.scs_hz,
+                                 float(ds.arrays["link_snr_db"][i]) + (snr_offset_db if noise else 0.0)))
     truth = {"uav_present": bool(ds.arrays["uav_present"][index]), "uav_pos": ds.arrays["uav_pos"][index],
              "pair_label": ds.arrays["pair_label"][index]}
     truth["objects"] = ([dsmod.truth_object(0, 1, truth["uav_pos"], visible=bool(truth["pair_label"].any()))]
