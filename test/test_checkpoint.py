@@ -12,7 +12,8 @@ from sense_nodes.core.checkpoint import (CheckpointError, load_checkpoint, load_
 
 
 def _net(hidden=4):
-    return torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+    return torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, 2)).eval()
 
 
 def _save(path, net=None, **kw):
@@ -99,11 +100,11 @@ def test_non_finite_weights_are_neither_saved_nor_loaded(tmp_path):
         _save(tmp_path / "m.pt", net)
     p = _save(tmp_path / "m.pt")
     payload = torch.load(p, weights_only=True)
-    payload["state_dict"]["0.bias"][0] = float("inf")
+    payload["state_dict"]["3.bias"][0] = float("inf")
     from sense_nodes.core.checkpoint import payload_digest
     payload["sha256"] = payload_digest("toy", 2, payload["config"], payload["state_dict"], payload["extra"])
     torch.save(payload, p)
-    with pytest.raises(CheckpointError, match="non-finite values in state_dict.0.bias"):
+    with pytest.raises(CheckpointError, match="non-finite values in state_dict.3.bias"):
         load_checkpoint(p, kind="toy", version=2)
 
 

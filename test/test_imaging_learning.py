@@ -153,7 +153,9 @@ def test_inference_optimisation_keeps_the_output():
 
 
 def test_sigmoid_head_bounds_the_image_and_old_checkpoints_load_linear(tmp_path):
-    from sense_nodes.core.imaging.training import FORMAT, TrainConfig, load_network, make_network
+    from sense_nodes.core.checkpoint import save_checkpoint
+    from sense_nodes.core.imaging.training import (CHECKPOINT_KIND, CHECKPOINT_VERSION, TrainConfig,
+                                                   load_network, make_network)
     torch.manual_seed(2)
     x = 5 * torch.randn(2, 3, 10, 10)
     net = build_network("rescnn", 3, 2, (10, 10)).eval()
@@ -169,8 +171,9 @@ def test_sigmoid_head_bounds_the_image_and_old_checkpoints_load_linear(tmp_path)
     tc = TrainConfig.preset("net10", n_train=32, n_val=4, imaging=cfg.to_dict())
     old = {k: v for k, v in tc.__dict__.items() if k not in ("head", "bf16", "clip_grad", "init",
                                                                "n_fresh")}
-    torch.save(dict(format=FORMAT, train_config=old, imaging_config=cfg.to_dict(),
-                    state_dict=make_network(tc, cfg).state_dict(), history=[]), tmp_path / "old.pt")
+    save_checkpoint(tmp_path / "old.pt", kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION,
+                    config=dict(train_config=old, imaging_config=cfg.to_dict()),
+                    state_dict=make_network(tc, cfg).state_dict(), extra=dict(history=[]))
     loaded, _, tcd = load_network(tmp_path / "old.pt")
     assert tcd["head"] == "linear" and loaded.sigmoid is False
 
@@ -237,3 +240,28 @@ def test_cached_sets_are_made_again_when_the_generator_code_changes(tmp_path, mo
     monkeypatch.setattr(dataset, "generator_version", lambda: "edited-code")
     dataset.cached(cfg, S, 4, seed=1, progress=False)
     assert len(set((tmp_path / "cache" / "imaging").glob("set_*.npz"))) == 2
+
+
+def test_a_checkpoint_carrying_code_is_refused_by_the_imager_and_the_bench(tmp_path):
+    """A copy of a shipped imager with one extra pickled object: refused, nothing runs."""
+    import os
+    import pickle
+
+    from sense_nodes.cli.main import main as sense
+    from sense_nodes.core.checkpoint import CheckpointError
+    from sense_nodes.core.imaging.imager import CHECKPOINT_DIR, Imager
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    ck = torch.load(CHECKPOINT_DIR / "net9.pt", weights_only=True)
+    ck["extra"]["payload"] = Evil()
+    bad = tmp_path / "net9.pt"
+    torch.save(ck, bad, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="nothing executed"):
+        Imager.from_checkpoint(bad)
+    assert sense(["bench", "imaging", "--checkpoint", str(bad), "--repeats", "1", "--no-3d"]) == 2
+    assert sense(["bench", "imaging", "--checkpoint", str(tmp_path / "missing.pt"), "--repeats", "1"]) == 2
+    assert not marker.exists()

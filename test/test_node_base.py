@@ -21,7 +21,7 @@ class CountingNode(SenseNode):
     """Decodes base-station clouds and publishes how many points had SNR >= threshold."""
 
     DEFAULT_NAME = "counting_node"
-    PARAMS = (Param("snr_threshold_db", 0.0, "minimum SNR", range=(-50.0, 80.0)),
+    PARAMS = (Param("snr_threshold_db", 0.0, "minimum SNR", range=(-50.0, 80.0), runtime=True),
               Param("mode", "count", "what to publish", choices=("count", "none")),
               Param("window", 5, "frames", range=(1, 100)))
 
@@ -65,6 +65,8 @@ def test_out_of_range_update_is_refused_at_run_time(ros_context):
         assert node.p.snr_threshold_db == 0.0
         assert node.set_parameters([Parameter("snr_threshold_db", value=3.0)])[0].successful
         assert node.p.snr_threshold_db == 3.0
+        result = node.set_parameters([Parameter("window", value=7)])[0]
+        assert not result.successful and "window" in result.reason and node.p.window == 5
     finally:
         node.destroy_node()
 

@@ -52,7 +52,28 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"sense {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bad file met deep in the work: one line, no traceback
+        if not isinstance(exc, _input_errors()):
+            raise
+        print(f"sense {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
     return 0 if rc is None else int(rc)
+
+
+def _input_errors() -> tuple[type, ...]:
+    """The exceptions that describe a bad file or value the user gave (each
+    names the file and the reason); imported only when one was raised."""
+    kinds = []
+    for module, name in (("sense_nodes.core.checkpoint", "CheckpointError"),
+                         ("sense_nodes.data.bags", "BagError"),
+                         ("sense_nodes.data.csi.dataset", "DatasetError"),
+                         ("sense_nodes.core.bsense.noise_model", "NoiseModelFileError"),
+                         ("sense_nodes.runtime.deployment", "DeploymentError"),
+                         ("sense_nodes.nodes.base", "ParameterError")):
+        mod = sys.modules.get(module)
+        if mod is not None:  # an error class that was never imported was never raised
+            kinds.append(getattr(mod, name))
+    return tuple(kinds)
 
 
 class UserError(Exception):

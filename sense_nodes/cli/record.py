@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from sense_nodes.cli.main import UserError
+from sense_nodes.cli.validate import check_output_path, check_positive
 
 
 def add_arguments(parser):
@@ -25,8 +26,8 @@ def run(args):
     from sense_nodes.data.bags import BagError
     from sense_nodes.nodes.recorder import Recorder
 
-    if args.duration is not None and args.duration <= 0:
-        raise UserError(f"--duration must be positive, got {args.duration}")
+    check_positive(args.duration, "--duration")
+    check_output_path(args.out, "--out", directory=True)
     ctx = Context()
     rclpy.init(context=ctx)
     node = Node("sense_record", context=ctx, parameter_overrides=[

@@ -4,6 +4,7 @@ Reads the same deployment description as the launch files."""
 from __future__ import annotations
 
 from sense_nodes.cli.main import UserError
+from sense_nodes.cli.validate import check_output_path, check_positive
 
 
 def add_arguments(parser):
@@ -37,10 +38,10 @@ def run(args):
     from sense_nodes.runtime.compose import compose
     from sense_nodes.runtime.deployment import DeploymentError
 
-    if args.duration is not None and args.duration <= 0:
-        raise UserError(f"--duration must be positive, got {args.duration}")
-    if args.rate is not None and args.rate <= 0:
-        raise UserError(f"--rate must be positive, got {args.rate}")
+    check_positive(args.duration, "--duration")
+    check_positive(args.rate, "--rate")
+    if args.record:
+        check_output_path(args.record, "--record", directory=True)
     try:
         comp = compose(args.deployment, bag=args.bag, rate=args.rate, extra_params=_overrides(args.set))
     except (DeploymentError, ParameterError) as exc:

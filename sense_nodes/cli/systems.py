@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from sense_nodes.cli.validate import check_output_path
 from sense_nodes.eval.report import print_figures, write_json
 
 
@@ -30,6 +31,8 @@ def add_system_parsers(parser: argparse.ArgumentParser, systems: dict[str, str],
 
 def run_system(args: argparse.Namespace) -> int:
     module = importlib.import_module(args._system_module)
+    if getattr(args, "json", None):  # refuse an unwritable path before the work, not after
+        check_output_path(args.json, "--json")
     figures = module.main(args)
     if isinstance(figures, dict):
         print_figures(figures, title=f"sense {args._verb} {args.system}")

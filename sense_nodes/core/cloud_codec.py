@@ -118,6 +118,17 @@ def _describe(dt: np.dtype) -> str:
     return name if not dt.shape else f"{name}[{int(np.prod(dt.shape))}]"
 
 
+def finite_mask(points: np.ndarray) -> np.ndarray:
+    """True for the points whose floating-point fields are all finite: a
+    non-finite value spoils only its own point, which can be dropped alone."""
+    keep = np.ones(points.shape[0], bool)
+    for name in points.dtype.names or ():
+        col = points[name]
+        if col.dtype.kind == "f":
+            keep &= np.isfinite(col).reshape(points.shape[0], -1).all(1)
+    return keep
+
+
 def as_points(points: np.ndarray, dtype: np.dtype = BS_POINT_DTYPE) -> np.ndarray:
     """Copy a decoded cloud into a packed array of ``dtype`` (drops extra fields)."""
     if points.dtype == dtype:

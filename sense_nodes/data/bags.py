@@ -199,8 +199,21 @@ def read_raw(path: str | os.PathLike, topics: Iterable[str] | None = None
             if missing:
                 raise BagError(f"bag '{path}' has no topic {sorted(missing)}; it has "
                                f"{sorted(c.topic for c in reader.connections)}")
-        for conn, stamp_ns, raw in reader.messages(connections=conns):
+        messages = reader.messages(connections=conns)
+        while True:
+            try:
+                conn, stamp_ns, raw = next(messages)
+            except StopIteration:
+                return
+            except Exception as exc:  # a damaged chunk surfaces only when it is read
+                raise BagError(f"bag '{path}' is damaged: {type(exc).__name__}: {exc}") from exc
             yield conn.topic, conn.msgtype, stamp_ns, raw
+
+
+def span_ns(path: str | os.PathLike) -> int:
+    """Time from the bag's first message to its last, ns."""
+    with _reader(path) as reader:
+        return max(int(reader.end_time) - int(reader.start_time), 0) if reader.message_count else 0
 
 
 def read(path: str | os.PathLike, topics: Iterable[str] | None = None

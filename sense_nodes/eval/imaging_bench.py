@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads (default 1, as the isac_imager node's cpu_threads; 0 = torch's)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--no-3d", action="store_true", help="skip the 3D ROI imager")
-    parser.add_argument("--checkpoint", help="imager checkpoint (default: the package's net9.pt; "
-                        "an untrained network of the same shape times the same)")
+    parser.add_argument("--checkpoint", help="2D imager checkpoint (default: the package's net9.pt); "
+                        "the 3D imager is an untrained network of the paper's shape, which times the same")
 
 
 def _frozen_fp32(net, device):
@@ -55,6 +55,13 @@ def main(args: argparse.Namespace) -> dict:
         raise UserError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    checked = None
+    if args.checkpoint:  # refuse a bad file before any timing, not after
+        from sense_nodes.core.checkpoint import CheckpointError
+        try:
+            checked = load_network(args.checkpoint)[0]
+        except CheckpointError as exc:
+            raise UserError(f"--checkpoint: {exc}") from None
     figs: dict = {"torch_threads": torch.get_num_threads(), "device": str(device)}
     for label, cfg in (("2d", config_2d()), ("3d", None if args.no_3d else config_3d())):
         if cfg is None:
@@ -70,10 +77,8 @@ def main(args: argparse.Namespace) -> dict:
             figs["paper_bp_2d_median_ms"] = 0.08
             figs["sp_median_ms"] = median_ms(lambda: sp_image(S, y, 6), args.repeats, warmup=2)
             figs["paper_sp_median_ms"] = 52.05
-        path = CHECKPOINT_DIR / "net9.pt" if label == "2d" and not args.checkpoint else (
-            args.checkpoint if label == "2d" else None)
-        if path is not None and __import__("pathlib").Path(path).exists():
-            net = load_network(path)[0]
+        if label == "2d":
+            net = checked if checked is not None else load_network(CHECKPOINT_DIR / "net9.pt")[0]
         else:
             net = make_network(TrainConfig(imaging=cfg.to_dict()), cfg)
         net.eval()

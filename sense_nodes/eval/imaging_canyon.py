@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+CANYON_KIND = "imaging-canyon3d"
+
 RATIOS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 RATIO_KEYS = ("r0", "r0p1pct", "r1pct", "r10pct", "r100pct")
 PAPER_TABLE6 = {  # per ratio 0, 0.1 %, 1 %, 10 %, 100 %
@@ -109,6 +111,8 @@ def train_canyon(ds, S, out: Path, minutes: float = 8.0, batch: int = 16, seed: 
                  progress: bool = True) -> dict:
     """Train the 3D imager on the training split (r = 0), keep the best on validation."""
     import torch
+
+    from sense_nodes.core.checkpoint import load_checkpoint, save_checkpoint
     from sense_nodes.core.imaging.losses import imaging_loss
     from sense_nodes.core.imaging.networks import build_network
     from sense_nodes.core.imaging.targets import SIGMA_REF
@@ -150,17 +154,20 @@ def train_canyon(ds, S, out: Path, minutes: float = 8.0, batch: int = 16, seed: 
             print(f"canyon imager epoch {epoch}: val loss {float(vloss):.4g}, MSE {float(vmse):.4g}")
         if float(vloss) < best:
             best = float(vloss)
-            torch.save(dict(state_dict=net.state_dict(), shape=shape, history=hist), out)
-    ck = torch.load(out, weights_only=False)
-    ck["history"] = hist
-    torch.save(ck, out)
-    return ck
+            save_checkpoint(out, kind=CANYON_KIND, version=1, config=dict(shape=list(shape)),
+                            state_dict=net.state_dict(), extra=dict(history=hist))
+    ck = load_checkpoint(out, kind=CANYON_KIND, version=1)
+    save_checkpoint(out, kind=CANYON_KIND, version=1, config=ck.config, state_dict=ck.state_dict,
+                    extra=dict(history=hist))
+    return load_checkpoint(out, kind=CANYON_KIND, version=1)
 
 
 def table6(ds_path: str | Path | None = None, minutes: float = 8.0, seed: int = 0,
            device: str = "cpu") -> dict:
     """Table VI figures: MSE, SSIM, DR and FAR per residual-interference ratio."""
     import torch
+
+    from sense_nodes.core.checkpoint import load_checkpoint, load_state
     from sense_nodes.core.imaging.imager import optimize_for_inference
     from sense_nodes.core.imaging.networks import build_network
     from sense_nodes.core.imaging.targets import SIGMA_REF
@@ -175,17 +182,16 @@ def table6(ds_path: str | Path | None = None, minutes: float = 8.0, seed: int = 
     S = sensing_matrix(ds, _antennas(path))
     shape = tuple(ds.arrays["voxel_image"].shape[1:])
     ck_path = cache_dir("imaging") / f"canyon3d_seed{seed}.pt"
-    ck = torch.load(ck_path, weights_only=False) if ck_path.exists() else \
+    ck = load_checkpoint(ck_path, kind=CANYON_KIND, version=1) if ck_path.exists() else \
         train_canyon(ds, S, ck_path, minutes=minutes, seed=seed)
-    net = build_network("rescnn", 3, 3, shape)
-    net.load_state_dict(ck["state_dict"])
+    net = load_state(build_network("rescnn", 3, 3, shape), ck)
     run = optimize_for_inference(net.eval(), torch.device(device))
     from sense_nodes.data.csi import imaging_channels as ic
     centres = ic.voxel_centers().reshape(-1, 3)
     te = np.flatnonzero(np.asarray(ds.arrays["split_random"]) == 2)
     labels = np.asarray(ds.arrays["voxel_image"], np.float32)[te] / SIGMA_REF
     pos = [np.asarray(p, float) for p in np.asarray(ds.arrays["target_pos"])[te]]
-    figs = {"table6_test_samples": int(len(te)), "table6_train_epochs": len(ck["history"]),
+    figs = {"table6_test_samples": int(len(te)), "table6_train_epochs": len(ck.extra["history"]),
             "table6_a_shape": f"{S.A.shape[0]}x{S.A.shape[1]}"}
     for r, key in zip(RATIOS, RATIO_KEYS):
         y = measurements(ds, te, r, np.random.default_rng([seed, 7]))

@@ -207,9 +207,9 @@ class _Context:
         """Print (once) and return the training budget recorded in a checkpoint, so
         every network row says how much training it had (the paper: 200 epochs x
         90,000 images on an A100)."""
-        import torch
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        tc, hist = ck["train_config"], ck.get("history") or []
+        from sense_nodes.core.imaging.training import read_checkpoint
+        ck = read_checkpoint(path)
+        tc, hist = ck.config["train_config"], ck.extra.get("history") or []
         minutes = hist[-1]["seconds"] / 60 if hist else None
         images = len(hist) * (tc["n_train"] + tc.get("n_fresh", 0))
         if name not in self._budgets:

@@ -5,6 +5,10 @@
   with a :class:`ParameterError` naming the parameter.
 - Sensor streams use sensor-data QoS (best effort); results use reliable QoS,
   which RViz subscribes with by default.
+- A parameter either takes effect when set while the node runs (``runtime``:
+  the node's :meth:`SenseNode.on_parameters_changed` rebuilds what depends
+  on it between callbacks) or is read-only then, and ``set_parameters``
+  refuses it naming it.
 - ``/diagnostics`` carries, once a second, the input rate, processing latency
   and the count of dropped (malformed) messages of every node.
 - Subscriptions go through :meth:`SenseNode.subscribe`, whose callback catches
@@ -32,6 +36,8 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from std_msgs.msg import Header
 
+from sense_nodes.nodes.finite import first_nonfinite
+
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)
@@ -49,6 +55,10 @@ class MalformedMessage(ValueError):
     """An input message the node cannot use (wrong layout, sizes, values)."""
 
 
+class NonFiniteInput(MalformedMessage):
+    """Input holding NaN, infinity or a value too large to compute with."""
+
+
 @dataclass(frozen=True)
 class Param:
     """One declared parameter: name, default, description and its limits."""
@@ -58,13 +68,15 @@ class Param:
     description: str
     range: tuple[float, float] | None = None  # inclusive bounds for numbers
     choices: Sequence[str] | None = None      # allowed values for strings
-    read_only: bool = False
+    runtime: bool = False  # takes effect when set while the node runs; otherwise read-only then
 
     def descriptor(self) -> ParameterDescriptor:
         desc = self.description
         if self.choices:
             desc += f" (one of: {', '.join(self.choices)})"
-        d = ParameterDescriptor(name=self.name, description=desc, read_only=self.read_only)
+        if not self.runtime:
+            desc += " [read-only while running: set it at start]"
+        d = ParameterDescriptor(name=self.name, description=desc, read_only=not self.runtime)
         if self.range is not None:
             lo, hi = self.range
             if isinstance(self.default, bool):
@@ -96,6 +108,10 @@ class Diagnostics:
         self.processed = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
+        # non-finite input items dropped at the converter (points, detections, frames)
+        self.nonfinite: collections.Counter[str] = collections.Counter()
+        # outputs refused because they held a non-finite value
+        self.suppressed: collections.Counter[str] = collections.Counter()
 
     def record(self, t_start: float) -> None:
         now = time.perf_counter()
@@ -119,13 +135,21 @@ class Diagnostics:
         errors = sum(self.errors.values())
         level = DiagnosticStatus.OK
         message = "ok"
+        nonfinite = sum(self.nonfinite.values())
+        suppressed = sum(self.suppressed.values())
         if errors:
             level, message = DiagnosticStatus.ERROR, f"{errors} callback errors"
-        elif dropped:
-            level, message = DiagnosticStatus.WARN, f"{dropped} malformed messages dropped"
+        elif suppressed:
+            level, message = DiagnosticStatus.ERROR, f"{suppressed} non-finite outputs suppressed"
+        elif dropped or nonfinite:
+            level, message = DiagnosticStatus.WARN, (f"{dropped} malformed messages dropped, "
+                                                     f"{nonfinite} non-finite input items dropped")
         values = {"rate_hz": f"{self.rate_hz():.3f}", "latency_ms": f"{self.latency_ms():.3f}",
-                  "processed": str(self.processed), "dropped": str(dropped), "errors": str(errors)}
+                  "processed": str(self.processed), "dropped": str(dropped), "errors": str(errors),
+                  "nonfinite_dropped": str(nonfinite), "outputs_suppressed": str(suppressed)}
         values.update({f"dropped[{k}]": str(v) for k, v in self.dropped.items()})
+        values.update({f"nonfinite_dropped[{k}]": str(v) for k, v in self.nonfinite.items()})
+        values.update({f"outputs_suppressed[{k}]": str(v) for k, v in self.suppressed.items()})
         values.update({k: str(v) for k, v in (extra or {}).items()})
         return DiagnosticStatus(level=level, name=name, message=message, hardware_id="sense_nodes",
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -213,18 +237,42 @@ class SenseNode(Node):
         return f"a value of type {type(spec.default).__name__}"
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        for param in params:
-            spec = self._params.get(param.name)
-            if spec is None:
-                continue
+        ours = [p for p in params if p.name in self._params]
+        for param in ours:
+            spec = self._params[param.name]
+            if not spec.runtime:  # rclpy refuses read-only ones first; a subclass table may not
+                return SetParametersResult(successful=False, reason=(
+                    f"parameter '{param.name}' is read-only while the node runs: restart it with the new value"))
             try:
                 spec.check(param.value)
             except ParameterError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-        for param in params:
-            if param.name in self._params:
-                setattr(self.p, param.name, param.value)
+        if not ours:
+            return SetParametersResult(successful=True)
+        before = {p.name: getattr(self.p, p.name) for p in ours}
+        for param in ours:
+            setattr(self.p, param.name, param.value)
+        try:
+            self.on_parameters_changed({p.name for p in ours})
+        except ParameterError as exc:
+            for name, value in before.items():
+                setattr(self.p, name, value)
+            self.on_parameters_changed(set(before))
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.get_logger().info("parameters set: " + ", ".join(f"{p.name}={p.value!r}" for p in ours))
         return SetParametersResult(successful=True)
+
+    def on_parameters_changed(self, names: set[str]) -> None:
+        """Rebuild what depends on the runtime parameters ``names`` (their new
+        values are in ``self.p``). Runs in the node's callback group, so the
+        swap happens between message callbacks. Raise ParameterError to
+        refuse the change."""
+
+    def effective_parameters(self) -> dict[str, Any]:
+        """The values the node computes with now, read from its live
+        configuration objects where it has them (tests compare these with
+        what was set)."""
+        return {name: getattr(self.p, name) for name in self._params}
 
     # --- subscriptions ------------------------------------------------------
     def subscribe(self, msg_type, topic: str, callback: Callable, qos: QoSProfile = SENSOR_QOS,
@@ -266,6 +314,35 @@ class SenseNode(Node):
             self.get_logger().warning(
                 f"dropped a malformed message on {kind}: {reason} "
                 f"(further ones of this kind are only counted in /diagnostics)")
+
+    def count_nonfinite(self, kind: str, n: int) -> None:
+        """Count ``n`` input items (points, detections, frames) dropped at the
+        converter for holding a NaN or an infinity; log the first of each kind."""
+        if n <= 0:
+            return
+        self.diagnostics.nonfinite[kind] += int(n)
+        key = f"nonfinite:{kind}"
+        if key not in self._logged_kinds:
+            self._logged_kinds.add(key)
+            self.get_logger().warning(
+                f"dropped {n} {kind} holding non-finite values (further ones are only counted in /diagnostics)")
+
+    # --- publishing ---------------------------------------------------------
+    def publish(self, publisher, msg) -> bool:
+        """Publish ``msg`` unless it holds a non-finite value; a refused output
+        is logged once per topic and counted, never sent."""
+        where = first_nonfinite(msg)
+        if where is None:
+            publisher.publish(msg)
+            return True
+        topic = publisher.topic_name
+        self.diagnostics.suppressed[topic] += 1
+        key = f"suppressed:{topic}"
+        if key not in self._logged_kinds:
+            self._logged_kinds.add(key)
+            self.get_logger().error(f"not publishing a message on {topic}: {where} is not finite "
+                                    f"(counted in /diagnostics as outputs_suppressed)")
+        return False
 
     # --- diagnostics --------------------------------------------------------
     def diagnostic_values(self) -> dict[str, Any]:

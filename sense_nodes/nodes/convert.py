@@ -34,3 +34,4 @@ def ground_truth_array(truth: np.ndarray, hdr: Header) -> GroundTruthArray:
                            visible=bool(r["visible"]))
                for r in truth]
     return GroundTruthArray(header=hdr, objects=objects)
+

@@ -18,7 +18,13 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import CsiBundle, VoxelImage
-from sense_nodes.nodes.base import MalformedMessage, RESULT_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
+from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, ParameterError, SenseNode,
+                                    run_node, stamped_like)
+
+# A CFR amplitude is a path gain (far below 1 for any real link); the bound
+# leaves room for any front-end scaling while keeping the imager's float32
+# sums over thousands of values finite.
+MAX_CSI_AMPLITUDE = 1e6
 
 
 class IsacImager(SenseNode):
@@ -27,8 +33,8 @@ class IsacImager(SenseNode):
         Param("checkpoint", "", "imager checkpoint from `sense train imaging` ('' = the shipped net10.pt)"),
         Param("device", "auto", "where the network runs", choices=("auto", "cpu", "cuda")),
         Param("threshold", 0.1, "detection threshold in sigma / 0.1 m units (a voxel group at or "
-              "above it is one target, as the eval counts them)", range=(0.0, 100.0)),
-        Param("marker_min", 0.1, "voxels below this value are not drawn", range=(0.0, 100.0)),
+              "above it is one target, as the eval counts them)", range=(0.0, 100.0), runtime=True),
+        Param("marker_min", 0.1, "voxels below this value are not drawn", range=(0.0, 100.0), runtime=True),
         # one frame's network is small: on the 2-core machines one thread
         # images a 2D frame in 9.5 ms, two in 16.6 ms (sense bench imaging --threads)
         Param("cpu_threads", 1, "torch CPU threads for the network (0 = torch's default)", range=(0, 256)),
@@ -57,6 +63,12 @@ class IsacImager(SenseNode):
         self.markers = self.create_publisher(MarkerArray, "image_markers", RESULT_QOS)
         self.subscribe(CsiBundle, "csi", self.on_csi, RESULT_QOS, kind="csi")
 
+    def on_parameters_changed(self, names):
+        self.imager.threshold = self.p.threshold
+
+    def effective_parameters(self):
+        return dict(super().effective_parameters(), threshold=self.imager.threshold)
+
     def channels(self, msg: CsiBundle) -> dict:
         """Per-pair CSI (N_f, tx, rx) from the bundle's frames; MalformedMessage
         when a frame does not fit the imager's geometry."""
@@ -75,6 +87,9 @@ class IsacImager(SenseNode):
             if len(f.real) != n or len(f.imag) != n:
                 raise MalformedMessage(f"link {f.tx_id}->{f.rx_id}: {len(f.real)} values, expected {n}")
             h = (np.asarray(f.real, np.float32) + 1j * np.asarray(f.imag, np.float32)).reshape(na, na, nf)
+            if not np.isfinite(h).all() or np.abs(h).max(initial=0.0) > MAX_CSI_AMPLITUDE:
+                raise NonFiniteInput(f"link {f.tx_id}->{f.rx_id}: non-finite or implausible CSI "
+                                     f"(|H| must be finite and at most {MAX_CSI_AMPLITUDE:g})")
             key = pair if pair in self.pairs else pair[::-1]  # reciprocal pairs carry the same channel
             out[key] = h.transpose(2, 1, 0)
         return out
@@ -85,6 +100,9 @@ class IsacImager(SenseNode):
         t0 = time.perf_counter()
         try:
             y = stack_measurements(self.cfg, self.channels(msg))
+        except NonFiniteInput:  # one value spoils the whole image: the frame goes
+            self.count_nonfinite("csi frames", 1)
+            return
         except ValueError as exc:  # a pair missing or the wrong shape
             raise MalformedMessage(str(exc)) from None
         voxels, detections = self.imager.image(y)
@@ -99,8 +117,8 @@ class IsacImager(SenseNode):
         out.detections = [Point(x=float(d.position[0]), y=float(d.position[1]), z=float(d.position[2]))
                           for d in detections]
         out.detection_scores = [float(d.value) for d in detections]
-        self.pub.publish(out)
-        self.markers.publish(self._markers(out, voxels))
+        if self.publish(self.pub, out):
+            self.publish(self.markers, self._markers(out, voxels))
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3
 
     def _markers(self, img: VoxelImage, voxels: np.ndarray) -> MarkerArray:

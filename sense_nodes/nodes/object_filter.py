@@ -8,6 +8,8 @@ Publishes   detections (sense_nodes/DetectionArray, reliable)
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import PointCloud2
@@ -25,33 +27,62 @@ class ObjectFilterNode(SenseNode):
     DEFAULT_NAME = "object_filter"
     _c, _o = ClusterConfig(), ObjectFilterConfig()
     PARAMS = (
-        Param("eps", _c.eps, "DBSCAN distance threshold on the Eq. 12 metric", range=(0.1, 200.0)),
-        Param("w_pos", _c.w_pos, "Eq. 12 weight of the position distance", range=(0.0, 100.0)),
-        Param("w_doppler", _c.w_doppler, "Eq. 12 weight of the Doppler difference", range=(0.0, 100.0)),
-        Param("min_samples", _c.min_samples, "DBSCAN neighbours for a core point", range=(1, 100)),
-        Param("gate_m", _o.gate_m, "inter-frame match gate, m (Section 3.3.2)", range=(0.5, 500.0)),
-        Param("decay", _o.decay, "confidence decay lambda of Eq. 13 and 16", range=(0.0, 0.999)),
-        Param("tol_abs_mps", _o.tol_abs_mps, "Eq. 15 absolute tolerance, m/s", range=(0.0, 50.0)),
-        Param("tol_rel", _o.tol_rel, "Eq. 15 relative tolerance", range=(0.0, 10.0)),
-        Param("tau_s", _o.tau_s, "spatial confidence threshold (5th percentile of UAV C_s)", range=(0.0, 1.0)),
-        Param("tau_v", _o.tau_v, "velocity confidence threshold (5th percentile of UAV C_v)", range=(0.0, 1.0)),
+        Param("eps", _c.eps, "DBSCAN distance threshold on the Eq. 12 metric", range=(0.1, 200.0), runtime=True),
+        Param("w_pos", _c.w_pos, "Eq. 12 weight of the position distance", range=(0.0, 100.0), runtime=True),
+        Param("w_doppler", _c.w_doppler, "Eq. 12 weight of the Doppler difference", range=(0.0, 100.0), runtime=True),
+        Param("min_samples", _c.min_samples, "DBSCAN neighbours for a core point", range=(1, 100), runtime=True),
+        Param("gate_m", _o.gate_m, "inter-frame match gate, m (Section 3.3.2)", range=(0.5, 500.0), runtime=True),
+        Param("decay", _o.decay, "confidence decay lambda of Eq. 13 and 16", range=(0.0, 0.999), runtime=True),
+        Param("tol_abs_mps", _o.tol_abs_mps, "Eq. 15 absolute tolerance, m/s", range=(0.0, 50.0), runtime=True),
+        Param("tol_rel", _o.tol_rel, "Eq. 15 relative tolerance", range=(0.0, 10.0), runtime=True),
+        Param("tau_s", _o.tau_s, "spatial confidence threshold (5th percentile of UAV C_s)", range=(0.0, 1.0), runtime=True),
+        Param("tau_v", _o.tau_v, "velocity confidence threshold (5th percentile of UAV C_v)", range=(0.0, 1.0), runtime=True),
+        Param("max_points", 20000, "points clustered per frame; a larger frame is thinned to this many "
+              "(uniform, seeded) with a warning, so an overload costs accuracy, not time", range=(100, 10_000_000),
+              runtime=True),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        p = self.p
-        self.cluster_config = ClusterConfig(w_pos=p.w_pos, w_doppler=p.w_doppler, eps=p.eps,
-                                            min_samples=p.min_samples)
-        self.filter = ObjectFilter(ObjectFilterConfig(gate_m=p.gate_m, decay=p.decay, tol_abs_mps=p.tol_abs_mps,
-                                                      tol_rel=p.tol_rel, tau_s=p.tau_s, tau_v=p.tau_v))
+        self.cluster_config = self._cluster_config()
+        self.filter = ObjectFilter(self._filter_config())
         self.prev_ids = np.zeros(0, np.int64)
         self.next_id = 1
         self.prev_stamp = None
+        self.frames_thinned = 0
+        self._rng = np.random.default_rng(0)
         self.pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.subscribe(PointCloud2, "points_filtered", self.on_points, SENSOR_QOS, kind="points_filtered")
 
+    def _cluster_config(self) -> ClusterConfig:
+        p = self.p
+        return ClusterConfig(w_pos=p.w_pos, w_doppler=p.w_doppler, eps=p.eps, min_samples=p.min_samples)
+
+    def _filter_config(self) -> ObjectFilterConfig:
+        p = self.p
+        base = self.filter.config if hasattr(self, "filter") else ObjectFilterConfig()
+        return dataclasses.replace(base, gate_m=p.gate_m, decay=p.decay, tol_abs_mps=p.tol_abs_mps, tol_rel=p.tol_rel,
+                                   tau_s=p.tau_s, tau_v=p.tau_v)
+
+    def on_parameters_changed(self, names):
+        """New configs swap in between frames; the objects' confidences carry on."""
+        self.cluster_config = self._cluster_config()
+        self.filter.config = self._filter_config()
+
+    def effective_parameters(self):
+        values = super().effective_parameters()
+        values.update({k: getattr(self.cluster_config, k) for k in ("eps", "w_pos", "w_doppler", "min_samples")})
+        values.update({k: getattr(self.filter.config, k)
+                       for k in ("gate_m", "decay", "tol_abs_mps", "tol_rel", "tau_s", "tau_v")})
+        return values
+
     def on_points(self, msg: PointCloud2) -> None:
         points = cloud_codec.decode(msg)
+        finite = cloud_codec.finite_mask(points)
+        if not finite.all():
+            self.count_nonfinite("points", int((~finite).sum()))
+            points = points[finite]
+        points = self._thin(points)
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         dt = stamp - self.prev_stamp if self.prev_stamp is not None else FRAME_S
         if not 0 < dt < 60:  # replay restarted or stamps missing: treat as a new sequence
@@ -71,7 +102,20 @@ class ObjectFilterNode(SenseNode):
                 doppler=float(objects.doppler[i]), snr=snr, scr=scr, noise=noise, signal_power=signal_power,
                 rx_power=rx_power, point_count=int(objects.n_points[i]),
                 spatial_confidence=float(scores.c_s[i]), velocity_confidence=float(scores.c_v[i])))
-        self.pub.publish(out)
+        self.publish(self.pub, out)
+
+    def _thin(self, points):
+        if len(points) <= self.p.max_points:
+            return points
+        self.frames_thinned += 1
+        if self.frames_thinned == 1 or self.frames_thinned % 100 == 0:
+            self.get_logger().warning(f"frame of {len(points)} points thinned to max_points={self.p.max_points} "
+                                      f"({self.frames_thinned} frames so far)")
+        keep = np.sort(self._rng.choice(len(points), self.p.max_points, replace=False))
+        return points[keep]
+
+    def diagnostic_values(self):
+        return {"frames_thinned": self.frames_thinned}
 
     def _ids(self, match: np.ndarray) -> np.ndarray:
         """Object ids stable across frames while matched; new ids otherwise."""

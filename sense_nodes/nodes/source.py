@@ -41,9 +41,10 @@ class SourceNode(SenseNode):
     PERIOD_S = 1.0
     SOURCE_PARAMS = (
         Param("bag", "", "rosbag2 file to replay instead of the live simulation ('' = live)"),
-        Param("rate", 1.0, "playback speed relative to real time (live and bag)", range=(0.01, 1000.0)),
-        Param("loop", False, "start the bag again when it ends"),
-        Param("max_frames", 0, "stop after this many frames (0 = no limit)", range=(0, 10_000_000)),
+        Param("rate", 1.0, "playback speed relative to real time (live and bag)", range=(0.01, 1000.0),
+              runtime=True),
+        Param("loop", False, "start the bag again when it ends", runtime=True),
+        Param("max_frames", 0, "stop after this many frames (0 = no limit)", range=(0, 10_000_000), runtime=True),
         Param("publish_clock", True, "publish /clock (one source per deployment should)"),
         Param("start_delay_s", 1.0, "wait this long before the first frame, so subscribers in the graph "
               "are matched and nothing is lost at the start", range=(0.0, 600.0)),
@@ -65,6 +66,24 @@ class SourceNode(SenseNode):
     @classmethod
     def all_params(cls):
         return cls.SOURCE_PARAMS + tuple(cls.PARAMS)
+
+    def on_parameters_changed(self, names):
+        """A new ``rate`` paces from the next frame on (``loop`` and
+        ``max_frames`` are read at every frame)."""
+        if "rate" not in names:
+            return
+        if self.p.bag:
+            if self._t0_wall is not None and self._pending is not None:
+                self._t0_bag, self._t0_wall = self._pending[2], time.monotonic()
+        else:
+            self.timer.cancel()
+            self.timer = self.create_timer(self.frame_period_s() / self.p.rate, self._live_tick)
+
+    def effective_parameters(self):
+        values = super().effective_parameters()
+        if not self.p.bag:  # the live timer's period is what the rate does
+            values["rate"] = self.frame_period_s() / (self.timer.timer_period_ns * 1e-9)
+        return values
 
     def diagnostic_values(self):
         return {"mode": "bag" if self.p.bag else "live", "frames_published": self.frames_published,
@@ -130,18 +149,34 @@ class SourceNode(SenseNode):
         self._pending = next(self._replay_iter, None)
         self._t0_bag = self._pending[2] if self._pending else 0
         self._t0_wall = None  # set at the first tick after the start delay
-        self._frames_seen = set()
+        self._last_frame_ns = None
+        self._bag_span_ns = bags.span_ns(self.p.bag)
         self.get_logger().info(
             f"replaying {self.p.bag} at {self.p.rate}x: {', '.join(f'{k} -> {v}' for k, v in self._bag_map.items())}")
         self.timer = self.create_timer(0.002, self._replay_tick)
 
     def _replay_messages(self) -> Iterator[tuple[str, str, int, bytes]]:
+        """The bag's messages in time order; with ``loop`` the bag again and
+        again, each pass's times shifted to follow the last one by one frame
+        interval, so every pass is paced like the first (the messages keep
+        their recorded bytes)."""
         wanted = list(self._bag_map) + (["/clock"] if self._has_clock else [])
+        offset, passes = 0, 0
         while True:
-            yield from bags.read_raw(self.p.bag, wanted)
-            if not self.p.loop:
+            first = last = None
+            gap = None
+            for topic, msgtype, t_ns, raw in bags.read_raw(self.p.bag, wanted):
+                if first is None:
+                    first = t_ns
+                elif gap is None and t_ns > last:
+                    gap = t_ns - last
+                last = t_ns
+                yield topic, msgtype, t_ns + offset, raw
+            passes += 1
+            if not self.p.loop or first is None:
                 return
-            self.get_logger().info("bag ended; looping")
+            offset += (last - first) + (gap or int(self.frame_period_s() * 1e9))
+            self.get_logger().info(f"bag ended; looping (pass {passes + 1})")
 
     def _replay_tick(self) -> None:
         now = time.monotonic()
@@ -154,21 +189,27 @@ class SourceNode(SenseNode):
             due = self._t0_wall + (t_ns - self._t0_bag) * 1e-9 / self.p.rate
             if due > now:
                 return
+            looped = t_ns - self._t0_bag > self._bag_span_ns
             if topic == "/clock":
-                if self.clock_pub is not None:
-                    self.clock_pub.publish(raw)
+                if self.clock_pub is not None:  # a later pass runs on the shifted, still rising time
+                    self.clock_pub.publish(Clock(clock=time_msg(t_ns)) if looped else raw)
             else:
                 if not self._has_clock and self.clock_pub is not None:
                     self.clock_pub.publish(Clock(clock=time_msg(t_ns)))
                 self.pubs[self._bag_map[topic]].publish(raw)
                 self.on_replayed(self._bag_map[topic], raw)
-                if t_ns not in self._frames_seen:
-                    self._frames_seen.add(t_ns)
+                if t_ns != self._last_frame_ns:  # messages of one frame share its time
+                    self._last_frame_ns = t_ns
                     self.frames_published += 1
                     self.diagnostics.record(time.perf_counter())
                     if self.p.max_frames and self.frames_published >= self.p.max_frames:
                         return self._finish("max_frames reached")
-            self._pending = next(self._replay_iter, None)
+            try:
+                self._pending = next(self._replay_iter, None)
+            except bags.BagError as exc:  # damage found mid-file: stop, say where
+                self.drop("bag", exc)
+                self._pending = None
+                return self._finish(f"bag damaged: {exc}")
         if self._pending is None and not self.finished:
             self._finish("bag ended")
 

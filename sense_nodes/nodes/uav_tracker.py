@@ -11,6 +11,7 @@ Publishes   tracks (sense_nodes/TrackArray, reliable): every live track;
 from __future__ import annotations
 
 import collections
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -44,17 +45,22 @@ class UavTracker(SenseNode):
     _t = TrackerConfig()
     PARAMS = (
         Param("frame_s", _t.dt, "frame interval, s (0.64 s for the BSense base station)", range=(0.01, 10.0)),
-        Param("gate_m", _t.gate_m, "association gate on the predicted position, m", range=(0.5, 500.0)),
-        Param("confirm_hits", _t.confirm_hits, "K: consecutive associations to confirm a track", range=(1, 50)),
-        Param("max_misses", _t.max_misses, "misses before a confirmed track is deleted", range=(0, 100)),
+        Param("gate_m", _t.gate_m, "association gate on the predicted position, m", range=(0.5, 500.0),
+              runtime=True),
+        Param("confirm_hits", _t.confirm_hits, "K: consecutive associations to confirm a track", range=(1, 50),
+              runtime=True),
+        Param("max_misses", _t.max_misses, "misses before a confirmed track is deleted", range=(0, 100),
+              runtime=True),
         Param("max_misses_tentative", _t.max_misses_tentative, "misses before a tentative track is deleted",
-              range=(0, 100)),
+              range=(0, 100), runtime=True),
         Param("use_classifier", True, "verify tracks with TrajFormer (False: output every confirmed track)"),
         Param("checkpoint", "", "TrajFormer checkpoint ('' = the one shipped with the package)"),
         Param("window", 6, "W: observations TrajFormer reads", range=(2, 64)),
-        Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0)),
+        Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0), runtime=True),
         Param("device", "auto", "where TrajFormer runs", choices=("auto", "cpu", "cuda")),
-        Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000)),
+        Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000), runtime=True),
+        Param("max_detections", 300, "detections tracked per frame; a larger frame keeps its most confident "
+              "ones with a warning, so an overload costs accuracy, not time", range=(1, 100_000), runtime=True),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -66,6 +72,7 @@ class UavTracker(SenseNode):
         self.classifier = self._load_classifier() if p.use_classifier else None
         self.trails: dict[int, collections.deque] = {}
         self.run_id = None
+        self.frames_thinned = 0
         self.pub = self.create_publisher(TrackArray, "tracks", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "track_markers", RESULT_QOS)
         self.subscribe(DetectionArray, "detections", self.on_detections, RESULT_QOS, kind="detections")
@@ -92,7 +99,9 @@ class UavTracker(SenseNode):
         return model
 
     def on_detections(self, msg: DetectionArray) -> None:
-        objects, confidence = objects_from(msg)
+        objects, confidence, n_nonfinite = objects_from(msg)
+        self.count_nonfinite("detections", n_nonfinite)
+        objects, confidence = self._thin(objects, confidence)
         stamp_ns = stamp_ns_of(msg)
         if self.run_id is None:
             self.run_id = stamp_ns
@@ -104,8 +113,38 @@ class UavTracker(SenseNode):
         out = TrackArray(header=stamped_like(msg.header))
         for s in states:
             out.tracks.append(self._track_msg(s))
-        self.pub.publish(out)
-        self._publish_markers(out, states)
+        if self.publish(self.pub, out):
+            self._publish_markers(out, states)
+
+    def on_parameters_changed(self, names):
+        """Gate and track-management rules swap in between frames; the
+        tracks and their filters carry on."""
+        p = self.p
+        self.tracker.config = dataclasses.replace(
+            self.tracker.config, gate_m=p.gate_m, confirm_hits=p.confirm_hits, max_misses=p.max_misses,
+            max_misses_tentative=p.max_misses_tentative)
+        if "trail_length" in names:
+            self.trails = {k: collections.deque(v, maxlen=p.trail_length) for k, v in self.trails.items()}
+
+    def effective_parameters(self):
+        values = super().effective_parameters()
+        values.update({k: getattr(self.tracker.config, k)
+                       for k in ("gate_m", "confirm_hits", "max_misses", "max_misses_tentative")})
+        return values
+
+    def _thin(self, objects, confidence):
+        """At most ``max_detections`` a frame, the most confident kept: the
+        tracker's association grows faster than linearly with detections."""
+        n = len(objects.pos)
+        if n <= self.p.max_detections:
+            return objects, confidence
+        self.frames_thinned += 1
+        if self.frames_thinned == 1 or self.frames_thinned % 100 == 0:
+            self.get_logger().warning(f"frame of {n} detections thinned to max_detections="
+                                      f"{self.p.max_detections} ({self.frames_thinned} frames so far)")
+        keep = np.sort(np.argsort(-confidence.max(1), kind="stable")[:self.p.max_detections])
+        return (Objects(objects.pos[keep], objects.doppler[keep], objects.features[keep],
+                        objects.n_points[keep], objects.point_cluster), confidence[keep])
 
     def _is_uav(self, s) -> bool:
         return s.confirmed and (s.verified if self.classifier is not None else True)
@@ -125,7 +164,7 @@ class UavTracker(SenseNode):
             classification=cls, position_covariance=upper_triangle(s.position_cov),
             velocity_covariance=upper_triangle(vel_cov), model_names=MODEL_NAMES,
             model_probabilities=[float(v) for v in s.model_probs],
-            classifier_score=float(s.score) if np.isfinite(s.score) else float("nan"),
+            classifier_score=float(s.score) if np.isfinite(s.score) else -1.0,
             confirmed=bool(s.confirmed), age=int(s.age), hits=int(s.hits), misses=int(s.misses))
 
     def _publish_markers(self, out: TrackArray, states) -> None:
@@ -151,17 +190,18 @@ class UavTracker(SenseNode):
                 label.pose.position = Point(x=t.position.x, y=t.position.y, z=t.position.z + 25.0)
                 label.pose.orientation.w = 1.0
                 ma.markers.append(label)
-        self.markers.publish(ma)
+        self.publish(self.markers, ma)
 
     def diagnostic_values(self):
         states = self.tracker.tracks
         return {"tracks": len(states), "confirmed": sum(t.confirmed for t in states),
-                "verified": sum(t.verified for t in states)}
+                "verified": sum(t.verified for t in states), "frames_thinned": self.frames_thinned}
 
 
-def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray]:
+def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray, int]:
     """The tracker's view of a DetectionArray: objects (positions, Doppler,
-    signal metrics) and their (M, 2) spatial and velocity confidences."""
+    signal metrics), their (M, 2) spatial and velocity confidences, and the
+    number of detections left out for holding a non-finite value."""
     n = len(msg.detections)
     pos = np.array([(d.centroid.x, d.centroid.y, d.centroid.z) for d in msg.detections], float).reshape(n, 3)
     dop = np.array([d.doppler for d in msg.detections], float)
@@ -169,7 +209,9 @@ def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray]:
                      float).reshape(n, 5)
     count = np.array([d.point_count for d in msg.detections], np.int64)
     conf = np.array([(d.spatial_confidence, d.velocity_confidence) for d in msg.detections], float).reshape(n, 2)
-    return Objects(pos, dop, feats, count, np.zeros(0, np.int64)), conf
+    ok = np.isfinite(pos).all(1) & np.isfinite(dop) & np.isfinite(feats).all(1) & np.isfinite(conf).all(1)
+    return (Objects(pos[ok], dop[ok], feats[ok], count[ok], np.zeros(0, np.int64)), conf[ok],
+            int(n - ok.sum()))
 
 
 def _velocity_cov(s) -> np.ndarray:

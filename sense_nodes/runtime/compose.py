@@ -14,7 +14,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-from sense_nodes.runtime.deployment import Deployment, load, node_class
+from sense_nodes.runtime.deployment import Deployment, DeploymentError, load, node_class
 
 
 @dataclass
@@ -54,6 +54,25 @@ class Composition:
         rclpy.try_shutdown(context=self.context)
 
 
+# parameters every rclpy node declares itself
+ROS_PARAMS = ("use_sim_time",)
+
+
+def check_overrides(dep: Deployment, extra_params: dict[str, dict]) -> None:
+    """Refuse an override for a node the deployment lacks or a parameter the
+    node does not declare, naming what exists (rclpy would ignore both)."""
+    specs = {spec.fqn: spec for spec in dep.nodes}
+    for fqn, params in extra_params.items():
+        if fqn not in specs:
+            raise DeploymentError(f"deployment '{dep.name}' has no node '{fqn}' (its nodes: "
+                                  f"{', '.join(specs)})")
+        known = [p.name for p in node_class(specs[fqn].executable).all_params()] + list(ROS_PARAMS)
+        for name in params:
+            if name not in known:
+                raise DeploymentError(f"node '{fqn}' has no parameter '{name}' (its parameters: "
+                                      f"{', '.join(sorted(known))})")
+
+
 def compose(deployment: str | Deployment, bag: str | None = None, rate: float | None = None,
             extra_params: dict[str, dict] | None = None, context: Context | None = None,
             threads: int = 4) -> Composition:
@@ -65,6 +84,7 @@ def compose(deployment: str | Deployment, bag: str | None = None, rate: float | 
     parameter overrides.
     """
     dep = load(deployment) if isinstance(deployment, str) else deployment
+    check_overrides(dep, extra_params or {})
     if context is None:
         context = Context()
         rclpy.init(context=context)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -36,6 +37,8 @@ from .normality import henze_zirkler
 METRICS = ("snr", "scr", "noise", "signal_power", "rx_power")   # Eq. 4
 FORMAT = "bsense-noise-model"
 VERSION = 1
+# Cube edges beyond this are not a fingerprint grid (the site is a few km).
+MAX_CUBE_M = 10_000.0
 
 
 class NoiseModelFileError(ValueError):
@@ -78,6 +81,7 @@ class NoiseModel:
         self.hz_p = np.zeros(0)                   # HZ p-value per cube
         self.gaussian = np.zeros(0, bool)         # cube passed HZ (only those filter)
         self.n_frames = 0
+        self.provenance: dict = {}                # where the fit came from (saved with it)
 
     # ------------------------------------------------------------ fitting
     @property
@@ -192,7 +196,8 @@ class NoiseModel:
         np.savez(buf, format=np.array(FORMAT), version=np.array(VERSION),
                  config_keys=np.array(list(cfg.keys())), config_vals=np.array([float(v) for v in cfg.values()]),
                  keys=self.keys, mu=self.mu, sd=self.sd, mean=self.mean, prec=self.prec, tau=self.tau,
-                 count=self.count, hz_p=self.hz_p, gaussian=self.gaussian, n_frames=np.array(self.n_frames))
+                 count=self.count, hz_p=self.hz_p, gaussian=self.gaussian, n_frames=np.array(self.n_frames),
+                 provenance=np.array(json.dumps(self.provenance)))
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -227,6 +232,8 @@ class NoiseModel:
                 m.keys, m.mu, m.sd, m.mean = z["keys"], z["mu"], z["sd"], z["mean"]
                 m.prec, m.tau, m.count, m.hz_p = z["prec"], z["tau"], z["count"], z["hz_p"]
                 m.gaussian, m.n_frames = z["gaussian"].astype(bool), int(z["n_frames"])
+                if "provenance" in z.files:
+                    m.provenance = json.loads(str(z["provenance"]))
         except NoiseModelFileError:
             raise
         except Exception as exc:   # missing, truncated, not a zip, missing arrays ...
@@ -236,6 +243,12 @@ class NoiseModel:
                      and m.tau.shape == (n,) and m.gaussian.shape == (n,))
         if not shapes_ok or (n > 1 and np.any(np.diff(m.keys) <= 0)):
             raise NoiseModelFileError(f"noise-model file '{path}' is inconsistent (array shapes or key order)")
+        if not all(np.isfinite(a).all() for a in (m.mu, m.sd, m.mean, m.prec, m.tau)):
+            raise NoiseModelFileError(f"noise-model file '{path}' holds non-finite fingerprints")
+        c = m.config
+        if not (0 < c.cube_m <= MAX_CUBE_M and 0 < c.percentile < 100 and c.min_points >= 1):
+            raise NoiseModelFileError(f"noise-model file '{path}' has an implausible config (cube "
+                                      f"{c.cube_m} m, percentile {c.percentile}, min_points {c.min_points})")
         return m
 
 

@@ -37,10 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from sense_nodes.core import checkpoint as ckpt
+
 from .imm_ukf import ORIGIN
 
 N_FEATURES = 18
-CHECKPOINT_FORMAT = "bsense-trajformer"
+CHECKPOINT_KIND = "bsense-trajformer"
 CHECKPOINT_VERSION = 2     # 2: 18 features (1: 15)
 
 
@@ -123,29 +125,21 @@ def single_thread_inference() -> None:
 
 
 def save_checkpoint(model: TrajFormer, path, **extra) -> Path:
-    """Checkpoint with its config (torch.save to a temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(model.config),
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "extra": extra}, tmp)
-    tmp.replace(path)
-    return path
+    """Checkpoint with its config, through the shared safe writer."""
+    return ckpt.save_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION,
+                                config=asdict(model.config), state_dict=model.state_dict(), extra=extra)
 
 
 def load_checkpoint(path, device: str | torch.device = "cpu") -> TrajFormer:
-    """A TrajFormer from :func:`save_checkpoint`'s file (CPU or CUDA)."""
-    path = Path(path)
+    """A TrajFormer from :func:`save_checkpoint`'s file (CPU or CUDA).
+
+    Raises :class:`~sense_nodes.core.checkpoint.CheckpointError` (a
+    ValueError) naming the file when it cannot be used."""
+    ck = ckpt.load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
     try:
-        ck = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read TrajFormer checkpoint '{path}': {exc}") from exc
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"'{path}' is not a TrajFormer checkpoint")
-    if ck.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"TrajFormer checkpoint '{path}' is version {ck.get('version')}; this code reads "
-                         f"version {CHECKPOINT_VERSION} ({N_FEATURES} features per observation)")
-    model = TrajFormer(TrajFormerConfig(**ck["config"]))
-    model.load_state_dict(ck["state_dict"])
-    model.checkpoint_extra = ck.get("extra", {})
+        model = TrajFormer(TrajFormerConfig(**ck.config))
+    except TypeError as exc:
+        raise ckpt.CheckpointError(f"{ck.path}: config does not describe a TrajFormer ({exc})") from None
+    ckpt.load_state(model, ck)
+    model.checkpoint_extra = ck.extra
     return model.to(device).eval()

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sense_nodes.core import checkpoint as ckpt
+
 from sense_nodes.core.imaging.backprojection import bp_features
 from sense_nodes.core.imaging.dataset import INPUTS, ImagingSet, cached, generate
 from sense_nodes.core.imaging.geometry import ImagingConfig, n_measurements
@@ -37,7 +39,8 @@ from sense_nodes.core.imaging.losses import LOSSES, imaging_loss
 from sense_nodes.core.imaging.networks import ARCHS, HEADS, build_network
 from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
 
-FORMAT = "sense_nodes.imaging/1"
+CHECKPOINT_KIND = "imaging"
+CHECKPOINT_VERSION = 2  # 1: an unverified torch pickle (refused)
 
 # Table III / IV rows. eta is not given per network: OHEM-1 uses eta = 10,
 # where Fig. 13(a) has its lowest MSE and highest SSIM; OHEM-2 uses eta = 25,
@@ -245,38 +248,39 @@ def warm_start(net: torch.nn.Module, init_net: torch.nn.Module) -> list[str]:
 
 
 def save_checkpoint(path, net, tc: TrainConfig, cfg: ImagingConfig, history: list) -> None:
-    """Weights in float16 (half the size; loaded back as float32) with both configs."""
+    """Weights in float16 (half the size; loaded back as float32) with both
+    configs and the training history, through the shared safe writer."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    ckpt.save_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION,
+                         config=dict(train_config=dataclasses.asdict(tc), imaging_config=cfg.to_dict()),
+                         state_dict=state, extra=dict(history=history))
+
+
+def read_checkpoint(path) -> ckpt.Checkpoint:
+    """The verified checkpoint of an imaging network (CheckpointError if unusable)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in net.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(dict(format=FORMAT, train_config=dataclasses.asdict(tc), imaging_config=cfg.to_dict(),
-                    state_dict=state, history=history), tmp)
-    tmp.replace(path)
+    if not path.exists():
+        raise ckpt.CheckpointError(f"{path}: no such checkpoint file (train one with `sense train imaging`)")
+    return ckpt.load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
 
 
 def _update_history(path, history):
     path = Path(path)
     if path.exists():
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        ck["history"] = history
-        tmp = path.with_suffix(".tmp")
-        torch.save(ck, tmp)
-        tmp.replace(path)
+        ck = read_checkpoint(path)
+        ckpt.save_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION, config=ck.config,
+                             state_dict=ck.state_dict, extra=dict(ck.extra, history=history))
 
 
 def load_network(path):
     """(network in float32 on the CPU, ImagingConfig, train-config dict) from a checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"checkpoint {path} does not exist (train one with `sense train imaging`)")
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    if ck.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an imaging checkpoint (format {ck.get('format')!r})")
-    # checkpoints written before the output activation was a parameter have a linear head
-    tc = TrainConfig(**{"head": "linear", **ck["train_config"]})
-    cfg = ImagingConfig.from_dict(ck["imaging_config"])
-    net = make_network(tc, cfg)
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v
-                         for k, v in ck["state_dict"].items()})
+    ck = read_checkpoint(path)
+    try:
+        # train configs written before the output activation was a parameter have a linear head
+        tc = TrainConfig(**{"head": "linear", **ck.config["train_config"]})
+        cfg = ImagingConfig.from_dict(ck.config["imaging_config"])
+        net = make_network(tc, cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ckpt.CheckpointError(f"{ck.path}: config does not describe an imaging network ({exc})") from None
+    ckpt.load_state(net, ck)
     return net.eval(), cfg, dataclasses.asdict(tc)
