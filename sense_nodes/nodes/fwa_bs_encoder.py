@@ -55,14 +55,13 @@ def frame_csi(f, n_cpe: int) -> tuple[int, np.ndarray]:
 class FwaBsEncoder(SenseNode):
     DEFAULT_NAME = "fwa_bs_encoder"
     PARAMS = (
-        Param("bs_index", 0, "this BS (its frames have rx_id 'bs<bs_index>')", range=(0, 63), read_only=True),
-        Param("num_cpe", 16, "CPEs per BS (pair index = bs_index * num_cpe + cpe)", range=(1, 1024),
-              read_only=True),
-        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)", read_only=True),
-        Param("csi_topic", "/fwa/csi", "CSI bundles of all links", read_only=True),
-        Param("selection_topic", "/fwa/selection", "the centre's pair selections", read_only=True),
-        Param("keep_frames", 8, "instants whose preprocessed CSI is kept for round 2", range=(1, 1000)),
-        Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256), read_only=True),
+        Param("bs_index", 0, "this BS (its frames have rx_id 'bs<bs_index>')", range=(0, 63)),
+        Param("num_cpe", 16, "CPEs per BS (pair index = bs_index * num_cpe + cpe)", range=(1, 1024)),
+        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)"),
+        Param("csi_topic", "/fwa/csi", "CSI bundles of all links"),
+        Param("selection_topic", "/fwa/selection", "the centre's pair selections"),
+        Param("keep_frames", 8, "instants whose preprocessed CSI is kept for round 2", range=(1, 1000), runtime=True),
+        Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256)),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -109,7 +108,7 @@ class FwaBsEncoder(SenseNode):
         n = int(self.p.num_cpe)
         out.pairs = [PairFeature(pair_index=k, bs_index=k // n, cpe_index=k % n,
                                  embedding=np.asarray(v, np.float32).tolist()) for k, v in h.items()]
-        self.features.publish(out)
+        self.publish(self.features, out)
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3
 
     def on_selection(self, msg: UavDetection) -> None:
@@ -128,7 +127,7 @@ class FwaBsEncoder(SenseNode):
                                          embedding=np.asarray(v, np.float32).tolist(),
                                          coarse_position=Point(x=float(p[0]), y=float(p[1]), z=float(p[2])),
                                          coarse_confidence=1.0))
-        self.estimates.publish(out)
+        self.publish(self.estimates, out)
 
     def diagnostic_values(self):
         return {"bs": self.rx_id, "frames_kept": len(self.encoders)}

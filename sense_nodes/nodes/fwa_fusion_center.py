@@ -34,20 +34,20 @@ from sense_nodes.nodes.markers import truth_markers
 class FwaFusionCenter(SenseNode):
     DEFAULT_NAME = "fwa_fusion_center"
     PARAMS = (
-        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)", read_only=True),
+        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)"),
         Param("bs_namespaces", ["bs0", "bs1"], "namespaces of the BS encoders (relative to this node's), "
-              "in BS order", read_only=True),
-        Param("num_cpe", 16, "CPEs per BS", range=(1, 1024), read_only=True),
-        Param("k", 10, "top-k of the pair selection (Eq. 16)", range=(1, 1024)),
-        Param("sigma_att", 0.1, "attention threshold of the pair selection (Eq. 16)", range=(0.0, 1.0)),
+              "in BS order"),
+        Param("num_cpe", 16, "CPEs per BS", range=(1, 1024)),
+        Param("k", 10, "top-k of the pair selection (Eq. 16)", range=(1, 1024), runtime=True),
+        Param("sigma_att", 0.1, "attention threshold of the pair selection (Eq. 16)", range=(0.0, 1.0), runtime=True),
         Param("threshold", -1.0, "presence decision threshold on the probability (-1 = the checkpoint's, "
-              "chosen on validation data)", range=(-1.0, 1.0)),
-        Param("timeout_s", 0.5, "wait this long for the BSs in each round, s", range=(0.001, 60.0)),
-        Param("truth_topic", "/fwa/truth", "ground truth for the markers ('' = none)", read_only=True),
+              "chosen on validation data)", range=(-1.0, 1.0), runtime=True),
+        Param("timeout_s", 0.5, "wait this long for the BSs in each round, s", range=(0.001, 60.0), runtime=True),
+        Param("truth_topic", "/fwa/truth", "ground truth for the markers ('' = none)"),
         Param("bs_xyz", [-50.0, 0.0, 100.0, 50.0, 0.0, 100.0], "BS positions x, y, z per BS, m (markers)"),
         Param("cpe_xyz", [0.0], "CPE positions x, y, z per CPE, m (markers; [0.0] = not drawn)"),
-        Param("frame_id", "map", "frame of positions (REP-103)"),
-        Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256), read_only=True),
+        Param("frame_id", "map", "frame of positions (REP-103)", runtime=True),
+        Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256)),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -94,11 +94,13 @@ class FwaFusionCenter(SenseNode):
             self.centre.threshold = self.centre.models.threshold
         self.protocol.timeout_s = float(self.p.timeout_s)
 
-    def _on_set_parameters(self, params):
-        res = super()._on_set_parameters(params)
-        if res.successful and hasattr(self, "protocol"):
-            self._apply_params()
-        return res
+    def on_parameters_changed(self, names):
+        self._apply_params()
+
+    def effective_parameters(self):
+        thr = self.centre.threshold if self.p.threshold >= 0 else -1.0
+        return dict(super().effective_parameters(), k=self.centre.k, sigma_att=self.centre.sigma_att,
+                    threshold=thr, timeout_s=self.protocol.timeout_s)
 
     # --- inputs ---------------------------------------------------------------
     def on_round(self, msg: PairFeatureArray, bs: str, rnd: int) -> None:
@@ -120,16 +122,16 @@ class FwaFusionCenter(SenseNode):
             events = self.protocol.on_round1(key, bs, data, now)
         else:
             events = self.protocol.on_round2(key, bs, data, now)
-        self.handle(events)
+        self._handle_events(events)
 
     def on_truth(self, msg: GroundTruthArray) -> None:
         self.truth = msg
 
     def poll(self) -> None:
-        self.handle(self.protocol.poll(time.monotonic()))
+        self._handle_events(self.protocol.poll(time.monotonic()))
 
     # --- outputs --------------------------------------------------------------
-    def handle(self, events) -> None:
+    def _handle_events(self, events) -> None:
         from sense_nodes.core.fwa.protocol import Detected, Located
         for ev in events:
             hdr = self.headers.get(ev.key, Header())
@@ -141,15 +143,15 @@ class FwaFusionCenter(SenseNode):
                                               f"{self.p.timeout_s} s; deciding on {len(ev.decision.attention)} pairs")
                 if ev.decision.present and ev.decision.selected:
                     self.counts["uav_declared"] += 1
-                    self.selection_pub.publish(self.message(hdr, ev.decision, None))
+                    self.publish(self.selection_pub, self.message(hdr, ev.decision, None))
                 else:
-                    self.publish(hdr, ev.decision, None)
+                    self.publish_detection(hdr, ev.decision, None)
             elif isinstance(ev, Located):
                 if ev.missing:
                     self.get_logger().warning(f"instant {ev.key}: no round-2 answer from {ev.missing}")
                 pos = ev.position if ev.position is not None and np.isfinite(ev.position).all() else None
                 self.counts["localized"] += pos is not None
-                self.publish(hdr, ev.decision, pos)
+                self.publish_detection(hdr, ev.decision, pos)
             self.headers = {k: v for k, v in self.headers.items() if k in self.protocol.frames}
 
     def message(self, hdr, d, position) -> UavDetection:
@@ -164,10 +166,10 @@ class FwaFusionCenter(SenseNode):
             out.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
         return out
 
-    def publish(self, hdr, d, position) -> None:
+    def publish_detection(self, hdr, d, position) -> None:
         msg = self.message(hdr, d, position)
-        self.detection_pub.publish(msg)
-        self.markers.publish(self._markers(msg))
+        if self.publish(self.detection_pub, msg):
+            self.publish(self.markers, self._markers(msg))
 
     def _markers(self, det: UavDetection) -> MarkerArray:
         hdr = det.header
