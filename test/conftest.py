@@ -36,3 +36,21 @@ def spin_until(executor, predicate, timeout_s=10.0):
             return True
         executor.spin_once(timeout_sec=0.05)
     return predicate()
+
+
+def fwa_dataset(samples: int = 20):
+    """A small ``fwa`` dataset (tiny ray tracing) at the default location of
+    the test cache, made once per session: what the fwa deployment replays."""
+    from sense_nodes.data.csi import fwa_pairs
+    from sense_nodes.data.csi.dataset import default_dir
+    path = default_dir("fwa", False, 0)
+    if not (path / "manifest.json").exists():
+        fwa_pairs.generate(path, seed=0, tiny=True, samples=samples, progress=False)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fwa_dataset_for_deployments(request):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("name") == "fwa":
+        fwa_dataset()

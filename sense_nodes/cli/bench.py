@@ -7,6 +7,7 @@ SYSTEMS = {
     "imaging": "sense_nodes.eval.imaging_bench",
     "codec": "sense_nodes.eval.codec_bench",
     "sim": "sense_nodes.eval.sim_bench",
+    "fwa": "sense_nodes.eval.fwa_bench",
 }
 
 

@@ -72,7 +72,9 @@ def open_features(dataset: str | None, noise: bool, snr_offset_db: float):
         raise UserError(f"{exc}{hint}") from None
     if ds.kind != "fwa":
         raise UserError(f"{path} holds a {ds.kind} dataset, not fwa")
-    return ds, load_features(ds, noise=noise, snr_offset_db=snr_offset_db)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1):  # one BLAS thread, like torch: two fight on two cores
+        return ds, load_features(ds, noise=noise, snr_offset_db=snr_offset_db)
 
 
 def main(args: argparse.Namespace) -> dict:

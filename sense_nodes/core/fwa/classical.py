@@ -33,8 +33,14 @@ def beam_delay_map(H: np.ndarray, n_taps: int = N_TAPS, upa=UPA_SHAPE) -> np.nda
     """[..., n_r, n_t, n_c] complex -> [..., beams, n_taps] float32 dB."""
     H = np.asarray(H)
     n_c = H.shape[-1]
-    win = np.blackman(n_c).astype(np.float32)
+    win = np.blackman(n_c + 1)[:-1].astype(np.float32)  # periodic Blackman
     taps = np.fft.ifft(np.fft.ifftshift(H * win, axes=-1), axis=-1)[..., :n_taps]
+    return beam_delay_from_taps(taps, upa)
+
+
+def beam_delay_from_taps(taps: np.ndarray, upa=UPA_SHAPE) -> np.ndarray:
+    """The map from Blackman-windowed delay taps [..., n_r, n_t, n_taps]."""
+    n_taps = taps.shape[-1]
     shp = taps.shape[:-3] + tuple(upa) + taps.shape[-2:]
     beams = np.fft.fft2(taps.reshape(shp), axes=(-4, -3))
     power = (np.abs(beams) ** 2).sum(-2)  # over CPE antennas

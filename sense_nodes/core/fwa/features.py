@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sense_nodes.core.fwa.classical import beam_delay_map
-from sense_nodes.core.fwa.preprocess import N_DELAY, preprocess
+from sense_nodes.core.fwa.classical import beam_delay_from_taps, beam_delay_map
+from sense_nodes.core.fwa.preprocess import N_DELAY, preprocess, preprocess_taps
 
 _CODE = ("features", "preprocess", "classical")
 
@@ -54,7 +54,17 @@ class FwaFeatures:
 
 
 def sample_features(ds, index: int, noise: bool = True, snr_offset_db: float = 0.0):
-    """(x [P, 64, 4, 64] float32, bd [P, 64, 64] float32) of one sample."""
+    """(x [P, 64, 4, 64] float32, bd [P, 64, 64] float32) of one sample,
+    from the loader's delay taps (the same numbers as preprocessing its
+    CFRs, a tenth of the work; :func:`sample_features_from_cfr` is the
+    reference)."""
+    from sense_nodes.data.csi.fwa_pairs import sample_taps
+    taps, taps_w = sample_taps(ds, int(index), N_DELAY, noise=noise, snr_offset_db=snr_offset_db)
+    return preprocess_taps(taps), beam_delay_from_taps(taps_w)
+
+
+def sample_features_from_cfr(ds, index: int, noise: bool = True, snr_offset_db: float = 0.0):
+    """The same from the CFRs a node receives (``ds.sample``)."""
     s = ds.sample(int(index), noise=noise, snr_offset_db=snr_offset_db)
     H = np.stack([link.H for link in s.links])
     return preprocess(H, N_DELAY), beam_delay_map(H)

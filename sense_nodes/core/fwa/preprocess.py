@@ -32,8 +32,17 @@ def angle_delay(H: np.ndarray, n_delay: int = N_DELAY) -> np.ndarray:
         raise ValueError(f"H must be complex [..., n_r, n_t, n_c], got {H.dtype} {H.shape}")
     if H.shape[-1] < n_delay:
         raise ValueError(f"{H.shape[-1]} subcarriers, fewer than the {n_delay} delay bins kept")
-    ad = np.fft.ifft(np.fft.ifftshift(H, axes=-1), axis=-1)[..., :n_delay]
-    return np.fft.ifftn(ad, axes=(-3, -2))
+    return antenna_idft(delay_taps(H, n_delay))
+
+
+def delay_taps(H: np.ndarray, n_delay: int = N_DELAY) -> np.ndarray:
+    """IDFT over the (centred) subcarriers, first ``n_delay`` taps."""
+    return np.fft.ifft(np.fft.ifftshift(H, axes=-1), axis=-1)[..., :n_delay]
+
+
+def antenna_idft(taps: np.ndarray) -> np.ndarray:
+    """IDFT over the receive and transmit antenna axes (-3, -2)."""
+    return np.fft.ifftn(taps, axes=(-3, -2))
 
 
 def log_minmax(ad: np.ndarray) -> np.ndarray:
@@ -55,3 +64,12 @@ def preprocess(H: np.ndarray, n_delay: int = N_DELAY) -> np.ndarray:
     if not np.isfinite(H).all():
         raise ValueError("CSI holds non-finite values")
     return log_minmax(angle_delay(H, n_delay))
+
+
+def preprocess_taps(taps: np.ndarray) -> np.ndarray:
+    """``P`` from delay taps already truncated ([..., n_r, n_t, N_c'],
+    :func:`delay_taps` of the CFR): equal to :func:`preprocess` of that CFR."""
+    taps = np.asarray(taps)
+    if not np.isfinite(taps).all():
+        raise ValueError("CSI holds non-finite values")
+    return log_minmax(antenna_idft(taps))

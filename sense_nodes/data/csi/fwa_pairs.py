@@ -318,3 +318,58 @@ def analytic_check(seed: int = 0, points: int = 4, cuda: bool = False) -> dict:
     return echo_vs_cascaded_model(scene, target, [f"bs{m}" for m in range(NUM_BS)],
                                   [f"cpe{n}" for n in range(NUM_CPE)], pts, UAV_RCS,
                                   CARRIER_HZ, freqs, seed)
+
+
+def periodic_blackman(n: int) -> np.ndarray:
+    """Blackman window of period ``n`` over the centred subcarriers:
+    0.42 + 0.5 cos(2 pi m / n) + 0.08 cos(4 pi m / n), m = k - n/2."""
+    return np.blackman(n + 1)[:-1]
+
+
+def _dirichlet(u: np.ndarray, k: int) -> np.ndarray:
+    """(1/k) sum_{m=-k/2}^{k/2-1} exp(2j pi m u), elementwise (closed form)."""
+    r = np.exp(2j * np.pi * u)
+    den = 1.0 - r
+    near = np.abs(den) < 1e-9
+    num = np.exp(-1j * np.pi * k * u) * (1.0 - np.exp(2j * np.pi * k * u))
+    out = np.where(near, np.exp(-1j * np.pi * k * u) * k, num / np.where(near, 1.0, den))
+    return out / k
+
+
+def sample_taps(ds, index: int, n_taps: int = 64, noise: bool = True, snr_offset_db: float = 0.0):
+    """The first ``n_taps`` delay taps of each pair's CFR of
+    :func:`sample_links` (same Eq. 27 phases, same noise draws), without
+    forming the 512 subcarriers: ``taps[i] = ifft(ifftshift(H_i))[..., :n]``
+    and ``taps_w[i]`` the same of ``H_i`` times :func:`periodic_blackman`,
+    both [P, 64, 4, n_taps] complex64. The paths enter through the
+    Dirichlet kernel of the subcarrier grid (exact), the noise through an
+    FFT of the very samples :func:`sample_links` adds; equal to the
+    transform of :func:`sample_links`' CFRs up to rounding."""
+    k = int(ds.manifest["num_subcarriers"])
+    if not np.isfinite(snr_offset_db):
+        raise ValueError(f"snr_offset_db must be finite (got {snr_offset_db})")
+    std = noise_std(ds, snr_offset_db) if noise else None
+    nrng = np.random.default_rng([int(ds.manifest["seed"]), int(index), 28])
+    a = np.concatenate([ds.arrays["bg_a"], ds.arrays["echo_a"][index]], axis=-1)
+    t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
+    a = a * np.exp(1j * eq27_phases(ds, index)).astype(np.complex64)[:, None, None, :]
+    n = np.arange(-2, n_taps + 2)  # two extra taps each side for the window
+    win = periodic_blackman(k).astype(np.float32)
+    P = len(ds.links)
+    taps = np.zeros((P,) + a.shape[1:3] + (n_taps,), np.complex64)
+    taps_w = np.zeros_like(taps)
+    for p in ds.links:
+        i = p["index"]
+        valid = t[i] >= 0
+        u = n[None, :] / k - t[i, valid].astype(np.float64)[:, None] * ds.scs_hz
+        d = _dirichlet(u, k)  # [paths, n_taps + 4]
+        aa = a[i][:, :, valid]
+        full = (aa.reshape(-1, aa.shape[-1]).astype(np.complex128) @ d).reshape(aa.shape[0], aa.shape[1], -1)
+        taps[i] = full[..., 2:-2]
+        taps_w[i] = (0.42 * full[..., 2:-2] + 0.25 * (full[..., 3:-1] + full[..., 1:-3])
+                     + 0.04 * (full[..., 4:] + full[..., :-4]))
+        if noise:
+            w = add_receiver_noise(np.zeros(aa.shape[:2] + (k,), np.complex64), float(std[i]), nrng)
+            taps[i] += np.fft.ifft(np.fft.ifftshift(w, axes=-1), axis=-1)[..., :n_taps]
+            taps_w[i] += np.fft.ifft(np.fft.ifftshift(w * win, axes=-1), axis=-1)[..., :n_taps]
+    return taps, taps_w
