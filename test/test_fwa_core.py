@@ -204,3 +204,20 @@ def test_protocol_round_two_times_out_on_a_bs_that_does_not_answer():
     assert isinstance(loc, Located) and loc.missing == ["bs0"] and np.allclose(loc.position, [5, 5, 60])
     with pytest.raises(ValueError):
         CentreProtocol(_FakeCentre(), ["bs0"], lambda p: "bs0", timeout_s=0)
+
+
+def test_background_model_turns_a_pair_map_into_its_excess_over_the_uav_free_spread():
+    from sense_nodes.core.fwa.background import Z_FLOOR, BackgroundModel
+    rng = np.random.default_rng(1)
+    bg = rng.normal(-100.0, 2.0, size=(50, 3, 64, 64))
+    model = BackgroundModel.fit(bg)
+    assert model.mu.shape == (3, 64, 64) and np.allclose(model.sd.mean(), 2.0, rtol=0.05)
+    quiet = rng.normal(-100.0, 2.0, size=(3, 64, 64))
+    loud = quiet.copy()
+    loud[1, 10, 20] = -100.0 + 2.0 * (Z_FLOOR + 6)  # 9 sigma in one cell of pair 1
+    zq, zl = model.normalize(quiet), model.normalize(loud)
+    assert zq.shape == (3, 8, 8, 64) and zq.min() >= 0
+    assert zl[1].max() > 1.5 and zl[1].max() > 3 * zq.max()
+    assert np.allclose(model.normalize(loud[1:2], pairs=[1]), zl[1:2])
+    with pytest.raises(ValueError):
+        BackgroundModel.fit(bg[:1])

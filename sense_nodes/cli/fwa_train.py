@@ -8,6 +8,17 @@ the soft-fusion baseline on the pairs the trained detector selects.
 
   sense train fwa                      # all models -> the package's checkpoints/
   sense train fwa --models culocnet,soft --out-dir DIR
+
+The network input is ``bdz`` by default (core/fwa/background.py says why);
+``--input paper`` trains on the paper's P(H). The shipped checkpoints were
+trained on one CPU thread, each model within its time budget, on the
+default dataset (``sense data generate --kind fwa``, seed 0, with receiver
+noise), in this order:
+
+  sense train fwa --models detector --epochs 30 --minutes 12
+  sense train fwa --models ulocnet --epochs 60 --minutes 7 --batch-size 32
+  sense train fwa --models culocnet,soft --epochs 80 --minutes 3 --batch-size 32
+  sense train fwa --models sl --epochs 30 --minutes 4
 """
 from __future__ import annotations
 
@@ -28,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)} (later ones load the "
                         "earlier ones from --out-dir)")
+    parser.add_argument("--input", default="bdz", choices=("bdz", "paper"),
+                        help="network input: bdz (default: Blackman beam x delay map z-scored per pair "
+                        "against UAV-free training scenes, core/fwa/background.py) or paper (P(H) of "
+                        "Section III-B1)")
     parser.add_argument("--snr-offset-db", type=float, default=0.0,
                         help="shift of every pair's link SNR, dB (default 0)")
     parser.add_argument("--no-noise", action="store_true", help="train without receiver noise")
@@ -94,40 +109,48 @@ def main(args: argparse.Namespace) -> dict:
     print(f"features of {ds.path}: {feat.x.shape[0]} scenes x {feat.x.shape[1]} pairs "
           f"({time.perf_counter() - t_feat:.0f} s); train {len(feat.indices('train'))}, "
           f"val {len(feat.indices('val'))}, test {len(feat.indices('test'))}")
+    bg_extra = {}
+    if args.input == "bdz":
+        from sense_nodes.core.fwa.background import fit_on_training, with_bdz_inputs
+        bg = fit_on_training(feat)
+        feat = with_bdz_inputs(feat, bg)
+        bg_extra = bg.tensors()
     cfg = tr.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          minutes=args.minutes, seed=args.seed)
     data = {"dataset": str(ds.path), "dataset_seed": int(ds.manifest["seed"]),
-            "noise": not args.no_noise, "snr_offset_db": args.snr_offset_db, "train": cfg.to_dict()}
+            "noise": not args.no_noise, "snr_offset_db": args.snr_offset_db, "train": cfg.to_dict(),
+            "input": args.input}
     figures = {}
     va = feat.indices("val")
 
     if "detector" in models:
         torch.manual_seed(args.seed)
-        det = pl.Detector()
+        det = pl.Detector(input=args.input)
         s = tr.train_detector(det, feat, cfg)
         prob, _ = pl.detect(det, torch.cat([pl.encode(det, feat.x[i:i + 1]) for i in va]))
         thr = pick_threshold(prob, feat.present[va] == 1)
-        pl.save_model(out / "detector.pt", "fwa_detector", det, {"n_embed": 32, "width": 8},
-                      {"threshold": thr, **data, "best_val_loss": s["best_val_loss"]})
+        pl.save_model(out / "detector.pt", "fwa_detector", det, {"n_embed": 32, "width": 8, "input": args.input},
+                      {"threshold": thr, **data, "best_val_loss": s["best_val_loss"], **bg_extra})
         figures.update(detector_train_minutes=s["train_seconds"] / 60, detector_epochs=s["epochs_run"],
                        detector_threshold=thr)
         print(f"detector: threshold {thr:.4f} (validation), {s['train_seconds'] / 60:.1f} min")
     if "sl" in models:
         torch.manual_seed(args.seed)
-        net = pl.PairSupervisedNet()
+        net = pl.PairSupervisedNet(input=args.input)
         s = tr.train_pair_sl(net, feat, cfg)
         with torch.no_grad():
             top = np.array([float(torch.sigmoid(net(torch.from_numpy(np.asarray(feat.x[i], np.float32)))).max())
                             for i in va])
         thr = pick_threshold(top, feat.present[va] == 1)
-        pl.save_model(out / "pair_sl.pt", "fwa_pair_sl", net, {"n_embed": 32, "width": 8},
+        pl.save_model(out / "pair_sl.pt", "fwa_pair_sl", net, {"n_embed": 32, "width": 8, "input": args.input},
                       {"sigma_d": thr, **data})
         figures.update(sl_train_minutes=s["train_seconds"] / 60, sl_sigma_d=thr)
     if "ulocnet" in models:
         torch.manual_seed(args.seed)
-        loc = pl.IULocNet(n_feature=args.n_feature)
+        loc = pl.IULocNet(n_feature=args.n_feature, input=args.input)
         s = tr.train_ulocnet(loc, feat, cfg)
-        pl.save_model(out / "ulocnet.pt", "fwa_ulocnet", loc, {"n_feature": args.n_feature, "width": 8}, data)
+        pl.save_model(out / "ulocnet.pt", "fwa_ulocnet", loc,
+                      {"n_feature": args.n_feature, "width": 8, "input": args.input}, data)
         figures.update(ulocnet_train_minutes=s["train_seconds"] / 60,
                        ulocnet_val_rmse_m=float(np.sqrt(s["best_val_loss"])) * pl.POS_SCALE)
     if "culocnet" in models or "soft" in models:
@@ -159,13 +182,13 @@ def main(args: argparse.Namespace) -> dict:
                            culocnet_val_rmse_m=float(np.sqrt(s["best_val_loss"])) * pl.POS_SCALE)
         if "soft" in models:
             torch.manual_seed(args.seed)
-            soft = pl.SoftFusionNet()
+            soft = pl.SoftFusionNet(input=args.input)
 
             def raw(sc, e):
                 return (torch.stack([torch.from_numpy(np.asarray(feat.x[int(i)][ee.numpy()], np.float32))
                                      for i, ee in zip(sc, e)]),)
             s = tr.train_fusion(soft, itr, str_, iva, sva, raw, feat, cfg, "soft fusion")
-            pl.save_model(out / "soft_fusion.pt", "fwa_soft_fusion", soft, {},
+            pl.save_model(out / "soft_fusion.pt", "fwa_soft_fusion", soft, {"input": args.input},
                           {"k": args.k, "sigma_att": args.sigma_att, **data})
             figures.update(soft_train_minutes=s["train_seconds"] / 60,
                            soft_val_rmse_m=float(np.sqrt(s["best_val_loss"])) * pl.POS_SCALE)

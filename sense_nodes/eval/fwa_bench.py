@@ -77,13 +77,12 @@ def main(args: argparse.Namespace) -> dict:
     fig = {"encoder_median_ms": encoder_ms, "centre_median_ms": centre_ms}
     if soft_path.exists():
         soft, _ = pl.load_model(soft_path, "fwa_soft_fusion")
-        from sense_nodes.core.fwa.preprocess import preprocess
         raw = np.stack([csi[k % pl.NUM_CPE] for k in sel])
 
-        def soft_frame():
+        def soft_frame():  # the selected pairs' CSI reaches the centre, which forms their inputs
             centre.detect(emb)
             with torch.no_grad():
-                soft(torch.from_numpy(preprocess(raw))[None], torch.as_tensor(sel)[None])
+                soft(torch.from_numpy(models.inputs(raw, sel))[None], torch.as_tensor(sel)[None])
 
         fig["soft_fusion_centre_median_ms"] = median_ms(soft_frame, max(3, args.repeats // 3), 1)
     # bytes per frame, serialized as the nodes send them

@@ -21,6 +21,7 @@ selected pairs instead of estimates and features (:class:`SoftFusionNet`).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,17 +61,18 @@ class CULocNet(PairTransformer):
         return super().forward(torch.cat([p / POS_SCALE, v], -1), e, mask)
 
 
-SOFT_POOL = (8, 1, 8)  # pooling of the 64 x 4 x 64 map into a soft-fusion token
-
-
 class SoftFusionNet(PairTransformer):
-    """Soft fusion baseline: the preprocessed CSI of each selected pair
-    (average-pooled by ``SOFT_POOL`` to 8 x 4 x 8 = 256 values: a choice, to
-    keep the token projection small) is a token of the same Transformer."""
+    """Soft fusion baseline: the network input of each selected pair
+    (average-pooled by the geometry's ``soft_pool``: 8 x 4 x 8 = 256 values
+    of P(H), 4 x 4 x 8 = 128 of the bdz map; a choice, to keep the token
+    projection small) is a token of the same Transformer."""
 
-    def __init__(self, **kw):
-        super().__init__(8 * 4 * 8, **kw)
-        self.pool = nn.AvgPool3d(SOFT_POOL)
+    def __init__(self, input: str = "paper", **kw):
+        from sense_nodes.core.fwa.udetnet import geometry
+        g = geometry(input)
+        n_in = int(np.prod([n // k for n, k in zip(g["shape"], g["soft_pool"])]))
+        super().__init__(n_in, **kw)
+        self.pool = nn.AvgPool3d(g["soft_pool"])
 
     def forward(self, x, e, mask=None):
         b, l = x.shape[:2]

@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from sense_nodes.core.checkpoint import load_checkpoint, load_state, save_checkpoint
+from sense_nodes.core.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
+from sense_nodes.core.fwa.background import BackgroundModel
+from sense_nodes.core.fwa.classical import beam_delay_map
 from sense_nodes.core.fwa.fusion import CULocNet, SoftFusionNet
 from sense_nodes.core.fwa.preprocess import preprocess
 from sense_nodes.core.fwa.selection import select_pairs
@@ -48,9 +50,9 @@ def pair_index(bs: int, cpe: int, n_cpe: int = NUM_CPE) -> int:
 class Detector(nn.Module):
     """I-UDetNet (at the BSs) and C-UDetNet (at the centre), trained jointly."""
 
-    def __init__(self, n_embed: int = 32, width: int = 8):
+    def __init__(self, n_embed: int = 32, width: int = 8, input: str = "paper"):
         super().__init__()
-        self.encoder = IUDetNet(n_embed, width)
+        self.encoder = IUDetNet(n_embed, width, input=input)
         self.centre = CUDetNet(n_embed)
 
 
@@ -112,6 +114,14 @@ class Models:
     culocnet: CULocNet
     threshold: float = 0.5
     info: dict = field(default_factory=dict)
+    input: str = "paper"
+    background: BackgroundModel | None = None
+
+    def inputs(self, H: np.ndarray, pairs) -> np.ndarray:
+        """Network inputs of CFRs H [L, 64, 4, n_c] of pairs ``pairs`` [L]."""
+        if self.input == "bdz":
+            return self.background.normalize(beam_delay_map(H), pairs)
+        return preprocess(H)
 
     @classmethod
     def load(cls, directory=None, device="cpu") -> "Models":
@@ -119,7 +129,13 @@ class Models:
         det, ck = load_model(d / "detector.pt", "fwa_detector", device)
         loc, _ = load_model(d / "ulocnet.pt", "fwa_ulocnet", device)
         cloc, _ = load_model(d / "culocnet.pt", "fwa_culocnet", device)
-        return cls(det, loc, cloc, float(ck.extra.get("threshold", 0.5)), dict(ck.extra))
+        inp = ck.config.get("input", "paper")
+        if loc.input != inp or cloc.n_feature != loc.n_feature:
+            raise CheckpointError(f"{d}: the detector, I-ULocNet and C-ULocNet do not fit together "
+                                  f"(inputs {inp} / {loc.input}, N_v {loc.n_feature} / {cloc.n_feature})")
+        bg = BackgroundModel.from_tensors(ck.extra) if inp == "bdz" else None
+        info = {k: v for k, v in ck.extra.items() if not k.startswith("bg_")}
+        return cls(det, loc, cloc, float(ck.extra.get("threshold", 0.5)), info, inp, bg)
 
 
 class BsEncoder:
@@ -135,7 +151,7 @@ class BsEncoder:
         if not csi:
             return {}
         keys = sorted(csi)
-        x = np.stack([preprocess(csi[k]) for k in keys])
+        x = self.models.inputs(np.stack([csi[k] for k in keys]), keys)
         self._x = dict(zip(keys, x))
         h = encode(self.models.detector, x).numpy()
         return dict(zip(keys, h))

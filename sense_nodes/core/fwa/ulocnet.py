@@ -10,14 +10,15 @@ Notation (paper -> code):
 - ``p^(l)``            -> coarse position, m (the network works in units of
   ``POS_SCALE`` m so its targets are O(1))
 
-Widths are reduced like I-UDetNet's (see udetnet.py) to train on the CPU.
+Widths are reduced like I-UDetNet's (see udetnet.py) to train on the CPU;
+``input`` as there ("paper" or "bdz").
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from sense_nodes.core.fwa.udetnet import conv_bn
+from sense_nodes.core.fwa.udetnet import conv_bn, stem, trunk_shape
 
 POS_SCALE = 75.0  # m: the UAV x, y range of the scenario
 
@@ -38,17 +39,19 @@ class SpatialAttention(nn.Module):
 class IULocNet(nn.Module):
     """x [..., 64, 4, 64] -> (p [..., 3] m, v [..., n_feature])."""
 
-    def __init__(self, n_feature: int = 64, width: int = 8):
+    def __init__(self, n_feature: int = 64, width: int = 8, input: str = "paper"):
         super().__init__()
-        self.stem = conv_bn(1, width, (4, 3, 4), stride=(4, 1, 4), padding=(0, 1, 0))
+        self.stem = stem(width, input)
         self.sa1 = SpatialAttention()
         self.conv2 = conv_bn(width, 2 * width, 3, padding=1)
         self.sa2 = SpatialAttention()
         self.pool = nn.MaxPool3d(2)
-        self.feature = nn.Linear(2 * width * 8 * 2 * 8, n_feature)
+        a, b, c = trunk_shape(input)
+        self.feature = nn.Linear(2 * width * a * b * c, n_feature)
         self.act = nn.LeakyReLU(0.1)
         self.head = nn.Linear(n_feature, 3)
         self.n_feature = n_feature
+        self.input = input
 
     def forward(self, x):
         lead = x.shape[:-3]
