@@ -16,8 +16,8 @@ default dataset (``sense data generate --kind fwa``, seed 0, with receiver
 noise), in this order:
 
   sense train fwa --models detector --epochs 30 --minutes 12
-  sense train fwa --models ulocnet --epochs 60 --minutes 7 --batch-size 32
-  sense train fwa --models culocnet,soft --epochs 80 --minutes 3 --batch-size 32
+  sense train fwa --models ulocnet --epochs 60 --minutes 6 --batch-size 32 --loc-min-peak 0.34
+  sense train fwa --models culocnet,soft --epochs 80 --minutes 3 --batch-size 32 --stop-patience 12
   sense train fwa --models sl --epochs 30 --minutes 4
 """
 from __future__ import annotations
@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="attention threshold of the pair selection (default 0.1)")
     parser.add_argument("--n-feature", type=int, default=64, choices=(32, 64, 128),
                         help="N_v, length of the I-ULocNet feature (default 64)")
+    parser.add_argument("--loc-min-peak", type=float, default=0.0,
+                        help="train I-ULocNet on the UAV-affected pairs whose input peak reaches this "
+                        "(bdz units: (z - 3) / 3; default 0 = every affected pair)")
+    parser.add_argument("--stop-patience", type=int, default=4,
+                        help="epochs without a better validation loss before stopping (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -116,7 +121,7 @@ def main(args: argparse.Namespace) -> dict:
         feat = with_bdz_inputs(feat, bg)
         bg_extra = bg.tensors()
     cfg = tr.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         minutes=args.minutes, seed=args.seed)
+                         minutes=args.minutes, seed=args.seed, stop_patience=args.stop_patience)
     data = {"dataset": str(ds.path), "dataset_seed": int(ds.manifest["seed"]),
             "noise": not args.no_noise, "snr_offset_db": args.snr_offset_db, "train": cfg.to_dict(),
             "input": args.input}
@@ -148,7 +153,7 @@ def main(args: argparse.Namespace) -> dict:
     if "ulocnet" in models:
         torch.manual_seed(args.seed)
         loc = pl.IULocNet(n_feature=args.n_feature, input=args.input)
-        s = tr.train_ulocnet(loc, feat, cfg)
+        s = tr.train_ulocnet(loc, feat, cfg, min_peak=args.loc_min_peak)
         pl.save_model(out / "ulocnet.pt", "fwa_ulocnet", loc,
                       {"n_feature": args.n_feature, "width": 8, "input": args.input}, data)
         figures.update(ulocnet_train_minutes=s["train_seconds"] / 60,

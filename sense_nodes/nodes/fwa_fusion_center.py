@@ -46,7 +46,7 @@ class FwaFusionCenter(SenseNode):
         Param("truth_topic", "/fwa/truth", "ground truth for the markers ('' = none)"),
         Param("bs_xyz", [-50.0, 0.0, 100.0, 50.0, 0.0, 100.0], "BS positions x, y, z per BS, m (markers)"),
         Param("cpe_xyz", [0.0], "CPE positions x, y, z per CPE, m (markers; [0.0] = not drawn)"),
-        Param("frame_id", "map", "frame of positions (REP-103)", runtime=True),
+        Param("frame_id", "map", "frame of positions (REP-103)"),
         Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256)),
     )
 

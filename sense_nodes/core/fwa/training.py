@@ -188,17 +188,27 @@ def train_pair_sl(net: PairSupervisedNet, feat, cfg: TrainConfig, log=print) -> 
     return _fit(net, net.parameters(), step, len(tr), val, cfg, "pair-SL", log)
 
 
-def affected_pairs(feat, split: str):
-    """(scene, pair) index arrays of the UAV-affected pairs of ``split``."""
+def affected_pairs(feat, split: str, min_peak: float = 0.0):
+    """(scene, pair) index arrays of the UAV-affected pairs of ``split``
+    whose input peak reaches ``min_peak`` (0: all of them)."""
     idx = feat.indices(split)
     idx = idx[feat.present[idx] == 1]
-    s, p = np.nonzero(feat.pair_label[idx] == 1)
+    keep = feat.pair_label[idx] == 1
+    if min_peak > 0:
+        peak = np.stack([np.asarray(feat.x[i], np.float32).reshape(feat.x.shape[1], -1).max(-1) for i in idx])
+        keep &= peak >= min_peak
+    s, p = np.nonzero(keep)
     return idx[s], p
 
 
-def train_ulocnet(net: IULocNet, feat, cfg: TrainConfig, log=print) -> dict:
-    ts, tp = affected_pairs(feat, "train")
-    vs, vp = affected_pairs(feat, "val")
+def train_ulocnet(net: IULocNet, feat, cfg: TrainConfig, log=print, min_peak: float = 0.0) -> dict:
+    """``min_peak`` > 0 trains on the affected pairs whose echo shows in the
+    input (most affected pairs carry an echo under the background's spread,
+    from which no position can be learned: trained on all of them the net
+    learns the area's centre)."""
+    ts, tp = affected_pairs(feat, "train", min_peak)
+    vs, vp = affected_pairs(feat, "val", min_peak)
+    log(f"I-ULocNet: {len(ts)} training and {len(vs)} validation pairs")
     pos = torch.from_numpy(np.nan_to_num(feat.uav_pos).astype(np.float32)) / POS_SCALE
 
     def load(s, p):
