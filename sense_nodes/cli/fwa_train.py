@@ -16,9 +16,9 @@ default dataset (``sense data generate --kind fwa``, seed 0, with receiver
 noise), in this order:
 
   sense train fwa --models detector --epochs 30 --minutes 12
-  sense train fwa --models ulocnet --epochs 60 --minutes 6 --batch-size 32 --loc-min-peak 0.34
-  sense train fwa --models culocnet,soft --epochs 80 --minutes 3 --batch-size 32 --stop-patience 12
   sense train fwa --models sl --epochs 30 --minutes 4
+  sense train fwa --models ulocnet --epochs 150 --minutes 4 --batch-size 32 --loc-min-peak 0.34 --stop-patience 15
+  sense train fwa --models culocnet,soft --epochs 80 --minutes 1.5 --batch-size 32 --stop-patience 12
 """
 from __future__ import annotations
 
