@@ -38,10 +38,32 @@ def spin_until(executor, predicate, timeout_s=10.0):
     return predicate()
 
 
+def fwa_dataset(samples: int = 20):
+    """A small ``fwa`` dataset (tiny ray tracing) at the default location of
+    the test cache, made once per session: what the fwa deployment replays."""
+    from sense_nodes.data.csi import fwa_pairs
+    from sense_nodes.data.csi.dataset import default_dir
+    path = default_dir("fwa", False, 0)
+    if not (path / "manifest.json").exists():
+        fwa_pairs.generate(path, seed=0, tiny=True, samples=samples, progress=False)
+    return path
+
+
+# Test modules that start every deployment on its defaults.
+EVERY_DEPLOYMENT = ("test_deployments", "test_parameters_runtime", "test_fuzz")
+
+
 @pytest.fixture(autouse=True)
-def _diffloc_default_cache(request):
-    """Deployment tests of diffloc start its nodes on their defaults: a small
-    synthetic dataset and model in the temporary cache."""
-    if "diffloc" in request.node.nodeid and "test_deployments" in request.node.nodeid:
+def _csi_deployments_ready(request):
+    """The CSI deployments start on data in the (temporary) cache: a small
+    synthetic diffloc dataset and model, a tiny ray-traced fwa dataset. Made
+    once per session, for the tests that start those deployments."""
+    module = request.node.module.__name__ if request.node.module else ""
+    callspec = getattr(request.node, "callspec", None)
+    name = callspec.params.get("name") if callspec is not None else None
+    every = module in EVERY_DEPLOYMENT and name is None
+    if every or name == "diffloc" or ("diffloc" in request.node.nodeid and module == "test_deployments"):
         from diffloc_helpers import ensure_default_cache
         ensure_default_cache()
+    if every or name == "fwa":
+        fwa_dataset()

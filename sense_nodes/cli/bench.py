@@ -8,6 +8,7 @@ SYSTEMS = {
     "codec": "sense_nodes.eval.codec_bench",
     "sim": "sense_nodes.eval.sim_bench",
     "diffloc": "sense_nodes.eval.diffloc_bench",
+    "fwa": "sense_nodes.eval.fwa_bench",
 }
 
 

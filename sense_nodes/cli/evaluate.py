@@ -7,6 +7,7 @@ SYSTEMS = {
     "imaging": "sense_nodes.eval.imaging_eval",
     "trajformer": "sense_nodes.eval.trajformer_features",
     "diffloc": "sense_nodes.eval.diffloc_eval",
+    "fwa": "sense_nodes.eval.fwa_eval",
 
 }
 

@@ -6,6 +6,7 @@ SYSTEMS = {
     "trajformer": "sense_nodes.cli.trajformer_train",
     "imaging": "sense_nodes.cli.imaging_train",
     "diffloc": "sense_nodes.cli.diffloc_train",
+    "fwa": "sense_nodes.cli.fwa_train",
 
 }
 

@@ -250,10 +250,35 @@ def eq27_phases(ds, index: int) -> np.ndarray:
     return g.uniform(0.0, 2 * np.pi, size=(ds.arrays["bg_tau"].shape[0], nb + ne))
 
 
-def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | None = None):
+def noise_std(ds, snr_offset_db: float = 0.0) -> np.ndarray:
+    """Per-pair standard deviation of the complex receiver noise per CFR
+    entry: the background power per entry over the pair's link SNR
+    (``link_snr_db``) raised by ``snr_offset_db`` (positive = cleaner)."""
+    bg = ds.arrays["bg_a"]
+    p_bg = np.mean(np.abs(bg) ** 2, axis=(1, 2)).sum(-1)  # [P], per CFR entry
+    snr = 10 ** ((ds.arrays["link_snr_db"].astype(np.float64) + snr_offset_db) / 10)
+    return np.sqrt(p_bg / snr)
+
+
+def add_receiver_noise(H: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """``H + w``, ``w ~ CN(0, std^2)`` i.i.d. per antenna pair and subcarrier."""
+    w = rng.standard_normal(H.shape + (2,), dtype=np.float32) * np.float32(std / np.sqrt(2))
+    return (H + (w[..., 0] + 1j * w[..., 1])).astype(np.complex64)
+
+
+def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | None = None,
+                 noise: bool = True, snr_offset_db: float = 0.0):
     """Per-pair uplink CFRs ``H[bs_ant 64, cpe_ant 4, k]`` of sample
-    ``index`` with the Eq. 27 random path phases (``augment``)."""
+    ``index`` with the Eq. 27 random path phases (``augment``) and complex
+    Gaussian receiver noise at each pair's ``link_snr_db`` shifted by
+    ``snr_offset_db`` (``noise``; drawn from ``default_rng([seed, sample,
+    28])``, so a sample is the same on every read). The reported SNR is the
+    shifted one."""
     k = int(num_subcarriers or ds.manifest["num_subcarriers"])
+    if not np.isfinite(snr_offset_db):
+        raise ValueError(f"snr_offset_db must be finite (got {snr_offset_db})")
+    std = noise_std(ds, snr_offset_db) if noise else None
+    nrng = np.random.default_rng([int(ds.manifest["seed"]), int(index), 28])
     freqs = cfrmod.subcarrier_offsets(k, ds.scs_hz)
     a = np.concatenate([ds.arrays["bg_a"], ds.arrays["echo_a"][index]], axis=-1)
     t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
@@ -265,9 +290,11 @@ def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | No
         valid = t[i] >= 0  # drop the zero padding
         e = np.exp(-2j * np.pi * t[i, valid].astype(np.float64)[:, None] * freqs).astype(np.complex64)
         aa = a[i][:, :, valid]
-        h = (aa.reshape(-1, aa.shape[-1]) @ e).reshape(aa.shape[0], aa.shape[1], k)
-        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], i, h.astype(np.complex64),
-                                 ds.carrier_hz, ds.scs_hz, float(ds.arrays["link_snr_db"][i])))
+        h = (aa.reshape(-1, aa.shape[-1]) @ e).reshape(aa.shape[0], aa.shape[1], k).astype(np.complex64)
+        if noise:
+            h = add_receiver_noise(h, float(std[i]), nrng)
+        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], i, h, ds.carrier_hz, ds.scs_hz,
+                                 float(ds.arrays["link_snr_db"][i]) + (snr_offset_db if noise else 0.0)))
     truth = {"uav_present": bool(ds.arrays["uav_present"][index]), "uav_pos": ds.arrays["uav_pos"][index],
              "pair_label": ds.arrays["pair_label"][index]}
     truth["objects"] = ([dsmod.truth_object(0, 1, truth["uav_pos"], visible=bool(truth["pair_label"].any()))]
@@ -291,3 +318,58 @@ def analytic_check(seed: int = 0, points: int = 4, cuda: bool = False) -> dict:
     return echo_vs_cascaded_model(scene, target, [f"bs{m}" for m in range(NUM_BS)],
                                   [f"cpe{n}" for n in range(NUM_CPE)], pts, UAV_RCS,
                                   CARRIER_HZ, freqs, seed)
+
+
+def periodic_blackman(n: int) -> np.ndarray:
+    """Blackman window of period ``n`` over the centred subcarriers:
+    0.42 + 0.5 cos(2 pi m / n) + 0.08 cos(4 pi m / n), m = k - n/2."""
+    return np.blackman(n + 1)[:-1]
+
+
+def _dirichlet(u: np.ndarray, k: int) -> np.ndarray:
+    """(1/k) sum_{m=-k/2}^{k/2-1} exp(2j pi m u), elementwise (closed form)."""
+    r = np.exp(2j * np.pi * u)
+    den = 1.0 - r
+    near = np.abs(den) < 1e-9
+    num = np.exp(-1j * np.pi * k * u) * (1.0 - np.exp(2j * np.pi * k * u))
+    out = np.where(near, np.exp(-1j * np.pi * k * u) * k, num / np.where(near, 1.0, den))
+    return out / k
+
+
+def sample_taps(ds, index: int, n_taps: int = 64, noise: bool = True, snr_offset_db: float = 0.0):
+    """The first ``n_taps`` delay taps of each pair's CFR of
+    :func:`sample_links` (same Eq. 27 phases, same noise draws), without
+    forming the 512 subcarriers: ``taps[i] = ifft(ifftshift(H_i))[..., :n]``
+    and ``taps_w[i]`` the same of ``H_i`` times :func:`periodic_blackman`,
+    both [P, 64, 4, n_taps] complex64. The paths enter through the
+    Dirichlet kernel of the subcarrier grid (exact), the noise through an
+    FFT of the very samples :func:`sample_links` adds; equal to the
+    transform of :func:`sample_links`' CFRs up to rounding."""
+    k = int(ds.manifest["num_subcarriers"])
+    if not np.isfinite(snr_offset_db):
+        raise ValueError(f"snr_offset_db must be finite (got {snr_offset_db})")
+    std = noise_std(ds, snr_offset_db) if noise else None
+    nrng = np.random.default_rng([int(ds.manifest["seed"]), int(index), 28])
+    a = np.concatenate([ds.arrays["bg_a"], ds.arrays["echo_a"][index]], axis=-1)
+    t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
+    a = a * np.exp(1j * eq27_phases(ds, index)).astype(np.complex64)[:, None, None, :]
+    n = np.arange(-2, n_taps + 2)  # two extra taps each side for the window
+    win = periodic_blackman(k).astype(np.float32)
+    P = len(ds.links)
+    taps = np.zeros((P,) + a.shape[1:3] + (n_taps,), np.complex64)
+    taps_w = np.zeros_like(taps)
+    for p in ds.links:
+        i = p["index"]
+        valid = t[i] >= 0
+        u = n[None, :] / k - t[i, valid].astype(np.float64)[:, None] * ds.scs_hz
+        d = _dirichlet(u, k)  # [paths, n_taps + 4]
+        aa = a[i][:, :, valid]
+        full = (aa.reshape(-1, aa.shape[-1]).astype(np.complex128) @ d).reshape(aa.shape[0], aa.shape[1], -1)
+        taps[i] = full[..., 2:-2]
+        taps_w[i] = (0.42 * full[..., 2:-2] + 0.25 * (full[..., 3:-1] + full[..., 1:-3])
+                     + 0.04 * (full[..., 4:] + full[..., :-4]))
+        if noise:
+            w = add_receiver_noise(np.zeros(aa.shape[:2] + (k,), np.complex64), float(std[i]), nrng)
+            taps[i] += np.fft.ifft(np.fft.ifftshift(w, axes=-1), axis=-1)[..., :n_taps]
+            taps_w[i] += np.fft.ifft(np.fft.ifftshift(w * win, axes=-1), axis=-1)[..., :n_taps]
+    return taps, taps_w

@@ -1,0 +1,202 @@
+"""Train the cooperative UAV sensing networks (fwa_cooperative_sensing).
+
+On the cached, noisy features of an ``fwa`` dataset (made on first use):
+the detector (I-UDetNet + C-UDetNet, scene labels only, random pair
+sampling), its decision threshold (chosen on the validation split), the
+pair-supervised baseline (SL with sigma_d), I-ULocNet, then C-ULocNet and
+the soft-fusion baseline on the pairs the trained detector selects.
+
+  sense train fwa                      # all models -> the package's checkpoints/
+  sense train fwa --models culocnet,soft --out-dir DIR
+
+The network input is ``bdz`` by default (core/fwa/background.py says why);
+``--input paper`` trains on the paper's P(H). The shipped checkpoints were
+trained on one CPU thread, each model within its time budget, on the
+default dataset (``sense data generate --kind fwa``, seed 0, with receiver
+noise), in this order:
+
+  sense train fwa --models detector --epochs 30 --minutes 12
+  sense train fwa --models sl --epochs 30 --minutes 4
+  sense train fwa --models ulocnet --epochs 150 --minutes 4 --batch-size 32 --loc-min-peak 0.34 --stop-patience 15
+  sense train fwa --models culocnet,soft --epochs 80 --minutes 1.5 --batch-size 32 --stop-patience 12
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from sense_nodes.cli.main import UserError
+
+MODELS = ("detector", "sl", "ulocnet", "culocnet", "soft")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", metavar="DIR", help="fwa dataset folder (default: the cached "
+                        "default, `sense data generate --kind fwa`)")
+    parser.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default: the package's "
+                        "core/fwa/checkpoints)")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated subset of {','.join(MODELS)} (later ones load the "
+                        "earlier ones from --out-dir)")
+    parser.add_argument("--input", default="bdz", choices=("bdz", "paper"),
+                        help="network input: bdz (default: Blackman beam x delay map z-scored per pair "
+                        "against UAV-free training scenes, core/fwa/background.py) or paper (P(H) of "
+                        "Section III-B1)")
+    parser.add_argument("--snr-offset-db", type=float, default=0.0,
+                        help="shift of every pair's link SNR, dB (default 0)")
+    parser.add_argument("--no-noise", action="store_true", help="train without receiver noise")
+    parser.add_argument("--epochs", type=int, default=12, help="epochs per model (default 12)")
+    parser.add_argument("--minutes", type=float, default=8.0, help="time budget per model (default 8)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="initial Adam rate (default 1e-3)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--k", type=int, default=10, help="top-k of the pair selection (default 10)")
+    parser.add_argument("--sigma-att", type=float, default=0.1,
+                        help="attention threshold of the pair selection (default 0.1)")
+    parser.add_argument("--n-feature", type=int, default=64, choices=(32, 64, 128),
+                        help="N_v, length of the I-ULocNet feature (default 64)")
+    parser.add_argument("--loc-min-peak", type=float, default=0.0,
+                        help="train I-ULocNet on the UAV-affected pairs whose input peak reaches this "
+                        "(bdz units: (z - 3) / 3; default 0 = every affected pair)")
+    parser.add_argument("--stop-patience", type=int, default=4,
+                        help="epochs without a better validation loss before stopping (default 4)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _check(args):
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODELS]
+    if bad or not models:
+        raise UserError(f"--models: unknown {bad} (choose from {', '.join(MODELS)})")
+    for name, lo in (("epochs", 1), ("batch_size", 2), ("threads", 1), ("k", 1)):
+        if getattr(args, name) < lo:
+            raise UserError(f"--{name.replace('_', '-')} must be >= {lo} (got {getattr(args, name)})")
+    for name in ("minutes", "lr", "snr_offset_db", "sigma_att"):
+        v = getattr(args, name)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise UserError(f"--{name.replace('_', '-')} must be finite (got {v})")
+    if args.minutes <= 0 or args.lr <= 0 or not 0 <= args.sigma_att <= 1:
+        raise UserError("--minutes and --lr must be > 0 and --sigma-att in [0, 1]")
+    return models
+
+
+def open_features(dataset: str | None, noise: bool, snr_offset_db: float):
+    from sense_nodes.core.fwa.features import load_features
+    from sense_nodes.data.csi.dataset import DatasetError, default_dir, load_dataset
+    path = dataset or str(default_dir("fwa", False, 0))
+    try:
+        ds = load_dataset(path)
+    except DatasetError as exc:
+        hint = "" if dataset else " (make it with: sense data generate --kind fwa)"
+        raise UserError(f"{exc}{hint}") from None
+    if ds.kind != "fwa":
+        raise UserError(f"{path} holds a {ds.kind} dataset, not fwa")
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1):  # one BLAS thread, like torch: two fight on two cores
+        return ds, load_features(ds, noise=noise, snr_offset_db=snr_offset_db)
+
+
+def main(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+
+    from sense_nodes.core.fwa import pipeline as pl
+    from sense_nodes.core.fwa import training as tr
+    from sense_nodes.core.fwa.metrics import pick_threshold
+
+    models = _check(args)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out_dir) if args.out_dir else pl.CHECKPOINT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    t_feat = time.perf_counter()
+    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
+    print(f"features of {ds.path}: {feat.x.shape[0]} scenes x {feat.x.shape[1]} pairs "
+          f"({time.perf_counter() - t_feat:.0f} s); train {len(feat.indices('train'))}, "
+          f"val {len(feat.indices('val'))}, test {len(feat.indices('test'))}")
+    bg_extra = {}
+    if args.input == "bdz":
+        from sense_nodes.core.fwa.background import fit_on_training, with_bdz_inputs
+        bg = fit_on_training(feat)
+        feat = with_bdz_inputs(feat, bg)
+        bg_extra = bg.tensors()
+    cfg = tr.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         minutes=args.minutes, seed=args.seed, stop_patience=args.stop_patience)
+    data = {"dataset": str(ds.path), "dataset_seed": int(ds.manifest["seed"]),
+            "noise": not args.no_noise, "snr_offset_db": args.snr_offset_db, "train": cfg.to_dict(),
+            "input": args.input}
+    figures = {}
+    va = feat.indices("val")
+
+    if "detector" in models:
+        torch.manual_seed(args.seed)
+        det = pl.Detector(input=args.input)
+        s = tr.train_detector(det, feat, cfg)
+        prob, _ = pl.detect(det, torch.cat([pl.encode(det, feat.x[i:i + 1]) for i in va]))
+        thr = pick_threshold(prob, feat.present[va] == 1)
+        pl.save_model(out / "detector.pt", "fwa_detector", det, {"n_embed": 32, "width": 8, "input": args.input},
+                      {"threshold": thr, **data, "best_val_loss": s["best_val_loss"], **bg_extra})
+        figures.update(detector_train_minutes=s["train_seconds"] / 60, detector_epochs=s["epochs_run"],
+                       detector_threshold=thr)
+        print(f"detector: threshold {thr:.4f} (validation), {s['train_seconds'] / 60:.1f} min")
+    if "sl" in models:
+        torch.manual_seed(args.seed)
+        net = pl.PairSupervisedNet(input=args.input)
+        s = tr.train_pair_sl(net, feat, cfg)
+        with torch.no_grad():
+            top = np.array([float(torch.sigmoid(net(torch.from_numpy(np.asarray(feat.x[i], np.float32)))).max())
+                            for i in va])
+        thr = pick_threshold(top, feat.present[va] == 1)
+        pl.save_model(out / "pair_sl.pt", "fwa_pair_sl", net, {"n_embed": 32, "width": 8, "input": args.input},
+                      {"sigma_d": thr, **data})
+        figures.update(sl_train_minutes=s["train_seconds"] / 60, sl_sigma_d=thr)
+    if "ulocnet" in models:
+        torch.manual_seed(args.seed)
+        loc = pl.IULocNet(n_feature=args.n_feature, input=args.input)
+        s = tr.train_ulocnet(loc, feat, cfg, min_peak=args.loc_min_peak)
+        pl.save_model(out / "ulocnet.pt", "fwa_ulocnet", loc,
+                      {"n_feature": args.n_feature, "width": 8, "input": args.input}, data)
+        figures.update(ulocnet_train_minutes=s["train_seconds"] / 60,
+                       ulocnet_val_rmse_m=float(np.sqrt(s["best_val_loss"])) * pl.POS_SCALE)
+    if "culocnet" in models or "soft" in models:
+        det, _ = pl.load_model(out / "detector.pt", "fwa_detector")
+        loc, _ = pl.load_model(out / "ulocnet.pt", "fwa_ulocnet")
+        sets = {}
+        for split in ("train", "val"):
+            idx = feat.indices(split)
+            idx = idx[feat.present[idx] == 1]
+            _, a = pl.detect(det, torch.stack([pl.encode(det, feat.x[i]) for i in idx]))
+            sets[split] = (idx, tr.selections(a, np.ones_like(a, bool), args.k, args.sigma_att))
+        (itr, str_), (iva, sva) = sets["train"], sets["val"]
+        if "culocnet" in models:
+            both = np.concatenate([itr, iva])
+            row = {int(i): r for r, i in enumerate(both)}
+            p, v = zip(*[pl.locate(loc, feat.x[i]) for i in both])
+            p, v = torch.from_numpy(np.stack(p)), torch.from_numpy(np.stack(v))
+
+            def tokens(scenes, e):
+                r = torch.as_tensor([row[int(i)] for i in scenes])
+                return p[r[:, None], e], v[r[:, None], e]
+
+            torch.manual_seed(args.seed)
+            cloc = pl.CULocNet(n_feature=loc.n_feature)
+            s = tr.train_fusion(cloc, itr, str_, iva, sva, tokens, feat, cfg, "C-ULocNet")
+            pl.save_model(out / "culocnet.pt", "fwa_culocnet", cloc, {"n_feature": loc.n_feature},
+                          {"k": args.k, "sigma_att": args.sigma_att, **data})
+            figures.update(culocnet_train_minutes=s["train_seconds"] / 60,
+                           culocnet_val_rmse_m=float(np.sqrt(s["best_val_loss"])) * pl.POS_SCALE)
+        if "soft" in models:
+            torch.manual_seed(args.seed)
+            soft = pl.SoftFusionNet(input=args.input)
+
+            def raw(sc, e):
+                return (torch.stack([torch.from_numpy(np.asarray(feat.x[int(i)][ee.numpy()], np.float32))
+                                     for i, ee in zip(sc, e)]),)
+            s = tr.train_fusion(soft, itr, str_, iva, sva, raw, feat, cfg, "soft fusion")
+            pl.save_model(out / "soft_fusion.pt", "fwa_soft_fusion", soft, {"input": args.input},
+                          {"k": args.k, "sigma_att": args.sigma_att, **data})
+            figures.update(soft_train_minutes=s["train_seconds"] / 60,
+                           soft_val_rmse_m=float(np.sqrt(s["best_val_loss"])) * pl.POS_SCALE)
+    for f in sorted(out.glob("*.pt")):
+        figures[f"{f.stem}_checkpoint_mb"] = f.stat().st_size / 2**20
+    return figures
