@@ -1,5 +1,5 @@
 """Train DiffLoc per-BS models on a ray-traced uplink SRS dataset
-(diffloc.txt Sec. IV-V): the score networks (mlp, unet), the consistency
+(the DiffLoc paper, Sec. IV-V): the score networks (mlp, unet), the consistency
 model (ct) and the baselines (supervised_mlp, cnn, grid).
 
 One network per base station; the checkpoint holds all of them with their

@@ -1,4 +1,4 @@
-"""DiffLoc latency on this machine (diffloc.txt Sec. VI-A3): one fused
+"""DiffLoc latency on this machine (the paper's Sec. VI-A3): one fused
 estimate from 3 BSs' CSI with the consistency model's 2 steps and with 200
 DDIM steps, batched throughput, and FLOPs per network forward pass (the
 paper reports 6.36 MFLOPs and estimates 0.2-0.4 ms for 2 steps on a GPU from

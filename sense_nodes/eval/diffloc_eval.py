@@ -1,5 +1,5 @@
 """DiffLoc: the paper's Tables IV-VI and Figures 7-9, 11 measured on our
-ray-traced uplink SRS dataset, beside the paper's values (diffloc.txt).
+ray-traced uplink SRS dataset, beside the DiffLoc paper's values.
 
 Reads the checkpoints `sense train diffloc` wrote into the model folder
 (``--models``; a model without a checkpoint is reported as not trained) and

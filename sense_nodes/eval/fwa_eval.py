@@ -1,6 +1,6 @@
 """Cooperative UAV detection and localization with FWA CPEs: the paper's
 figures measured on our noisy ray-traced dataset, beside the paper's
-values (fwa_cooperative_sensing.txt, Section V).
+values (the FWA cooperative sensing paper, Section V).
 
 Detection (Eq. 13-14, 95 % Clopper-Pearson intervals) on the test split:
 the learned two-stage detector at its validation threshold; the same with

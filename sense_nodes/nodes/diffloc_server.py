@@ -28,7 +28,9 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import CsiBundle, GroundTruthArray, PositionEstimate
-from sense_nodes.nodes.base import MalformedMessage, RESULT_QOS, Param, ParameterError, SenseNode, run_node, stamped_like
+from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, ParameterError, SenseNode,
+                                    run_node, stamped_like)
+from sense_nodes.nodes.finite import first_nonfinite
 from sense_nodes.srv import Localize
 
 QUEUE_PERIOD_S = 0.002
@@ -37,17 +39,19 @@ QUEUE_PERIOD_S = 0.002
 class DiffLocServer(SenseNode):
     DEFAULT_NAME = "diffloc_server"
     PARAMS = (
-        Param("checkpoint", "", "model from `sense train diffloc` ('' = the cache's ct.pt)", read_only=True),
-        Param("device", "auto", "where the networks run", choices=("auto", "cpu", "cuda"), read_only=True),
-        Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256), read_only=True),
-        Param("steps", 0, "sampler steps (0 = the model's default: 2 for ct, 200 for DDIM)", range=(0, 200)),
-        Param("draws", 8, "initial noises per estimate; their spread is the covariance", range=(1, 64)),
+        Param("checkpoint", "", "model from `sense train diffloc` ('' = the cache's ct.pt)"),
+        Param("device", "auto", "where the networks run", choices=("auto", "cpu", "cuda")),
+        Param("cpu_threads", 1, "torch CPU threads (0 = torch's default)", range=(0, 256)),
+        Param("steps", 0, "sampler steps (0 = the model's default: 2 for ct, 200 for DDIM)", range=(0, 200),
+              runtime=True),
+        Param("draws", 8, "initial noises per estimate; their spread is the covariance", range=(1, 64),
+              runtime=True),
         Param("fusion", "auto", "fusion of the stations: product of their Gaussian posteriors, or the sum of "
               "their noise predictions (Eq. 19), plain or prior-corrected; auto = the model's default",
-              choices=("auto", "gaussian_product", "prior_corrected", "sum")),
-        Param("max_batch", 32, "most queued bundles estimated in one batch", range=(1, 1024)),
-        Param("per_bs", True, "also estimate from each BS alone (source_positions)"),
-        Param("ue_height_m", 1.5, "height reported with the 2D estimate, m", range=(-100.0, 1000.0)),
+              choices=("auto", "gaussian_product", "prior_corrected", "sum"), runtime=True),
+        Param("max_batch", 32, "most queued bundles estimated in one batch", range=(1, 1024), runtime=True),
+        Param("per_bs", True, "also estimate from each BS alone (source_positions)", runtime=True),
+        Param("ue_height_m", 1.5, "height reported with the 2D estimate, m", range=(-100.0, 1000.0), runtime=True),
     )
 
     def __init__(self, node_name: str | None = None, **kwargs):
@@ -77,7 +81,7 @@ class DiffLocServer(SenseNode):
         self.pub = self.create_publisher(PositionEstimate, "position", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "markers", RESULT_QOS)
         self.subscribe(CsiBundle, "csi", self.on_csi, RESULT_QOS, kind="csi")
-        self.subscribe(GroundTruthArray, "truth", self.on_truth, RESULT_QOS, kind="truth")
+        self.subscribe(GroundTruthArray, "truth", self.on_truth, RESULT_QOS, kind="truth", primary=False)
         self.srv = self.create_service(Localize, "localize", self.on_localize)
         self.timer = self.create_timer(QUEUE_PERIOD_S, self.drain)
 
@@ -87,11 +91,8 @@ class DiffLocServer(SenseNode):
             from sense_nodes.core.diffloc.estimator import DEFAULT_STEPS
             self.est.configure(steps=DEFAULT_STEPS.get(self.est.model, 1))
 
-    def _on_set_parameters(self, params):
-        result = super()._on_set_parameters(params)
-        if result.successful:
-            self._apply()  # steps, draws and fusion take effect with the next bundle
-        return result
+    def on_parameters_changed(self, names):
+        self._apply()  # steps, draws and fusion take effect with the next bundle
 
     # --- conversion -------------------------------------------------------------
     def links(self, msg: CsiBundle) -> dict:
@@ -115,7 +116,7 @@ class DiffLocServer(SenseNode):
                 raise MalformedMessage(f"link to {f.rx_id}: {nr}x{nt} antenna pairs, the model expects {self.est.ports}")
             h = (np.asarray(f.real, np.float32) + 1j * np.asarray(f.imag, np.float32)).reshape(nr, nt, nk)
             if not np.all(np.isfinite(h)):
-                raise MalformedMessage(f"link to {f.rx_id}: non-finite CSI")
+                raise NonFiniteInput(f"link to {f.rx_id}: non-finite CSI")
             out[b] = h
         if not out:
             raise MalformedMessage("bundle without frames")
@@ -150,9 +151,8 @@ class DiffLocServer(SenseNode):
         self.batches.append(len(batch))
         for (t0, msg, _fp, _m), est in zip(batch, self.localise([b[2] for b in batch], [b[3] for b in batch],
                                                                  [b[0] for b in batch], [b[1] for b in batch])):
-            if est is not None:
-                self.pub.publish(est)
-                self.markers.publish(self._markers(est))
+            if est is not None and self.publish(self.pub, est):
+                self.publish(self.markers, self._markers(est))
 
     def localise(self, fps, masks, t0s, msgs):
         """PositionEstimate per bundle (None when not localised)."""
@@ -192,6 +192,9 @@ class DiffLocServer(SenseNode):
         est = self.localise([fp], [mask], [t0], [request.bundle])[0]
         if est is None:
             response.success, response.message = False, "no usable link at any base station: not localised"
+        elif first_nonfinite(est) is not None:
+            self.diagnostics.suppressed["localize"] += 1
+            response.success, response.message = False, f"the estimate's {first_nonfinite(est)} is not finite"
         else:
             response.success, response.estimate = True, est
         return response
