@@ -74,12 +74,23 @@ def csi_frame(link, hdr) -> CsiFrame:
     msg = CsiFrame(header=hdr, tx_id=f["tx_id"], rx_id=f["rx_id"], link_index=f["link_index"],
                    num_rx_antennas=f["num_rx_antennas"], num_tx_antennas=f["num_tx_antennas"],
                    num_subcarriers=f["num_subcarriers"], carrier_frequency=f["carrier_frequency"],
-                   subcarrier_spacing=f["subcarrier_spacing"], snr_db=f["snr_db"])
+                   subcarrier_spacing=f["subcarrier_spacing"], snr_db=finite_snr_db(f["snr_db"]))
     # float32[] fields take array.array('f') without per-element checks
     import array
     msg.real = array.array("f", f["real"].tobytes())
     msg.imag = array.array("f", f["imag"].tobytes())
     return msg
+
+
+# A message never carries an infinity: CSI without receiver noise (infinite
+# SNR) reads SNR_CEIL_DB, a link without signal SNR_FLOOR_DB.
+SNR_FLOOR_DB, SNR_CEIL_DB = -100.0, 200.0
+
+
+def finite_snr_db(snr_db: float) -> float:
+    if snr_db != snr_db:  # NaN: unknown
+        return SNR_FLOOR_DB
+    return float(min(max(snr_db, SNR_FLOOR_DB), SNR_CEIL_DB))
 
 
 def truth_array(objects, hdr) -> GroundTruthArray:
