@@ -157,6 +157,7 @@ def test_uav_tracker_keeps_one_track_through_a_turn(ros_context):
     last = confirmed[-1]
     assert last.classification == Track.UAV
     assert list(last.model_names) == ["cv", "ctrv"] and abs(sum(last.model_probabilities) - 1) < 1e-5
-    assert last.position_covariance[0] > 0 and last.position_covariance[3] > 0
+    cov = np.asarray(last.position_covariance).reshape(3, 3)
+    assert cov[0, 0] > 0 and cov[1, 1] > 0 and np.allclose(cov, cov.T)
     assert got[-1].header.stamp.sec == 3 + int(39 * 0.64)
     assert len({tuple(t.uuid.uuid) for t in confirmed}) == 1

@@ -118,12 +118,12 @@ def test_wrong_inputs_are_said(fresh_cache, tmp_path):
 def test_echo_and_diag_show_a_running_deployment(fresh_cache):
     import time
     env, _ = fresh_cache
-    run = subprocess.Popen([sys.executable, "-m", "sense_nodes", "run", "bsense", "--duration", "20", "--rate", "2"],
+    run = subprocess.Popen([sys.executable, "-m", "sense_nodes", "run", "bsense", "--duration", "90", "--rate", "2"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         echo = _sense("echo", "/bs/tracks", "-n", "4", "--timeout", "15", env=env, timeout=60)
         assert echo.returncode == 0 and "tracks:" in echo.stdout and "position:" in echo.stdout
-        diag = _sense("diag", "--duration", "3", env=env, timeout=60)
+        diag = _sense("diag", "--duration", "6", env=env, timeout=60)
         assert diag.returncode == 0
         assert "/bs/uav_tracker" in diag.stdout and "rate_hz" in diag.stdout
     finally:

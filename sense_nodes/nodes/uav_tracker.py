@@ -36,9 +36,11 @@ MODEL_NAMES = ["cv", "ctrv"]
 _UUID_NS = uuid.UUID("6f1c3c1e-2b1a-4c7e-9a55-0b5e00000001")
 
 
-def upper_triangle(cov: np.ndarray) -> list[float]:
-    """[xx, xy, xz, yy, yz, zz] of a 3x3 covariance (radar_msgs convention)."""
-    return [float(cov[i, j]) for i in range(3) for j in range(i, 3)]
+def row_major(cov: np.ndarray) -> list[float]:
+    """The nine entries of a 3x3 covariance, row-major (the ROS convention of
+    geometry_msgs/PoseWithCovariance), symmetrised against rounding."""
+    c = np.asarray(cov, dtype=np.float64)[:3, :3]
+    return [float(v) for v in (0.5 * (c + c.T)).reshape(-1)]
 
 
 class UavTracker(SenseNode):
@@ -162,8 +164,8 @@ class UavTracker(SenseNode):
             uuid=UUID(uuid=list(uuid.uuid5(_UUID_NS, f"{self.get_fully_qualified_name()}:{self.run_id}:{s.id}").bytes)),
             track_id=int(s.id), position=Point(x=float(s.position[0]), y=float(s.position[1]), z=float(s.position[2])),
             velocity=Vector3(x=float(s.velocity[0]), y=float(s.velocity[1]), z=float(s.velocity[2])),
-            classification=cls, position_covariance=upper_triangle(s.position_cov),
-            velocity_covariance=upper_triangle(vel_cov), model_names=MODEL_NAMES,
+            classification=cls, position_covariance=row_major(s.position_cov),
+            velocity_covariance=row_major(vel_cov), model_names=MODEL_NAMES,
             model_probabilities=[float(v) for v in s.model_probs],
             classifier_score=float(s.score) if np.isfinite(s.score) else -1.0,
             confirmed=bool(s.confirmed), age=int(s.age), hits=int(s.hits), misses=int(s.misses))
