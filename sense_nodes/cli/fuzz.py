@@ -9,7 +9,6 @@ from sense_nodes.cli.main import UserError
 from sense_nodes.cli.validate import check_output_path
 
 TARGETS = {"crashes": 0, "nonfinite_published": 0, "code_executed": 0, "model_overwritten_by_bad_input": 0}
-RSS_LIMIT_MB = 50.0
 
 
 def add_arguments(parser):
@@ -23,7 +22,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from sense_nodes.eval.fuzz import run_fuzz
+    from sense_nodes.eval.fuzz import RSS_LIMIT_MB, run_fuzz
     from sense_nodes.eval.report import print_figures, write_json
     from sense_nodes.runtime.deployment import names
 
@@ -36,11 +35,14 @@ def run(args):
             raise UserError(f"unknown deployment '{name}' (known: {', '.join(names())})")
     figures = run_fuzz(args.cases, args.seed, args.deployment, progress=not args.no_progress)
     failures = figures.pop("failures")
+    skipped = figures.pop("skipped")
+    if skipped:
+        print(f"not attacked (could not start): {skipped}")
     print_figures(figures, title="sense fuzz")
     ok = all(figures[k] == v for k, v in TARGETS.items()) and figures["rss_growth_mb"] < RSS_LIMIT_MB
     figures["passed"] = ok
     if args.json:
-        write_json(args.json, dict(figures, failures=failures))
+        write_json(args.json, dict(figures, failures=failures, skipped=skipped))
     if failures:
         print(f"first failures: {failures}")
     print("PASS: nothing crashed, leaked a NaN, ran code or overwrote a model" if ok else "FAIL")

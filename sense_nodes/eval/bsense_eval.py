@@ -242,51 +242,63 @@ def main(args):
     peer_dets: list = []          # fold 0's stage-4 detections, for the Stone Soup peer
     ours_stage4 = M.DetectionCounts()
     ours_gospa4 = 0.0
-    for fi, fold in enumerate(folds):
-        tr = np.concatenate([confs[n] for n in fold.train if confs[n].size] or [np.zeros((0, 2))])
-        if tr.shape[0] == 0:
-            raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
-        thresholds = confidence_thresholds(tr[:, 0], tr[:, 1])
-        classifier, verify, table = train_classifier([cases[n] for n in fold.train], model_for, thresholds,
-                                                     args.epochs, seed=fi, quick=args.quick)
-        kw = {"classifier_threshold": verify}
-        if fi == 0:
-            classifier0, thresholds0, kw0 = classifier, thresholds, kw
-        fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds[0],
-                          "tau_v": thresholds[1], "verify_threshold": verify,
-                          "heldout_f1_by_threshold": table})
-        for name in tqdm(fold.test, desc=f"fold {fi + 1}/{len(folds)}", leave=False):
-            case = cases[name]
-            model = model_for(case)
-            for s in stages:
-                case_dets = [] if (s == 4 and fi == 0 and len(peer_dets) < args.peer_cases) else None
-                r = run_stage(case, s, model, thresholds, classifier, pipeline_kwargs=kw if s == 5 else None,
-                              points=points if s == 2 else None,
-                              objects=objects if s == 4 else None,
-                              raw_objects=raw_objects if s == 4 else None, detections=case_dets,
-                              sources=sources if s == 5 else None, objects_and=objects_and if s == 4 else None)
-                if case_dets is not None:
-                    peer_dets.append(case_dets)
-                    ours_stage4 = ours_stage4.merge(r.det)
-                    ours_gospa4 += r.gospa_sum
-                per_stage[s] = per_stage[s].merge(r.det)
-                gospa[s] += r.gospa_sum
-                # ids restart in every case: keep them apart so HOTA's association
-                # score never links one case's tracks to another's
-                off = 1_000_000 * (test_names.index(name) + 1)
-                hota_frames[s] += [(g + off, x, t + off, o) for g, x, t, o in r.hota_frames]
-                for k, v in r.timing_ms.items():
-                    timing.setdefault(k, []).extend(v)
-                if s == 5:
-                    at_default = at_default.merge(run_stage(case, 5, model, thresholds, classifier).det)
-                    per_family.setdefault(case.traj_type, M.DetectionCounts())
-                    per_family[case.traj_type] = per_family[case.traj_type].merge(r.det)
-                    for lo, c in r.bands.bands.items():
-                        bands.bands[lo] = bands.bands.get(lo, M.DetectionCounts()).merge(c)
-                if name in plots and s in (1, 5):
-                    plots[name][s] = r.outputs
+    interrupted, folds_done = False, 0
+    try:
+        for fi, fold in enumerate(folds):
+            _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
+            tr = np.concatenate([confs[n] for n in fold.train if confs[n].size] or [np.zeros((0, 2))])
+            if tr.shape[0] == 0:
+                raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
+            thresholds = confidence_thresholds(tr[:, 0], tr[:, 1])
+            classifier, verify, table = train_classifier([cases[n] for n in fold.train], model_for, thresholds,
+                                                         args.epochs, seed=fi, quick=args.quick)
+            kw = {"classifier_threshold": verify}
+            if fi == 0:
+                classifier0, thresholds0, kw0 = classifier, thresholds, kw
+            fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds[0],
+                              "tau_v": thresholds[1], "verify_threshold": verify,
+                              "heldout_f1_by_threshold": table})
+            for name in tqdm(fold.test, desc=f"fold {fi + 1}/{len(folds)}", leave=False):
+                case = cases[name]
+                model = model_for(case)
+                for s in stages:
+                    case_dets = [] if (s == 4 and fi == 0 and len(peer_dets) < args.peer_cases) else None
+                    r = run_stage(case, s, model, thresholds, classifier, pipeline_kwargs=kw if s == 5 else None,
+                                  points=points if s == 2 else None,
+                                  objects=objects if s == 4 else None,
+                                  raw_objects=raw_objects if s == 4 else None, detections=case_dets,
+                                  sources=sources if s == 5 else None, objects_and=objects_and if s == 4 else None)
+                    if case_dets is not None:
+                        peer_dets.append(case_dets)
+                        ours_stage4 = ours_stage4.merge(r.det)
+                        ours_gospa4 += r.gospa_sum
+                    per_stage[s] = per_stage[s].merge(r.det)
+                    gospa[s] += r.gospa_sum
+                    # ids restart in every case: keep them apart so HOTA's association
+                    # score never links one case's tracks to another's
+                    off = 1_000_000 * (test_names.index(name) + 1)
+                    hota_frames[s] += [(g + off, x, t + off, o) for g, x, t, o in r.hota_frames]
+                    for k, v in r.timing_ms.items():
+                        timing.setdefault(k, []).extend(v)
+                    if s == 5:
+                        at_default = at_default.merge(run_stage(case, 5, model, thresholds, classifier).det)
+                        per_family.setdefault(case.traj_type, M.DetectionCounts())
+                        per_family[case.traj_type] = per_family[case.traj_type].merge(r.det)
+                        for lo, c in r.bands.bands.items():
+                            bands.bands[lo] = bands.bands.get(lo, M.DetectionCounts()).merge(c)
+                    if name in plots and s in (1, 5):
+                        plots[name][s] = r.outputs
+            folds_done += 1
+    except KeyboardInterrupt:  # keep what the finished cases measured
+        interrupted = True
+        print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
+              f"{folds_done} finished fold(s) and the cases finished in the interrupted one")
+    if classifier0 is None:
+        raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
 
     # the special cases through the full system of fold 0
+    print("the special cases (UAV-free, multi-UAV, cross-site) through fold 0's full system"
+          + (" (Ctrl-C again to abandon)" if interrupted else "") + " ...", flush=True)
     specials = {}
     free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
     specials["uav_free"] = run_stage(free, 5, model_for(free), thresholds0, classifier0, kw0).det
@@ -309,6 +321,8 @@ def main(args):
         ("uav_free_fp_rate_pct", specials["uav_free_default"].fp_frame_rate_pct))})
     for d in fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
+    figures["folds_completed"] = folds_done
+    figures["interrupted"] = interrupted
     figures["frames_evaluated"] = per_stage[5].frames
     figures["cases_evaluated"] = len(test_names)
     figures["eval_wall_s"] = time.perf_counter() - t_start
@@ -316,6 +330,14 @@ def main(args):
     if args.plots:
         _plot(args.plots, cases, plots)
     return figures
+
+
+def _fold_banner(fi: int, n_folds: int, n_train: int, n_test: int, t_start: float, done: int) -> None:
+    """One line per fold with the time so far and, after the first, an ETA."""
+    elapsed = time.perf_counter() - t_start
+    eta = f", about {elapsed / done * (n_folds - done) / 60:.0f} min left" if done else ""
+    print(f"fold {fi + 1}/{n_folds}: TrajFormer on {n_train} training cases, then {n_test} test cases "
+          f"through 5 stages ({elapsed / 60:.1f} min so far{eta})", flush=True)
 
 
 def train_classifier(train_cases, model_for, thresholds, epochs, seed: int = 0, quick: bool = False):
