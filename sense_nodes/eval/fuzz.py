@@ -190,7 +190,6 @@ def _fuzz_deployment(name: str, cases: int, rng, report: FuzzReport, workdir: Pa
     from rclpy.node import Node
 
     from sense_nodes.core.bsense.noise_model import NoiseModel
-    from sense_nodes.nodes.finite import first_nonfinite
     from sense_nodes.runtime.compose import compose
     from sense_nodes.runtime.deployment import load
 
@@ -219,7 +218,7 @@ def _fuzz_deployment(name: str, cases: int, rng, report: FuzzReport, workdir: Pa
         probe = Node("fuzz_probe", context=comp.context)
         comp.executor.add_node(probe)
         seeds: dict[str, list] = {}
-        outputs = []
+        outputs = {"seen": 0, "bad": []}
         for node in comp.nodes:  # watch what the nodes themselves publish, at the call
             for pub in node.publishers:
                 if pub.topic_name in ("/rosout", "/parameter_events"):
@@ -276,12 +275,10 @@ def _fuzz_deployment(name: str, cases: int, rng, report: FuzzReport, workdir: Pa
             report.growth_by_deployment[name] = round(growth, 1)
             if growth >= RSS_LIMIT_MB:
                 report.failures.append(f"{name}: memory grew {growth:.0f} MB under attack")
-        for topic, m in outputs:
-            report.outputs_seen += 1
-            where = first_nonfinite(m)
-            if where is not None:
-                report.nonfinite_published += 1
-                report.failures.append(f"{name}: non-finite {topic} {where}")
+        report.outputs_seen += outputs["seen"]
+        for topic, where in outputs["bad"]:
+            report.nonfinite_published += 1
+            report.failures.append(f"{name}: non-finite {topic} {where}")
         for node in comp.nodes:
             d = node.diagnostics
             errors = sum(d.errors.values())
@@ -297,10 +294,17 @@ def _fuzz_deployment(name: str, cases: int, rng, report: FuzzReport, workdir: Pa
 
 
 def _watched(publish, topic, seeds, outputs):
-    """``publish`` that also keeps the message (its first ones as seeds)."""
+    """``publish`` that also checks the message as it goes out (its first
+    ones kept as seeds); ``outputs`` collects (topic, where) of each
+    non-finite value and counts the rest, keeping no message."""
+    from sense_nodes.nodes.finite import first_nonfinite
+
     def wrapper(msg):
         if not isinstance(msg, (bytes, bytearray, memoryview)):  # replayed CDR bytes are the bag's
-            outputs.append((topic, msg))
+            outputs["seen"] += 1
+            where = first_nonfinite(msg)
+            if where is not None:
+                outputs["bad"].append((topic, where))
             pool = seeds.setdefault(topic, [])
             if len(pool) < 20:
                 pool.append(msg)
