@@ -106,8 +106,12 @@ class FwaFusionCenter(SenseNode):
     def on_round(self, msg: PairFeatureArray, bs: str, rnd: int) -> None:
         n = int(self.p.num_cpe)
         mine = self.bs_ids.index(bs)
+        size = self.centre.embedding_size if rnd == 1 else self.centre.feature_size
         data = {}
         for f in msg.pairs:
+            if len(f.embedding) != size:
+                raise MalformedMessage(f"{bs}: pair {f.pair_index} carries {len(f.embedding)} values; round {rnd} "
+                                       f"needs {size}")
             if f.pair_index // n != mine or f.bs_index != mine:
                 raise MalformedMessage(f"{bs} reported pair {f.pair_index} (BS {f.bs_index}), not one of its own")
             v = np.asarray(f.embedding, np.float32)

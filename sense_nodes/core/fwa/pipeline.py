@@ -183,6 +183,16 @@ class FusionCentre:
         self.k, self.sigma_att = int(k), float(sigma_att)
         self.threshold = models.threshold if threshold is None else float(threshold)
 
+    @property
+    def embedding_size(self) -> int:
+        """N_e: the length of a round-1 embedding the detector reads."""
+        return int(self.models.detector.centre.classifier[0].in_features)
+
+    @property
+    def feature_size(self) -> int:
+        """N_v: the length of a round-2 feature C-ULocNet reads."""
+        return int(self.models.culocnet.n_feature)
+
     def detect(self, embeddings: dict[int, np.ndarray]) -> Decision:
         if not embeddings:
             raise ValueError("no pair embeddings to decide on")
