@@ -21,8 +21,9 @@ import numpy as np
 from geometry_msgs.msg import Point
 
 from sense_nodes.msg import CsiBundle, PairFeature, PairFeatureArray, UavDetection
-from sense_nodes.nodes.base import (MalformedMessage, RESULT_QOS, Param, ParameterError, SenseNode, run_node,
+from sense_nodes.nodes.base import (MalformedMessage, RESULT_QOS, Param, SenseNode, run_node,
                                     stamped_like)
+from sense_nodes.nodes.fwa_models import load_models
 
 N_RX, N_TX = 64, 4
 
@@ -66,15 +67,8 @@ class FwaBsEncoder(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        from sense_nodes.core.checkpoint import CheckpointError
-        from sense_nodes.core.fwa.pipeline import BsEncoder, Models
-        if self.p.cpu_threads:
-            import torch
-            torch.set_num_threads(int(self.p.cpu_threads))
-        try:
-            models = Models.load(self.p.checkpoints or None)
-        except (CheckpointError, FileNotFoundError) as exc:
-            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoints': {exc}") from None
+        from sense_nodes.core.fwa.pipeline import BsEncoder
+        models = load_models(self)
         self.rx_id = f"bs{self.p.bs_index}"
         self.encoders: collections.OrderedDict[int, BsEncoder] = collections.OrderedDict()
         self._make = lambda: BsEncoder(models, self.p.bs_index)

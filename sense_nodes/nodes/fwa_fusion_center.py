@@ -26,8 +26,9 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import GroundTruthArray, PairFeatureArray, UavDetection
-from sense_nodes.nodes.base import MalformedMessage, RESULT_QOS, Param, ParameterError, SenseNode, run_node
+from sense_nodes.nodes.base import MalformedMessage, RESULT_QOS, Param, SenseNode, run_node
 from sense_nodes.nodes.fwa_bs_encoder import stamp_key
+from sense_nodes.nodes.fwa_models import load_models
 from sense_nodes.nodes.markers import truth_markers
 
 
@@ -52,16 +53,9 @@ class FwaFusionCenter(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        from sense_nodes.core.checkpoint import CheckpointError
-        from sense_nodes.core.fwa.pipeline import FusionCentre, Models
+        from sense_nodes.core.fwa.pipeline import FusionCentre
         from sense_nodes.core.fwa.protocol import CentreProtocol
-        if self.p.cpu_threads:
-            import torch
-            torch.set_num_threads(int(self.p.cpu_threads))
-        try:
-            models = Models.load(self.p.checkpoints or None)
-        except (CheckpointError, FileNotFoundError) as exc:
-            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoints': {exc}") from None
+        models = load_models(self)
         self.bs_ids = [f"bs{i}" for i in range(len(self.p.bs_namespaces))]
         self.centre = FusionCentre(models)
         n = int(self.p.num_cpe)
