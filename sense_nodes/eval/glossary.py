@@ -30,8 +30,16 @@ def lower_is_better(key: str) -> bool:
             or key.startswith(("mdp", "fap", "far")) or "_mdp" in key or "_fap" in key)
 
 
+# Baselines are measured to compare against, not to reach the paper's value.
+BASELINE_PREFIXES = ("basic_", "classical_", "knn_", "grid_", "cnn_", "supervised_mlp_", "hard_fusion_",
+                     "soft_fusion_", "stonesoup_", "sp_", "delay_only_")
+
+
 def verdict(key: str, ours, paper) -> str | None:
-    """'met' / 'NOT met' against the paper's value, or None when not comparable."""
+    """'met' / 'NOT met' against the paper's value, or None when not
+    comparable (no value, or a baseline's figure)."""
+    if key.startswith(BASELINE_PREFIXES):
+        return None
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ours, paper)):
         return None
     if not (math.isfinite(ours) and math.isfinite(paper)):
