@@ -1,4 +1,4 @@
-"""Scenarios written as rosbag2 files read back unchanged (issue 3 item 5)."""
+"""Scenarios written as rosbag2 files read back unchanged."""
 import numpy as np
 
 from sense_nodes.cli.main import main as sense

@@ -1,4 +1,4 @@
-"""Simulator reproducibility: same seeds, same bytes (issue 3 item 5)."""
+"""Simulator reproducibility: same seeds, same bytes."""
 import numpy as np
 import pytest
 

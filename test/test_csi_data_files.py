@@ -1,4 +1,4 @@
-"""CSI dataset files (issue 5): manifest round trip, rejection of bad or
+"""CSI dataset files: manifest round trip, rejection of bad or
 incomplete dataset files with a clear message, the numpy CFR. No ray
 tracing here: fast."""
 import json

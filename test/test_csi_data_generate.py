@@ -1,4 +1,4 @@
-"""Ray-traced tiny CSI datasets (issue 5): each generator run twice with the
+"""Ray-traced tiny CSI datasets: each generator run twice with the
 same seed gives the same arrays (bit for bit where the solver is
 deterministic, within 1e-5 relative where paths are traced on several
 threads, which sum them in an order that varies under load), the

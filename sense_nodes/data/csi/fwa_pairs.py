@@ -1,4 +1,4 @@
-"""BS-CPE uplink channels with and without a UAV (issue 5, kind ``fwa``),
+"""BS-CPE uplink channels with and without a UAV (kind ``fwa``),
 after ``fwa_cooperative_sensing.txt`` Section V-A (V-A1 scenario, V-A2 labels,
 V-A3 the random phase augmentation of Eq. 27).
 

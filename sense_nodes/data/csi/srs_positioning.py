@@ -1,4 +1,4 @@
-"""Uplink SRS CSI for UE positioning (issue 5, kind ``diffloc``), after
+"""Uplink SRS CSI for UE positioning (kind ``diffloc``), after
 ``diffloc.txt`` Section V-A (Table III), scaled to a 2-core machine.
 
 Scene and geometry. The paper's Tokyo UMa scene (NVIDIA AODT) is not
