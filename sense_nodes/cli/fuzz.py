@@ -22,7 +22,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from sense_nodes.eval.fuzz import RSS_LIMIT_MB, run_fuzz
+    from sense_nodes.runtime.fuzz import RSS_LIMIT_MB, run_fuzz
     from sense_nodes.eval.report import print_figures, write_json
     from sense_nodes.runtime.deployment import names
 

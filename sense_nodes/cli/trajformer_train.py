@@ -24,7 +24,7 @@ def main(args):
     from sense_nodes.cli.main import UserError
     from sense_nodes.core.bsense.training import TrainConfig, train
     from sense_nodes.data.paths import cache_dir
-    from sense_nodes.nodes.uav_tracker import DEFAULT_CHECKPOINT
+    from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
 
     if not 0 <= args.fold < args.k:
         raise UserError(f"--fold must be in 0..{args.k - 1}, got {args.fold}")

@@ -121,7 +121,7 @@ def main(args):
 
 
 def _classifier():
-    from sense_nodes.nodes.uav_tracker import DEFAULT_CHECKPOINT
+    from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
     if not DEFAULT_CHECKPOINT.exists():
         return None
     from sense_nodes.core.bsense.trajformer import load_checkpoint

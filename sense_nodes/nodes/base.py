@@ -391,6 +391,19 @@ class SenseNode(Node):
             self.get_logger().warning(
                 f"dropped {n} {kind} holding non-finite values (further ones are only counted in /diagnostics)")
 
+    def load_model(self, load: Callable[[], Any], param: str = "checkpoint", hint: str = "") -> Any:
+        """Run a model loader with torch on the node's ``cpu_threads`` (when
+        it declares one); a file that cannot be used is refused naming
+        ``param`` (and ``hint``: how to make one)."""
+        threads = int(getattr(self.p, "cpu_threads", 0) or 0)
+        if threads:
+            import torch
+            torch.set_num_threads(threads)
+        try:
+            return load()
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:  # CheckpointError is a ValueError
+            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter '{param}': {exc}{hint}") from None
+
     # --- publishing ---------------------------------------------------------
     def publish(self, publisher, msg) -> bool:
         """Publish ``msg`` unless it holds a non-finite value; a refused output

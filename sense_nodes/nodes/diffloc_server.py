@@ -28,7 +28,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import CsiBundle, GroundTruthArray, PositionEstimate
-from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, ParameterError, SenseNode,
+from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, SenseNode,
                                     run_node, stamped_like)
 from sense_nodes.nodes.finite import first_nonfinite
 from sense_nodes.srv import Localize
@@ -56,19 +56,13 @@ class DiffLocServer(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        from sense_nodes.core.checkpoint import CheckpointError
         from sense_nodes.core.diffloc.estimator import Estimator
         from sense_nodes.core.diffloc.models import default_path
 
         path = self.p.checkpoint or str(default_path("ct"))
-        if self.p.cpu_threads:
-            import torch
-            torch.set_num_threads(int(self.p.cpu_threads))
-        try:
-            self.est = Estimator.from_checkpoint(path, None if self.p.device == "auto" else self.p.device)
-        except (CheckpointError, RuntimeError) as exc:
-            hint = "" if self.p.checkpoint else " (train it with: sense train diffloc --model ct)"
-            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoint': {exc}{hint}") from None
+        self.est = self.load_model(
+            lambda: Estimator.from_checkpoint(path, None if self.p.device == "auto" else self.p.device),
+            hint="" if self.p.checkpoint else " (train it with: sense train diffloc --model ct)")
         self._apply()
         self.bs_pos = np.asarray(self.est.config["bs_pos"], float)
         self.queue: collections.deque = collections.deque()

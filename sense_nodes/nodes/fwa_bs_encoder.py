@@ -23,7 +23,6 @@ from geometry_msgs.msg import Point
 from sense_nodes.msg import CsiBundle, PairFeature, PairFeatureArray, UavDetection
 from sense_nodes.nodes.base import (MalformedMessage, RESULT_QOS, Param, SenseNode, run_node,
                                     stamped_like)
-from sense_nodes.nodes.fwa_models import load_models
 
 N_RX, N_TX = 64, 4
 
@@ -67,8 +66,8 @@ class FwaBsEncoder(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        from sense_nodes.core.fwa.pipeline import BsEncoder
-        models = load_models(self)
+        from sense_nodes.core.fwa.pipeline import BsEncoder, Models
+        models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
         self.rx_id = f"bs{self.p.bs_index}"
         self.encoders: collections.OrderedDict[int, BsEncoder] = collections.OrderedDict()
         self._make = lambda: BsEncoder(models, self.p.bs_index)

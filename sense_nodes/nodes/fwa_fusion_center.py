@@ -28,7 +28,6 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sense_nodes.msg import GroundTruthArray, PairFeatureArray, UavDetection
 from sense_nodes.nodes.base import MalformedMessage, RESULT_QOS, Param, SenseNode, run_node
 from sense_nodes.nodes.fwa_bs_encoder import stamp_key
-from sense_nodes.nodes.fwa_models import load_models
 from sense_nodes.nodes.markers import truth_markers
 
 
@@ -53,9 +52,9 @@ class FwaFusionCenter(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        from sense_nodes.core.fwa.pipeline import FusionCentre
+        from sense_nodes.core.fwa.pipeline import FusionCentre, Models
         from sense_nodes.core.fwa.protocol import CentreProtocol
-        models = load_models(self)
+        models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
         self.bs_ids = [f"bs{i}" for i in range(len(self.p.bs_namespaces))]
         self.centre = FusionCentre(models)
         n = int(self.p.num_cpe)

@@ -18,7 +18,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import CsiBundle, VoxelImage
-from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, ParameterError, SenseNode,
+from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, SenseNode,
                                     run_node, stamped_like)
 
 # A CFR amplitude is a path gain (far below 1 for any real link); the bound
@@ -46,13 +46,8 @@ class IsacImager(SenseNode):
         from sense_nodes.core.imaging.imager import CHECKPOINT_DIR, Imager
 
         path = self.p.checkpoint or str(CHECKPOINT_DIR / "net10.pt")
-        if self.p.cpu_threads:
-            import torch
-            torch.set_num_threads(int(self.p.cpu_threads))
-        try:
-            self.imager = Imager.from_checkpoint(path, None if self.p.device == "auto" else self.p.device)
-        except (ValueError, FileNotFoundError, OSError, KeyError) as exc:
-            raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoint': {exc}") from None
+        self.imager = self.load_model(
+            lambda: Imager.from_checkpoint(path, None if self.p.device == "auto" else self.p.device))
         self.imager.threshold = self.p.threshold
         self.cfg = self.imager.cfg
         self.pairs = set(measurement_pairs(self.cfg))

@@ -42,6 +42,8 @@ from sense_nodes.core import checkpoint as ckpt
 from .imm_ukf import ORIGIN
 
 N_FEATURES = 18
+# the TrajFormer shipped with the package (`sense train trajformer --ship`)
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "trajformer.pt"
 CHECKPOINT_KIND = "bsense-trajformer"
 CHECKPOINT_VERSION = 2     # 2: 18 features (1: 15)
 
