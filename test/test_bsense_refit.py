@@ -105,3 +105,22 @@ def test_far_future_stamp_and_junk_never_replace_the_model(ros_context, tmp_path
     assert not res.success and "keeping the current model" in res.message
     assert path.read_bytes() == good, "a refit on junk frames replaced the model"
     assert node.refits_refused == 1
+
+
+def test_refit_schedule_needs_time_and_new_frames_and_truth_keeps_uav_frames_out():
+    from sense_nodes.core.bsense.refit import BufferedFrame, RefitSchedule, UavTruth
+    sched = RefitSchedule()
+    assert not sched.due(0, 10.0, 3)            # the clock starts at the first look
+    for _ in range(3):
+        sched.frame_added()
+    assert not sched.due(5 * S, 10.0, 3) and sched.due(10 * S, 10.0, 3)
+    sched.done(10 * S)
+    assert not sched.due(30 * S, 10.0, 3), "no new frames since the refit"
+    frames = [BufferedFrame(k, None) for k in range(4)]
+    truth = UavTruth(max_frames=10)
+    assert truth.free(frames) == frames and not truth.known   # no truth: every frame counts
+    truth.record(0, False)
+    truth.record(1, True)
+    truth.record(2, False)
+    assert [f.stamp_ns for f in truth.free(frames)] == [0, 2] and truth.excluded == 2
+    assert truth.count_free(frames) == 2

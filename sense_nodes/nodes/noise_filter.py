@@ -25,7 +25,7 @@ from sensor_msgs.msg import PointCloud2
 
 from sense_nodes.core import cloud_codec
 from sense_nodes.core.bsense.noise_model import NoiseModel, NoiseModelConfig, NoiseModelFileError
-from sense_nodes.core.bsense.refit import RefitBuffer, StampGuard, refit_refusal
+from sense_nodes.core.bsense.refit import RefitBuffer, RefitSchedule, StampGuard, UavTruth, refit_refusal
 from sense_nodes.msg import GroundTruth, GroundTruthArray, TrackArray
 from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.nodes import convert
@@ -77,14 +77,12 @@ class NoiseFilter(SenseNode):
         self.stamps = StampGuard(self.p.max_stamp_jump_s)
         self.track_positions: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._last_refit_clock_ns = None  # the node's clock (sim time under replay), never a message stamp
-        self._frames_since_refit = 0
+        self.schedule = RefitSchedule()  # on the node's clock (sim time under replay), never a message stamp
         self.refits_refused = 0
         self.pub = self.create_publisher(PointCloud2, "points_filtered", SENSOR_QOS)
         self.subscribe(PointCloud2, "points", self.on_points, SENSOR_QOS, kind="points")
         self.subscribe(TrackArray, "tracks", self.on_tracks, RESULT_QOS, kind="tracks", primary=False)
-        self.uav_in_frame: dict[int, bool] = {}   # stamp -> the truth shows a visible UAV
-        self.frames_with_uav_excluded = 0
+        self.truth = UavTruth(2 * self.history.frames.maxlen)
         self.subscribe(GroundTruthArray, "truth", self.on_truth, RESULT_QOS, kind="truth", primary=False)
         self.create_service(RefitNoiseModel, "refit", self.on_refit)
         self._warn_timer = self.create_timer(self.p.warn_period_s, self._warn_no_model)
@@ -103,8 +101,9 @@ class NoiseFilter(SenseNode):
 
     def _warn_no_model(self) -> None:
         if self.model is None:
-            self.get_logger().warning(f"still no noise model ({len(self.history)} frames seen, "
-                                      f"{self._uav_free_frames()} of them UAV-free by the truth): {NO_MODEL_HINT}")
+            free = self.truth.count_free(self.history.frames)
+            self.get_logger().warning(f"still no noise model ({len(self.history)} frames seen, {free} of them "
+                                      f"UAV-free by the truth): {NO_MODEL_HINT}")
 
     def on_parameters_changed(self, names):
         if "warn_period_s" in names:
@@ -114,21 +113,7 @@ class NoiseFilter(SenseNode):
     def on_truth(self, msg: GroundTruthArray) -> None:
         uav = any(o.object_class == GroundTruth.UAV and o.visible for o in msg.objects)
         with self._lock:
-            self.uav_in_frame[stamp_ns_of(msg)] = uav
-            while len(self.uav_in_frame) > 2 * self.history.frames.maxlen:
-                self.uav_in_frame.pop(next(iter(self.uav_in_frame)))
-
-    def _uav_free_frames(self) -> int:
-        return sum(1 for f in self.history.frames if self.uav_in_frame.get(f.stamp_ns) is False)
-
-    def _usable(self, frames):
-        """Frames a fit may use: with truth, only those it shows free of
-        UAVs (a frame without its truth counts as unknown and is left out)."""
-        if not self.uav_in_frame:
-            return list(frames)
-        keep = [f for f in frames if self.uav_in_frame.get(f.stamp_ns) is False]
-        self.frames_with_uav_excluded += len(frames) - len(keep)
-        return keep
+            self.truth.record(stamp_ns_of(msg), uav)
 
     def on_tracks(self, msg: TrackArray) -> None:
         confirmed = [(t.position.x, t.position.y, t.position.z) for t in msg.tracks if t.confirmed]
@@ -149,38 +134,29 @@ class NoiseFilter(SenseNode):
             buffered = self.stamps.accept(stamp)
             if buffered:
                 self.history.add(stamp, points)
-                self._frames_since_refit += 1
+                self.schedule.frame_added()
             model = self.model
         keep = model.filter(points) if model is not None else np.ones(points.shape[0], bool)
         self.publish(self.pub, convert.pointcloud2(points[keep], stamped_like(msg.header)))
         if not buffered:
             return
         try:
-            if model is None and self.uav_in_frame and self._uav_free_frames() >= self.p.bootstrap_frames:
+            free = self.truth.count_free(self.history.frames) if model is None and self.truth.known else 0
+            if free >= self.p.bootstrap_frames:
                 self._refit(len(self.history), "bootstrap on UAV-free frames")
-            elif self.p.update_interval_s > 0 and self._refit_due():
+            elif self.p.update_interval_s > 0 and self.schedule.due(
+                    self.get_clock().now().nanoseconds, self.p.update_interval_s, self.p.refit_frames):
                 self._refit(self.p.refit_frames, "scheduled")
         except ValueError as exc:
             self.get_logger().warning(f"noise model refit skipped: {exc}")
 
-    def _refit_due(self) -> bool:
-        """T_u passed on the node's clock and N_u new frames arrived since
-        the last refit (Section 3.2.4); no message stamp decides this."""
-        now = self.get_clock().now().nanoseconds
-        if self._last_refit_clock_ns is None:
-            self._last_refit_clock_ns = now
-            return False
-        return ((now - self._last_refit_clock_ns) * 1e-9 >= self.p.update_interval_s
-                and self._frames_since_refit >= self.p.refit_frames)
-
     def _refit(self, n_frames: int, why: str) -> tuple[NoiseModel, int]:
         with self._lock:
-            recent = self._usable(self.history.recent(n_frames))
+            recent = self.truth.free(self.history.recent(n_frames))
             exclude = [self.track_positions.get(f.stamp_ns, np.zeros((0, 3))) for f in recent]
         if not recent:
             raise ValueError("no UAV-free frame buffered (the truth shows a UAV in every one)")
-        self._last_refit_clock_ns = self.get_clock().now().nanoseconds
-        self._frames_since_refit = 0
+        self.schedule.done(self.get_clock().now().nanoseconds)
         model = NoiseModel(self.config).fit([f.points for f in recent], exclude=exclude,
                                             exclude_radius_m=self.p.exclude_radius_m)
         refusal = refit_refusal(model, self.p.min_refit_cubes, self.p.min_gaussian_pct)
@@ -223,7 +199,7 @@ class NoiseFilter(SenseNode):
     def diagnostic_values(self):
         s = self.model.summary() if self.model is not None else {}
         return {"model": self.path if self.model is not None else "none (points pass through)",
-                "frames_with_uav_excluded": self.frames_with_uav_excluded,
+                "frames_with_uav_excluded": self.truth.excluded,
                 "cubes": s.get("cubes", 0), "gaussian_cubes": s.get("gaussian_cubes", 0),
                 "frames_buffered": len(self.history), "buffer_mb": f"{self.history.nbytes() / 2**20:.1f}",
                 "frames_thinned": self.history.thinned, "stamps_backwards": self.stamps.backwards,

@@ -114,3 +114,56 @@ def refit_refusal(model: NoiseModel, min_cubes: int = 10, min_gaussian_pct: floa
         return (f"only {s['gaussian_pct']:.0f} % of the {s['cubes']} cubes are jointly Gaussian "
                 f"(at least {min_gaussian_pct:.0f} % needed): the frames do not look like noise")
     return None
+
+
+class UavTruth:
+    """Which frames the source's truth shows free of UAVs, by stamp: a fit
+    never learns noise from a UAV where truth exists. ``known`` is False
+    until any truth arrived (a real site has none: every frame counts)."""
+
+    def __init__(self, max_frames: int):
+        self.uav_in_frame: dict[int, bool] = {}
+        self.max_frames = int(max_frames)
+        self.excluded = 0
+
+    @property
+    def known(self) -> bool:
+        return bool(self.uav_in_frame)
+
+    def record(self, stamp_ns: int, uav_visible: bool) -> None:
+        self.uav_in_frame[int(stamp_ns)] = bool(uav_visible)
+        while len(self.uav_in_frame) > self.max_frames:
+            self.uav_in_frame.pop(next(iter(self.uav_in_frame)))
+
+    def free(self, frames) -> list:
+        """The frames a fit may use: with truth, only those it shows free of
+        UAVs (a frame without its truth counts as unknown and is left out)."""
+        if not self.known:
+            return list(frames)
+        keep = [f for f in frames if self.uav_in_frame.get(f.stamp_ns) is False]
+        self.excluded += len(frames) - len(keep)
+        return keep
+
+    def count_free(self, frames) -> int:
+        return sum(1 for f in frames if self.uav_in_frame.get(f.stamp_ns) is False)
+
+
+class RefitSchedule:
+    """Section 3.2.4's automatic update: due when T_u has passed on the
+    caller's clock and N_u new frames arrived since the last refit."""
+
+    def __init__(self):
+        self.last_ns: int | None = None
+        self.new_frames = 0
+
+    def frame_added(self) -> None:
+        self.new_frames += 1
+
+    def due(self, now_ns: int, interval_s: float, n_frames: int) -> bool:
+        if self.last_ns is None:
+            self.last_ns = int(now_ns)
+            return False
+        return (now_ns - self.last_ns) * 1e-9 >= interval_s and self.new_frames >= n_frames
+
+    def done(self, now_ns: int) -> None:
+        self.last_ns, self.new_frames = int(now_ns), 0
