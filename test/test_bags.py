@@ -67,16 +67,21 @@ def test_asking_for_a_topic_the_bag_lacks_lists_what_it_has(tmp_path):
 
 @pytest.mark.ros
 def test_recorder_writes_live_topics(ros_context, tmp_path):
+    """A topic is recorded once a publisher offers it (a subscriber alone
+    says nothing of its type or QoS), with the publisher's reliability."""
     from sense_nodes.msg import TrackArray, Track
     from sense_nodes.nodes.recorder import Recorder
 
     node = Node("talker", context=ros_context)
     rec_node = Node("recorder", context=ros_context)
-    pub = node.create_publisher(TrackArray, "/rec_tracks", RESULT_QOS)
+    node.create_subscription(TrackArray, "/rec_tracks", lambda m: None, RESULT_QOS)
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
     ex.add_node(rec_node)
     rec = Recorder(rec_node, ["/rec_tracks"], str(tmp_path / "rec"))
+    spin_until(ex, lambda: False, 0.5)
+    assert rec.missing() == ["/rec_tracks"]
+    pub = node.create_publisher(TrackArray, "/rec_tracks", RESULT_QOS)
     sent = 0
 
     def five_recorded():
@@ -97,6 +102,10 @@ def test_recorder_writes_live_topics(ros_context, tmp_path):
            for _, _, _, raw in bags.read_raw(tmp_path / "rec")]
     assert len(got) >= 5 and got == sorted(got)
     assert bags.topics(tmp_path / "rec")[0].msgtype == "sense_nodes/msg/TrackArray"
+    from rosbags.interfaces import QosReliability
+    from rosbags.rosbag2 import Reader
+    with Reader(tmp_path / "rec") as r:
+        assert r.connections[0].ext.offered_qos_profiles[0].reliability == QosReliability.RELIABLE
 
 
 def test_a_killed_recorder_loses_at_most_what_it_had_not_flushed(tmp_path):

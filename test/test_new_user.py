@@ -48,7 +48,8 @@ def test_a_calibrated_model_is_used_and_says_where_it_came_from(fresh_cache):
 def test_a_replay_ends_by_itself_with_a_summary(fresh_cache, tmp_path):
     env, _ = fresh_cache
     bag = tmp_path / "run1"
-    proc = _sense("run", "bsense", "--duration", "6", "--rate", "4", "--record", str(bag),
+    proc = _sense("run", "bsense", "--duration", "120", "--rate", "4", "--until-sources-finish",
+                  "--set", "bs_radar_source:max_frames=8", "--record", str(bag),
                   "--record-topics", "/bs/points", "/bs/truth", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = _sense("run", "bsense", "--bag", str(bag), "--rate", "4", "--status-every", "1", env=env, timeout=120)
@@ -90,7 +91,9 @@ def test_recorded_frames_keep_their_stamps(fresh_cache, tmp_path):
     from sense_nodes.data import bags
     env, _ = fresh_cache
     bag = tmp_path / "run"
-    proc = _sense("run", "bsense", "--duration", "5", "--rate", "4", "--record", str(bag),
+    # a frame count, not a duration: a loaded machine publishes fewer frames per second
+    proc = _sense("run", "bsense", "--duration", "120", "--rate", "4", "--until-sources-finish",
+                  "--set", "bs_radar_source:max_frames=6", "--record", str(bag),
                   "--record-topics", "/bs/points", "/bs/truth", "/clock", env=env)
     assert proc.returncode == 0, proc.stderr[-1500:]
     times = {}

@@ -25,7 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--record", metavar="BAG", help="also record the deployment's topics to this bag")
     parser.add_argument("--record-topics", nargs="+", default=None, help="topics for --record (default: all)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE:NAME=VALUE",
-                        help="override a parameter, e.g. /bs/bs_radar_source:rate=5.0")
+                        help="override a parameter, e.g. /bs/bs_radar_source:rate=5.0 (a node name alone will do where it is unique)")
 
 
 def _overrides(items):

@@ -108,9 +108,10 @@ class DiffLocServer(SenseNode):
                 raise MalformedMessage(f"link to {f.rx_id}: {len(f.real)}/{len(f.imag)} values for {nr}x{nt}x{nk}")
             if nr * nt != self.est.ports:
                 raise MalformedMessage(f"link to {f.rx_id}: {nr}x{nt} antenna pairs, the model expects {self.est.ports}")
-            h = (np.asarray(f.real, np.float32) + 1j * np.asarray(f.imag, np.float32)).reshape(nr, nt, nk)
-            if not np.all(np.isfinite(h)):
+            re, im = np.asarray(f.real, np.float32), np.asarray(f.imag, np.float32)
+            if not (np.all(np.isfinite(re)) and np.all(np.isfinite(im))):
                 raise NonFiniteInput(f"link to {f.rx_id}: non-finite CSI")
+            h = (re + 1j * im).reshape(nr, nt, nk)
             out[b] = h
         if not out:
             raise MalformedMessage("bundle without frames")

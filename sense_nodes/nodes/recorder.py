@@ -49,26 +49,47 @@ class Recorder:
         self._flush_timer = node.create_timer(1.0, self.writer.flush)
         self._discover()
 
-    def _qos_for(self, topic: str) -> QoSProfile:
+    def _publisher_type(self, topic: str) -> tuple[str | None, list]:
+        """The type the topic's publishers offer, and their endpoints. Taken
+        from the publishers, not the graph's type list: that list also holds
+        the types of subscribers (a probe with a wrong type would win), and a
+        topic nobody publishes yet has no QoS to match. With publishers of
+        several types, the most common one is recorded and the others named
+        (as rosbag2 does)."""
+        infos = self.node.get_publishers_info_by_topic(topic)
+        if not infos:
+            return None, []
+        counts: dict[str, int] = {}
+        for info in infos:
+            counts[info.topic_type] = counts.get(info.topic_type, 0) + 1
+        msgtype = max(counts, key=counts.get)
+        if len(counts) > 1:
+            others = ", ".join(sorted(t for t in counts if t != msgtype))
+            self.node.get_logger().warning(f"{topic} has publishers of several types: recording {msgtype}, "
+                                           f"not {others}")
+        return msgtype, [i for i in infos if i.topic_type == msgtype]
+
+    @staticmethod
+    def _qos_for(infos) -> QoSProfile:
         # Reliable only if every publisher offers it; a reliable subscriber
         # receives nothing from a best-effort publisher.
-        infos = self.node.get_publishers_info_by_topic(topic)
-        reliable = infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                           reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                           durability=DurabilityPolicy.VOLATILE)
 
     def _discover(self) -> None:
-        types = dict(self.node.get_topic_names_and_types())
+        from sense_nodes.nodes.source import message_class
         for topic in self.wanted:
             fq = topic if topic.startswith("/") else f"/{topic}"
-            if fq in self.subs or fq not in types:
+            if fq in self.subs:
                 continue
-            msgtype = types[fq][0]
-            from sense_nodes.nodes.source import message_class
+            msgtype, infos = self._publisher_type(fq)
+            if msgtype is None:
+                continue
             cls = message_class(msgtype)
             read = stamp_reader(cls)
-            qos = self._qos_for(fq)
+            qos = self._qos_for(infos)
             reliable = qos.reliability == ReliabilityPolicy.RELIABLE
             self.subs[fq] = self.node.create_subscription(
                 cls, fq, lambda raw, t=fq, m=msgtype, r=read, q=reliable: self._write(t, m, raw, r, q), qos,

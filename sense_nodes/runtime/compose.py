@@ -68,19 +68,30 @@ class Composition:
 ROS_PARAMS = ("use_sim_time",)
 
 
-def check_overrides(dep: Deployment, extra_params: dict[str, dict]) -> None:
-    """Refuse an override for a node the deployment lacks or a parameter the
-    node does not declare, naming what exists (rclpy would ignore both)."""
+def check_overrides(dep: Deployment, extra_params: dict[str, dict]) -> dict[str, dict]:
+    """The overrides keyed by each node's fully qualified name. A node may be
+    named bare (``uav_tracker``) where one node of the deployment has that
+    name. An override for a node the deployment lacks or a parameter the node
+    does not declare is refused, naming what exists (rclpy would ignore both)."""
     specs = {spec.fqn: spec for spec in dep.nodes}
-    for fqn, params in extra_params.items():
-        if fqn not in specs:
-            raise DeploymentError(f"deployment '{dep.name}' has no node '{fqn}' (its nodes: "
+    resolved: dict[str, dict] = {}
+    for given, params in extra_params.items():
+        fqn = given if given in specs else _by_bare_name(given, specs)
+        if fqn is None:
+            raise DeploymentError(f"deployment '{dep.name}' has no node '{given}' (its nodes: "
                                   f"{', '.join(specs)})")
         known = [p.name for p in node_class(specs[fqn].executable).all_params()] + list(ROS_PARAMS)
         for name in params:
             if name not in known:
                 raise DeploymentError(f"node '{fqn}' has no parameter '{name}' (its parameters: "
                                       f"{', '.join(sorted(known))})")
+        resolved.setdefault(fqn, {}).update(params)
+    return resolved
+
+
+def _by_bare_name(name: str, specs: dict) -> str | None:
+    matches = [fqn for fqn, spec in specs.items() if spec.name == name.strip("/")]
+    return matches[0] if len(matches) == 1 else None
 
 
 def compose(deployment: str | Deployment, bag: str | None = None, rate: float | None = None,
@@ -94,7 +105,7 @@ def compose(deployment: str | Deployment, bag: str | None = None, rate: float | 
     parameter overrides.
     """
     dep = load(deployment) if isinstance(deployment, str) else deployment
-    check_overrides(dep, extra_params or {})
+    extra_params = check_overrides(dep, extra_params or {})
     if context is None:
         context = Context()
         rclpy.init(context=context)
@@ -102,7 +113,7 @@ def compose(deployment: str | Deployment, bag: str | None = None, rate: float | 
     comp.executor = MultiThreadedExecutor(num_threads=threads, context=context)
     try:
         for spec in dep.nodes:
-            overrides = dict((extra_params or {}).get(spec.fqn, {}))
+            overrides = dict(extra_params.get(spec.fqn, {}))
             if spec.source:
                 if bag:
                     overrides["bag"] = str(bag)
