@@ -7,7 +7,7 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 
 from conftest import spin_until
-from sense_nodes.core.cloud_codec import BS_POINT_DTYPE, decode
+from sense_nodes.data.cloud_codec import BS_POINT_DTYPE, decode
 from sense_nodes.data import bags
 from sense_nodes.nodes.base import RESULT_QOS
 from test_messages import MESSAGES, _cls, filled

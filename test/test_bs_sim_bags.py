@@ -2,7 +2,7 @@
 import numpy as np
 
 from sense_nodes.cli.main import main as sense
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.data import bags
 from sense_nodes.data.bs_sim import library
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
+from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 from sense_nodes.data.bs_sim import library, scenario as scn
 
 

@@ -75,7 +75,7 @@ def test_feature_ablation_scores_a_track_by_its_best_window():
 
 def test_feature_ablation_rejects_bad_folds():
 
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     from sense_nodes.eval.trajformer_features import main
 
     args = argparse.Namespace(folds="2,9", seeds=1, epochs=1, max_frames=10, seed=None, site_seed=None)

@@ -8,7 +8,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointCloud2, PointField
 
 from conftest import spin_until
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.core.bsense.noise_model import NoiseModel
 from sense_nodes.data.bs_sim import library
 from sense_nodes.msg import DetectionArray

@@ -6,7 +6,7 @@ import pytest
 from sense_nodes.core.bsense.clustering import Objects, cluster, dbscan_labels
 from sense_nodes.core.bsense.object_filter import (BS_ORIGIN, ObjectFilter, ObjectFilterConfig,
                                                    confidence_thresholds, match_objects, radial_velocity)
-from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
+from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 
 DT = 0.64
 

@@ -9,7 +9,7 @@ from sense_nodes.core.bsense.cubes import CubeGrid, lookup
 from sense_nodes.core.bsense.noise_model import (FingerprintUpdater, NoiseModel, NoiseModelConfig,
                                                  NoiseModelFileError)
 from sense_nodes.core.bsense.normality import henze_zirkler
-from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
+from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 
 MEAN = np.array([20.0, 15.0, -90.0, -70.0, -69.0])       # snr scr noise signal_power rx_power
 COV = np.array([[4.0, 2.0, 0.0, 3.0, 2.5], [2.0, 9.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5, 0.5],

@@ -4,8 +4,8 @@ import pytest
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from sense_nodes.core import cloud_codec
-from sense_nodes.core.cloud_codec import BS_POINT_DTYPE, CloudFormatError
+from sense_nodes.data import cloud_codec
+from sense_nodes.data.cloud_codec import BS_POINT_DTYPE, CloudFormatError
 
 
 def _points(n=100):

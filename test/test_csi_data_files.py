@@ -108,7 +108,7 @@ def test_cli_bad_parameters(tmp_path):
         p = argparse.ArgumentParser()
         climod.add_arguments(p)
         args = p.parse_args(["generate"] + argv)
-        from sense_nodes.cli.main import UserError
+        from sense_nodes.errors import UserError
         with pytest.raises(UserError, match=msg):
             climod.run(args)
     assert main(["data", "generate", "--kind", "fwa", "--samples", "5"]) == 2

@@ -11,7 +11,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header, UInt32
 
 from conftest import spin_until
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, ParameterError, SenseNode, stamped_like
 
 pytestmark = pytest.mark.ros
@@ -146,3 +146,45 @@ def test_an_integer_is_taken_for_a_float_parameter(ros_context):
         assert r.successful and node.p.snr_threshold_db == 7.0
     finally:
         node.destroy_node()
+
+
+class BuggyNode(CountingNode):
+    """A node whose processing has a bug on some frames: a numpy shape error
+    (a ValueError, like much bad input) on clouds stamped 13."""
+
+    DEFAULT_NAME = "buggy_node"
+
+    def on_points(self, msg):
+        if msg.header.stamp.sec == 13:
+            np.zeros(3) + np.zeros(4)
+        super().on_points(msg)
+
+
+def test_a_bug_is_logged_as_an_error_not_dropped_as_malformed(ros_context):
+    """A ValueError from the node's own computation is not malformed input:
+    it is counted under ``errors`` (its own key in /diagnostics), never as a
+    dropped message, and the node keeps processing."""
+    node = BuggyNode(context=ros_context, namespace="/t10")
+    probe = Node("probe", context=ros_context)
+    counts = []
+    probe.create_subscription(UInt32, "/t10/counted", lambda m: counts.append(m.data), RESULT_QOS)
+    pub = probe.create_publisher(PointCloud2, "/t10/points", SENSOR_QOS)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    ex.add_node(probe)
+    try:
+        assert spin_until(ex, lambda: node.count_publishers("/t10/points") > 0, 5)
+        pub.publish(_cloud(4, stamp_sec=13))
+        assert spin_until(ex, lambda: sum(node.diagnostics.errors.values()) == 1, 5)
+        pub.publish(_cloud(6, stamp_sec=14))
+        assert spin_until(ex, lambda: counts == [6], 5), "the node stopped after the bug"
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    d = node.diagnostics
+    assert dict(d.errors) == {"points:ValueError": 1} and sum(d.dropped.values()) == 0
+    status = d.status("/t10/buggy_node")
+    vals = {kv.key: kv.value for kv in status.values}
+    assert vals["errors"] == "1" and vals["errors[points:ValueError]"] == "1" and vals["dropped"] == "0"
+    assert "callback errors" in status.message

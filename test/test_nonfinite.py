@@ -11,7 +11,7 @@ from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
 
 from conftest import spin_until
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.data.bs_sim import library
 from sense_nodes.msg import CsiBundle, Detection, DetectionArray, TrackArray, VoxelImage
 from sense_nodes.nodes import convert

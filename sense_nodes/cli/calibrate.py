@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 from sense_nodes.cli.validate import check_output_path
 
 DEFAULT_SCENARIO = "circle_1_r1"  # the live bs_radar_source's default scenario
@@ -45,7 +45,7 @@ def _frames_from_scenario(args):
 
 
 def _frames_from_bag(args):
-    from sense_nodes.core import cloud_codec
+    from sense_nodes.data import cloud_codec
     from sense_nodes.data import bags
     try:
         topics = {t.name: t.msgtype for t in bags.topics(args.bag)}

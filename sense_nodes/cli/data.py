@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _user_error(msg):
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     return UserError(msg)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sense_nodes.cli.main import UserError, invocation
+from sense_nodes.cli.main import invocation
+from sense_nodes.errors import UserError
 
 DEPLOYMENT = "bsense"
 CASE = "straight_30_r1"

@@ -16,7 +16,7 @@ import argparse
 import math
 from pathlib import Path
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 
 def add_dataset_arguments(p: argparse.ArgumentParser) -> None:

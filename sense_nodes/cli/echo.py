@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 from sense_nodes.cli.validate import check_positive
 
 

@@ -5,7 +5,7 @@ executed, models overwritten, drops counted and memory growth. Every figure
 but the counts of cases must be 0 (memory growth under 50 MB)."""
 from __future__ import annotations
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 from sense_nodes.cli.validate import check_output_path
 
 TARGETS = {"crashes": 0, "nonfinite_published": 0, "code_executed": 0, "model_overwritten_by_bad_input": 0}

@@ -30,7 +30,7 @@ import argparse
 import time
 from pathlib import Path
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 MODELS = ("detector", "sl", "ulocnet", "culocnet", "soft")
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from sense_nodes.errors import UserError  # noqa: F401 - re-exported: `from sense_nodes.errors import UserError` keeps working
+
 # verb -> (module, one-line help)
 VERBS = {
     "run": ("sense_nodes.cli.run", "run a deployment in one process"),
@@ -97,6 +99,3 @@ def invocation() -> str:
             return str(script)
     return f"{sys.executable} -m sense_nodes"
 
-
-class UserError(Exception):
-    """A problem with the user's input (file, parameter): printed, exit 2."""

@@ -1,7 +1,7 @@
 """`sense report`: an HTML page of the last results (figures JSON and PNGs)."""
 from __future__ import annotations
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 
 def add_arguments(parser):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 from sense_nodes.cli.validate import check_output_path, check_positive
 
 

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 from sense_nodes.eval.report import print_figures, write_json
 
 # stats by default: one case of every trajectory type, multi-UAV, cross-site,

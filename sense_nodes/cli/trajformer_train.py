@@ -21,7 +21,7 @@ def add_arguments(parser):
 
 
 def main(args):
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     from sense_nodes.core.bsense.training import TrainConfig, train
     from sense_nodes.data.paths import cache_dir
     from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT

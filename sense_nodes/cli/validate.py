@@ -6,7 +6,7 @@ import math
 import os
 from pathlib import Path
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 
 def check_positive(value: float | None, flag: str) -> None:

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 
 PACKAGE = "sense_nodes"
 _STORAGE = {"mcap": "MCAP", "sqlite3": "SQLITE3"}

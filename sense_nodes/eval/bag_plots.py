@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.data import bags
 
 

@@ -58,7 +58,7 @@ def _time_core(frames, model, classifier, dt):
 
 
 def main(args):
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     from sense_nodes.eval.bsense_eval import calibration_spec, load_case
 
     if args.frames < 10:
@@ -114,7 +114,8 @@ def main(args):
         figures["tracker_same_detections_median_ms"] = float(np.median(t_ours))
         figures["stonesoup_median_ms"] = float(np.median(t_peer))
     if not args.no_ros:
-        figures.update(ros_latency(case, model))
+        from sense_nodes.runtime.latency import ros_latency
+        figures.update(ros_latency(case.frames, model))
     for k, v in PAPER.items():
         figures[f"paper_{k}"] = v
     return figures
@@ -126,57 +127,3 @@ def _classifier():
         return None
     from sense_nodes.core.bsense.trajformer import load_checkpoint
     return load_checkpoint(DEFAULT_CHECKPOINT)
-
-
-def ros_latency(case, model, rate_hz: float = 5.0) -> dict:
-    """The case's frames published on /bs/points into the bsense nodes (one
-    process, real middleware); latency from publishing a frame to receiving
-    its TrackArray (matched by stamp)."""
-    import rclpy
-    from rclpy.node import Node
-
-    from sense_nodes.msg import TrackArray
-    from sense_nodes.nodes import convert
-    from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS
-    from sense_nodes.runtime.compose import compose
-    from sensor_msgs.msg import PointCloud2
-    from sense_nodes.runtime import deployment
-
-    dep = deployment.load("bsense")
-    # every node but the live source: the probe below is the source
-    dep = type(dep)(dep.name, dep.description, dep.params_file, dep.rviz_file,
-                    tuple(n for n in dep.nodes if not n.source))
-    import tempfile
-    model_file = tempfile.NamedTemporaryFile(suffix=".npz", delete=False).name
-    model.save(model_file)
-    comp = compose(dep, extra_params={"/bs/noise_filter": {"model_file": model_file}})
-    probe = Node("bench_probe", context=comp.context)
-    comp.executor.add_node(probe)
-    sent, latency = {}, []
-
-    def on_tracks(msg):
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        if key in sent:
-            latency.append((time.perf_counter() - sent.pop(key)) * 1e3)
-
-    probe.create_subscription(TrackArray, "/bs/tracks", on_tracks, RESULT_QOS)
-    pub = probe.create_publisher(PointCloud2, "/bs/points", SENSOR_QOS)
-    try:
-        deadline = time.monotonic() + 10
-        while probe.count_subscribers("/bs/points") == 0 and time.monotonic() < deadline:
-            comp.executor.spin_once(timeout_sec=0.05)
-        for k, frame in enumerate(case.frames):
-            hdr = convert.header(frame.stamp_ns, "bs")
-            msg = convert.pointcloud2(frame.points, hdr)
-            sent[(hdr.stamp.sec, hdr.stamp.nanosec)] = time.perf_counter()
-            pub.publish(msg)
-            t_next = time.monotonic() + 1.0 / rate_hz
-            while time.monotonic() < t_next:
-                comp.executor.spin_once(timeout_sec=0.01)
-        comp.spin(2.0)
-    finally:
-        comp.close()
-    import os
-    os.unlink(model_file)
-    return {"ros_end_to_end_median_ms": float(np.median(latency)) if latency else float("nan"),
-            "ros_frames_received_pct": 100.0 * len(latency) / max(len(case.frames), 1)}

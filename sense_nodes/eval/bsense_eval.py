@@ -195,7 +195,7 @@ def uav_confidences(case: CaseData, model) -> np.ndarray:
 def main(args):
     from tqdm import tqdm
 
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     from sense_nodes.core.bsense.object_filter import confidence_thresholds
     from sense_nodes.data.bs_sim import library
 

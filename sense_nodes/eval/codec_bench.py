@@ -15,7 +15,7 @@ def add_arguments(parser):
 
 
 def _points(n: int) -> np.ndarray:
-    from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
+    from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
     rng = np.random.default_rng(0)
     pts = np.empty(n, BS_POINT_DTYPE)
     for name in BS_POINT_DTYPE.names:
@@ -27,8 +27,8 @@ def main(args):
     from sensor_msgs.msg import PointCloud2, PointField
     from std_msgs.msg import Header
 
-    from sense_nodes.core import cloud_codec
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.data import cloud_codec
+    from sense_nodes.errors import UserError
 
     if args.repeats < 1:
         raise UserError(f"--repeats must be >= 1, got {args.repeats}")

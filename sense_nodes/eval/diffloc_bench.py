@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 PAPER_MFLOPS = 6.362
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 METHODS = ("mlp", "unet", "ct", "supervised_mlp", "cnn", "grid", "knn")
 # Table IV (random split), BS1..BS4 of the paper's seven and the fusion

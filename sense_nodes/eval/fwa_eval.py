@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 PAPER = {"mdp_pct": 0.63, "fap_pct": 0.0, "mdp_ci_high_pct": 1.01, "fap_ci_high_pct": 0.13,
          "ape_mean_m": 3.09, "ape95_m": 6.50, "hard_fusion_ape95_m": 6.50 + 0.43,

@@ -8,7 +8,7 @@ import argparse
 
 import numpy as np
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sense_nodes.cli.main import UserError
+from sense_nodes.errors import UserError
 
 # --- the paper's values ------------------------------------------------------
 PAPER_TABLE2 = {  # on-grid, N0 = 4, P_s = 40 dBm, 140 m; MSE x 1e-4, DR %, FAR %

@@ -22,7 +22,7 @@ def add_arguments(parser):
 
 
 def main(args):
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     from sense_nodes.data.bs_sim import library
 
     if args.frames < 1:

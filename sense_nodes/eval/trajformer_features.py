@@ -61,7 +61,7 @@ def main(args):
     from sklearn.metrics import roc_auc_score
     from tqdm import tqdm
 
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     from sense_nodes.core.bsense.object_filter import ObjectFilterConfig, confidence_thresholds
     from sense_nodes.core.bsense.pipeline import PipelineConfig
     from sense_nodes.core.bsense.training import TrainConfig, train, windows_from_cases

@@ -37,6 +37,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from std_msgs.msg import Header
 
+from sense_nodes.errors import MalformedMessage, NonFiniteInput  # noqa: F401 - the nodes' converters raise these
 from sense_nodes.nodes.finite import first_nonfinite
 
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -50,14 +51,6 @@ DIAGNOSTICS_PERIOD_S = 1.0
 
 class ParameterError(ValueError):
     """A parameter value the node refuses; the message names the parameter."""
-
-
-class MalformedMessage(ValueError):
-    """An input message the node cannot use (wrong layout, sizes, values)."""
-
-
-class NonFiniteInput(MalformedMessage):
-    """Input holding NaN, infinity or a value too large to compute with."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +159,7 @@ class Diagnostics:
                   "nonfinite_dropped": str(nonfinite), "outputs_suppressed": str(suppressed),
                   "lost": str(lost)}
         values.update({f"dropped[{k}]": str(v) for k, v in self.dropped.items()})
+        values.update({f"errors[{k}]": str(v) for k, v in self.errors.items()})
         values.update({f"nonfinite_dropped[{k}]": str(v) for k, v in self.nonfinite.items()})
         values.update({f"outputs_suppressed[{k}]": str(v) for k, v in self.suppressed.items()})
         values.update({f"lost[{k}]": str(v) for k, v in self.lost.items()})
@@ -318,9 +312,12 @@ class SenseNode(Node):
                   kind: str | None = None, primary: bool = True, **kwargs):
         """Subscribe with a callback that never takes the node down.
 
-        A :class:`MalformedMessage` (or any ValueError) is logged once per
-        kind and counted as dropped; any other exception is logged once per
-        kind with its traceback and counted as an error. Processing time is
+        A :class:`MalformedMessage` (what the converters raise for input
+        they cannot use) is logged at WARN once per kind and counted as
+        dropped; any other exception is a bug, not bad input (numpy's shape
+        errors are ``ValueError``\ s too): it is logged at ERROR with its
+        traceback once per kind and counted under ``errors``, and the node
+        keeps running. Processing time is
         recorded for the diagnostics of ``primary`` inputs only (the stream
         the node processes; side inputs such as tracks fed back or truth
         would count each frame twice).
@@ -333,7 +330,7 @@ class SenseNode(Node):
             self._count_lost(label, info, last_seq)
             try:
                 callback(msg)
-            except ValueError as exc:  # malformed input (codec errors are ValueErrors)
+            except MalformedMessage as exc:
                 self.drop(label, exc)
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the pipeline
                 key = f"{label}:{type(exc).__name__}"

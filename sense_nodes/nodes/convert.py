@@ -11,7 +11,7 @@ from geometry_msgs.msg import Point, Vector3
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.msg import GroundTruth, GroundTruthArray
 from sense_nodes.nodes.source import time_msg
 

@@ -7,7 +7,7 @@ import array
 import numpy as np
 from sensor_msgs.msg import PointCloud2
 
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 
 
 def first_nonfinite(msg, path: str = "") -> str | None:

@@ -23,7 +23,7 @@ import threading
 import numpy as np
 from sensor_msgs.msg import PointCloud2
 
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.core.bsense.noise_model import NoiseModel, NoiseModelConfig, NoiseModelFileError
 from sense_nodes.core.bsense.refit import RefitBuffer, RefitSchedule, StampGuard, UavTruth, refit_refusal
 from sense_nodes.msg import GroundTruth, GroundTruthArray, TrackArray

@@ -16,7 +16,7 @@ from geometry_msgs.msg import Point
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from sense_nodes.core import cloud_codec
+from sense_nodes.data import cloud_codec
 from sense_nodes.core.bsense.clustering import ClusterConfig, cluster
 from sense_nodes.core.bsense.object_filter import ObjectFilter, ObjectFilterConfig
 from sense_nodes.msg import Detection, DetectionArray

@@ -25,7 +25,7 @@ from sense_nodes.core.bsense.clustering import Objects
 from sense_nodes.core.bsense.tracker import Tracker, TrackerConfig
 from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
 from sense_nodes.core.bsense.verification import verify_tracks
-from sense_nodes.core.cloud_codec import MAX_ABS_VALUE
+from sense_nodes.data.cloud_codec import MAX_ABS_VALUE
 from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.msg import DetectionArray, Track, TrackArray
 from sense_nodes.nodes.base import RESULT_QOS, Param, ParameterError, SenseNode, run_node, stamped_like

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
+from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 
 METRIC_NOISE_DB = 1.2
 

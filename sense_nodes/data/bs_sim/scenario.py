@@ -22,7 +22,7 @@ from functools import cached_property
 
 import numpy as np
 
-from sense_nodes.core.cloud_codec import BS_POINT_DTYPE
+from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 
 from . import clutter as _clutter
 from . import ghosts as _ghosts

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sense_nodes.errors import MalformedMessage
+
 # sensor_msgs/PointField datatype constants and their numpy types.
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
 _TO_NUMPY = {
@@ -28,8 +30,9 @@ BS_POINT_FIELDS = ("x", "y", "z", "doppler", "snr", "scr", "noise", "signal_powe
 BS_POINT_DTYPE = np.dtype([(name, "<f4") for name in BS_POINT_FIELDS])
 
 
-class CloudFormatError(ValueError):
-    """The cloud does not have the layout the caller asked for."""
+class CloudFormatError(MalformedMessage, ValueError):
+    """The cloud does not have the layout the caller asked for (a malformed
+    message to a node; a ``ValueError`` to the readers of files)."""
 
 
 def fields_of(dtype: np.dtype) -> list[tuple[str, int, int, int]]:
