@@ -17,13 +17,9 @@ import math
 from pathlib import Path
 
 from sense_nodes.errors import UserError
+from sense_nodes.eval.datasets import add_dataset_arguments, open_dataset, set_threads  # noqa: F401 - shared with `sense eval`
 
 
-def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", metavar="DIR", help="diffloc dataset folder (default: the cached default, "
-                   "see `sense data generate --kind diffloc`)")
-    p.add_argument("--tiny", action="store_true", help="the cached tiny dataset (smoke runs)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,24 +63,8 @@ def noise_option(value: str):
     return snr, f"snr{snr:g}"
 
 
-def open_dataset(args):
-    from sense_nodes.data.csi.dataset import DatasetError, default_dir, load_dataset
-    path = args.dataset or str(default_dir("diffloc", args.tiny, 0))
-    try:
-        ds = load_dataset(path)
-    except DatasetError as exc:
-        hint = "" if args.dataset else f" (make it with: sense data generate --kind diffloc{' --tiny' if args.tiny else ''})"
-        raise UserError(f"{exc}{hint}") from None
-    if ds.kind != "diffloc":
-        raise UserError(f"{path}: a {ds.kind} dataset; DiffLoc needs a diffloc dataset")
-    return ds
 
 
-def set_threads(args) -> None:
-    import torch
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1 (got {args.threads})")
-    torch.set_num_threads(args.threads)
 
 
 def main(args: argparse.Namespace) -> dict:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from sense_nodes.errors import UserError
+from sense_nodes.eval.datasets import open_features  # noqa: F401 - shared with `sense eval`
 
 MODELS = ("detector", "sl", "ulocnet", "culocnet", "soft")
 
@@ -85,20 +86,6 @@ def _check(args):
     return models
 
 
-def open_features(dataset: str | None, noise: bool, snr_offset_db: float):
-    from sense_nodes.core.fwa.features import load_features
-    from sense_nodes.data.csi.dataset import DatasetError, default_dir, load_dataset
-    path = dataset or str(default_dir("fwa", False, 0))
-    try:
-        ds = load_dataset(path)
-    except DatasetError as exc:
-        hint = "" if dataset else " (make it with: sense data generate --kind fwa)"
-        raise UserError(f"{exc}{hint}") from None
-    if ds.kind != "fwa":
-        raise UserError(f"{path} holds a {ds.kind} dataset, not fwa")
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1):  # one BLAS thread, like torch: two fight on two cores
-        return ds, load_features(ds, noise=noise, snr_offset_db=snr_offset_db)
 
 
 def main(args: argparse.Namespace) -> dict:

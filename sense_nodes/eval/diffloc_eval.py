@@ -55,7 +55,7 @@ CT_STEPS = (1, 2, 4, 8, 16)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from sense_nodes.cli.diffloc_train import add_dataset_arguments
+    from sense_nodes.eval.datasets import add_dataset_arguments
     add_dataset_arguments(parser)
     parser.add_argument("--models", metavar="DIR", help="checkpoint folder (default: the cache's)")
     parser.add_argument("--samples", default="test", choices=("test", "all"),
@@ -226,7 +226,7 @@ def _plot_subsets(by_size: dict, name: str, path: Path):
 
 
 def main(args: argparse.Namespace) -> dict:
-    from sense_nodes.cli.diffloc_train import open_dataset, set_threads
+    from sense_nodes.eval.datasets import open_dataset, set_threads
     from sense_nodes.core.diffloc.crb import crb_samples_m
     from sense_nodes.core.diffloc.dataset import load_positioning
     from sense_nodes.core.diffloc.models import model_dir

@@ -227,7 +227,7 @@ def plots(out_dir, cdf: dict, fig12: dict, fig9: dict) -> list[str]:
 
 def main(args: argparse.Namespace) -> dict:
     import torch
-    from sense_nodes.cli.fwa_train import open_features
+    from sense_nodes.eval.datasets import open_features
     from sense_nodes.core.checkpoint import CheckpointError
     from sense_nodes.core.fwa import pipeline as pl
     from sense_nodes.core.fwa.metrics import ape_figures, attention_pearson
