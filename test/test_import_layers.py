@@ -18,7 +18,7 @@ MAY_IMPORT = {
     "data": set(),
 }
 # the bottom: imports nothing of the package's layers, importable by all
-BOTTOM = {"errors", "msg", "srv"}
+BOTTOM = {"errors", "bs_sensor", "msg", "srv"}
 NO_ROS = {"core", "data", "eval"}                 # layers that must run without rclpy at import time
 
 

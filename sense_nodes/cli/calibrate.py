@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from sense_nodes.bs_sensor import UAV
 from sense_nodes.errors import UserError
 from sense_nodes.cli.validate import check_output_path
 
@@ -58,7 +59,7 @@ def _frames_from_bag(args):
     uav_stamps, frames = set(), []
     if truths:
         for _, _, _, msg in bags.read(args.bag, truths[:1]):
-            if any(o.object_class == 1 and o.visible for o in msg.objects):
+            if any(o.object_class == UAV and o.visible for o in msg.objects):
                 uav_stamps.add(bags.stamp_ns_of(msg))
     skipped = 0
     for _, _, _, msg in bags.read(args.bag, clouds[:1]):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sense_nodes.cli.main import invocation
+from sense_nodes.bs_sensor import UAV
 from sense_nodes.errors import UserError
 
 DEPLOYMENT = "bsense"
@@ -115,7 +116,7 @@ def _score(bag_in, bag_out):
     truth, tracks, dets = {}, {}, {}
     for _, _, _, msg in bags.read(bag_in, ["/bs/truth"]):
         truth[bags.stamp_ns_of(msg)] = np.array([[o.position.x, o.position.y, o.position.z]
-                                                 for o in msg.objects if o.object_class == 1]).reshape(-1, 3)
+                                                 for o in msg.objects if o.object_class == UAV]).reshape(-1, 3)
     for topic, _, _, msg in bags.read(bag_out, ["/bs/tracks", "/bs/detections"]):
         if topic == "/bs/tracks":
             tracks[bags.stamp_ns_of(msg)] = np.array([[t.position.x, t.position.y, t.position.z]

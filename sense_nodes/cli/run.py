@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 
+from sense_nodes.bs_sensor import UAV
 from sense_nodes.errors import UserError
 from sense_nodes.cli.validate import check_output_path, check_positive
 
@@ -133,7 +134,7 @@ class TruthWatch:
         comp.executor.add_node(probe)
         xyz = lambda ps: np.array([[p.x, p.y, p.z] for p in ps], float).reshape(-1, 3)  # noqa: E731
         probe.create_subscription(GroundTruthArray, truth, lambda m: self.truth.__setitem__(
-            stamp_ns_of(m), xyz([o.position for o in m.objects if o.object_class == 1])), RESULT_QOS)
+            stamp_ns_of(m), xyz([o.position for o in m.objects if o.object_class == UAV])), RESULT_QOS)
         probe.create_subscription(TrackArray, tracks, lambda m: self.tracks.__setitem__(
             stamp_ns_of(m), xyz([t.position for t in m.tracks if t.classification == 1])), RESULT_QOS)
         if dets is not None:

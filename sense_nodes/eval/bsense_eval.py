@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from sense_nodes.bs_sensor import UAV
 
 from sense_nodes.eval import bsense_metrics as M
 
@@ -43,7 +44,7 @@ PAPER = {
     "cross_site_recall_pct": 93.99,
 }
 STAGE_NAMES = {1: "basic", 2: "fingerprint", 3: "spatial", 4: "velocity", 5: "full"}
-UAV_CLASS = 1
+UAV_CLASS = UAV
 
 
 def add_arguments(parser):

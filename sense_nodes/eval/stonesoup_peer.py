@@ -13,8 +13,8 @@ import datetime as _dt
 import time
 
 import numpy as np
+from sense_nodes.bs_sensor import FRAME_S
 
-FRAME_S = 0.64
 
 
 class StoneSoupTracker:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sense_nodes.nodes import convert
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, ParameterError, run_node
 from sense_nodes.nodes.source import SourceNode
+from sense_nodes.bs_sensor import FRAME_S
 
 
 class BsRadarSource(SourceNode):
@@ -29,7 +30,7 @@ class BsRadarSource(SourceNode):
         Param("frame_id", "bs", "frame of the published clouds (the base station, REP-103)"),
     )
 
-    PERIOD_S = 0.64  # BSense frame interval (Section 2); the scenario's dt
+    PERIOD_S = FRAME_S  # BSense frame interval (Section 2); the scenario's dt
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)

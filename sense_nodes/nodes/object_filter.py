@@ -15,6 +15,7 @@ import numpy as np
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
+from sense_nodes.bs_sensor import FRAME_S  # used when two stamps are not usable
 
 from sense_nodes.data import cloud_codec
 from sense_nodes.core.bsense.clustering import ClusterConfig, cluster
@@ -23,7 +24,6 @@ from sense_nodes.msg import Detection, DetectionArray
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, SenseNode, run_node, stamped_like
 from sense_nodes.nodes.markers import detection_markers
 
-FRAME_S = 0.64  # BSense frame interval, used when two stamps are not usable
 
 
 class ObjectFilterNode(SenseNode):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sense_nodes.bs_sensor import ANTENNA_POS, FRAME_S
+
 from .imm_ukf import ANGLES, DIM_X, Q_CTRV, Q_CV, TRANSITION, fx_ctrv, fx_cv, hx, wrap
 
 ALPHA, BETA, KAPPA = 0.5, 2.0, 0.0          # as make_imm's MerweScaledSigmaPoints
@@ -78,7 +80,7 @@ class BatchIMM:
     ``mu`` (T, 2), ``omega`` (T, 2, 2) mixing weights, and the combined
     estimate ``xc`` (T, 7), ``Pc`` (T, 7, 7)."""
 
-    def __init__(self, dt: float = 0.64, origin=(0.0, 0.0, 23.0)):
+    def __init__(self, dt: float = FRAME_S, origin=ANTENNA_POS):
         self.dt = float(dt)
         self.origin = np.asarray(origin, dtype=np.float64)
         self.x = np.zeros((0, 2, DIM_X))

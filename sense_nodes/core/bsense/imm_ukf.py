@@ -34,9 +34,11 @@ import math
 import numpy as np
 from filterpy.kalman import IMMEstimator, MerweScaledSigmaPoints, UnscentedKalmanFilter
 
+from sense_nodes.bs_sensor import ANTENNA_POS, FRAME_S
+
 DIM_X, DIM_Z = 7, 4
 ANGLES = (3, 4)           # psi, theta
-ORIGIN = np.array([0.0, 0.0, 23.0])
+ORIGIN = np.array(ANTENNA_POS)
 
 
 def wrap(a):
@@ -251,7 +253,7 @@ def measurement_covs(pos, origin=ORIGIN) -> np.ndarray:
     return R
 
 
-def make_imm(x0: np.ndarray, P0: np.ndarray, dt: float = 0.64, origin=ORIGIN) -> AngleSafeIMM:
+def make_imm(x0: np.ndarray, P0: np.ndarray, dt: float = FRAME_S, origin=ORIGIN) -> AngleSafeIMM:
     """The IMM of Section 3.4.1: [CV, CTRV] UKFs from state x0, covariance P0."""
     filters = []
     for fx, Q in ((fx_cv, Q_CV), (fx_ctrv, Q_CTRV)):

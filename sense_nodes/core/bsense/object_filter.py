@@ -38,9 +38,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from sense_nodes.bs_sensor import ANTENNA_POS
+
 from .clustering import Objects
 
-BS_ORIGIN = (0.0, 0.0, 23.0)   # antenna position (the simulator's frame: AAU 23 m up, paper Section 4.1)
+BS_ORIGIN = ANTENNA_POS   # the antenna: where the radial velocity of Eq. 14 is seen from
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from sense_nodes.bs_sensor import FRAME_S
+
 from .clustering import Objects
 from .imm_batch import BatchIMM
 from .imm_ukf import ORIGIN, make_imm, measurement_cov, measurement_covs, state_from, velocity_of
@@ -40,7 +42,7 @@ MU_PRIOR = 0.5     # model probability of a track without a filter yet (BatchIMM
 @dataclass(frozen=True)
 class TrackerConfig:
     """Section 3.4.1 parameters (our choices where the paper gives none)."""
-    dt: float = 0.64                 # frame interval (paper)
+    dt: float = FRAME_S              # frame interval (paper)
     gate_m: float = 20.0             # association gate on predicted position (our choice)
     confirm_hits: int = 3            # K consecutive associations (our choice, value lost)
     max_misses: int = 5              # confirmed track deleted when its misses exceed this (our choice)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from sense_nodes.bs_sensor import UAV
 
 from .clustering import cluster
 from .noise_model import NoiseModel, NoiseModelConfig
@@ -30,7 +31,7 @@ from .object_filter import ObjectFilter, confidence_thresholds
 from .pipeline import BSensePipeline, PipelineConfig
 from .trajformer import N_FEATURES, TrajFormer, TrajFormerConfig, save_checkpoint, window_features
 
-UAV_CLASS = 1
+UAV_CLASS = UAV
 UAV_RADIUS_M = 10.0            # Section 4.1
 CALIB_CASE = "uav_free_calib"
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sense_nodes.bs_sensor import ANTENNA_HEIGHT_M
+
 from .scenario import Scenario, ScenarioSpec, UavSpec
 from .trajectories import LINE_ANGLES_DEG, SHAPES, place
 
@@ -74,7 +76,7 @@ def _geometry(traj: str, rng: np.random.Generator) -> dict:
         a = np.degrees(np.abs(np.arctan2(path[:, 1], path[:, 0])))
         if r.min() >= 150 and r.max() <= 980 and a.max() <= 55:
             break
-    top = min(350.0, 23.0 + 0.7 * float(r.min()))   # stay below about 35 deg elevation
+    top = min(350.0, ANTENNA_HEIGHT_M + 0.7 * float(r.min()))   # stay below about 35 deg elevation
     return dict(shape=shape, length_m=float(length), centre_range_m=float(centre),
                 centre_az_deg=float(az), heading_deg=float(heading),
                 altitude_m=float(rng.uniform(50, max(top, 80.0))), speed_mps=float(rng.uniform(3, 10)))

@@ -28,24 +28,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sense_nodes.bs_sensor import ANTENNA_HEIGHT_M, EL_MAX_DEG, EL_MIN_DEG, FRAME_S, HFOV_DEG, MAX_RANGE_M, MIN_RANGE_M
+
 C_LIGHT = 299_792_458.0
 
 
 @dataclass(frozen=True)
 class SensorConfig:
     """Sensor constants (Section 4.1 where the paper gives them)."""
-    height_m: float = 23.0           # paper
+    height_m: float = ANTENNA_HEIGHT_M  # paper
     freq_hz: float = 4.9e9           # paper
     bandwidth_hz: float = 100e6      # paper
     n_az: int = 16                   # 16 x 4 x 2 polarisations = 128 channels (our choice)
     n_el: int = 4
     el_spacing_wl: float = 2.1       # vertical channels are 3-element subarrays 0.7 lambda apart
-    max_range_m: float = 1000.0      # paper
-    min_range_m: float = 30.0        # blind zone: our choice
-    frame_s: float = 0.64            # paper
-    hfov_deg: float = 120.0          # our choice (lost from the paper text)
-    el_min_deg: float = -15.0        # our choice
-    el_max_deg: float = 45.0         # our choice
+    max_range_m: float = MAX_RANGE_M  # paper
+    min_range_m: float = MIN_RANGE_M  # blind zone: our choice
+    frame_s: float = FRAME_S         # paper
+    hfov_deg: float = HFOV_DEG       # our choice (lost from the paper text)
+    el_min_deg: float = EL_MIN_DEG   # our choice
+    el_max_deg: float = EL_MAX_DEG   # our choice
     dwell_s: float = 0.064           # our choice
     notch_mps: float = 0.4           # clutter (MTI) notch: our choice
     # Radar equation, dB. Pt 49 dBm, 26 dBi per side, 5 dB noise figure,

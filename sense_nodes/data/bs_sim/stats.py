@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sstats
 
+from sense_nodes.bs_sensor import ANTENNA_HEIGHT_M, FRAME_S
+
 from .scenario import MULTIPATH, SIDELOBE, UAV, Scenario
 
 UAV_RADIUS_M = 10.0    # Section 4.1
@@ -59,7 +61,7 @@ def uav_point_mask(frame) -> np.ndarray:
 
 def features(points: np.ndarray) -> np.ndarray:
     r = np.sqrt(points["x"].astype(float) ** 2 + points["y"].astype(float) ** 2
-                + (points["z"].astype(float) - 23.0) ** 2)
+                + (points["z"].astype(float) - ANTENNA_HEIGHT_M) ** 2)
     return np.stack([r] + [points[k].astype(float) for k in FEATURES[1:]], 1)
 
 
@@ -331,7 +333,7 @@ def figures(counts: list[ScenarioCounts], prefix: str = "", auc: dict | None = N
     out[f"{prefix}false_trajectory_max_m"] = float(runs.max()) if runs.size else 0.0
     out[f"{prefix}false_trajectory_p90_m"] = float(np.percentile(runs, 90)) if runs.size else 0.0
     out[f"{prefix}false_trajectories_over_200m_per_min"] = (
-        float((runs > 200).sum()) / (frames * 0.64 / 60.0) if frames else float("nan"))
+        float((runs > 200).sum()) / (frames * FRAME_S / 60.0) if frames else float("nan"))
     out[f"{prefix}frames"] = frames
     for k, v in PAPER.items():
         if f"{prefix}{k}" in out and not prefix:

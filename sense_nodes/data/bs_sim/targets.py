@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sense_nodes.bs_sensor import BIRD, UAV, VEHICLE  # noqa: F401 - the truth's class codes
 
 from .sensor import in_fov, measure, radial_velocity, snr_db, swerling1, to_polar
 from .site import Site
 
-UAV, BIRD, VEHICLE = 1, 2, 3
 CLASS_NAMES = {UAV: "uav", BIRD: "bird", VEHICLE: "vehicle"}
 UAV_RCS_M2 = 0.01
 
