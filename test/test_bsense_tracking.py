@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from sense_nodes.core.bsense.clustering import Objects
-from sense_nodes.core.bsense.imm_ukf import (ORIGIN, fx_ctrv, fx_cv, hx, make_imm, mix, state_from,
-                                             velocity_of, wrap)
+from imm_reference import filterpy_imm
+from sense_nodes.core.bsense.imm_ukf import (IMM, ORIGIN, BatchIMM, fx_ctrv, fx_cv, hx, measurement_covs, mix,
+                                             state_from, velocity_cov, velocity_of, wrap)
 from sense_nodes.core.bsense.tracker import OBS_FIELDS, Tracker, TrackerConfig
 
 DT = 0.64
@@ -46,14 +47,12 @@ def test_heading_across_pi_mixes_correctly():
     # the whole IMM flying due west through the +-pi seam stays on course
     rng = np.random.default_rng(0)
     p, v = np.array([600.0, 100.0, 80.0]), np.array([-8.0, 0.3, 0.0])
-    imm = make_imm(state_from(p, v), np.diag([4, 4, 4, 0.05, 0.05, 1, 0.01]))
+    imm = IMM(state_from(p, v), np.diag([4, 4, 4, 0.05, 0.05, 1, 0.01]))
     for k in range(60):
         p = p + v * DT
         v = np.array([-8.0, 0.3 * (-1) ** (k // 10), 0.0])   # heading wobbles across +-pi
-        for f in imm.filters:
-            f.R = np.diag([4.0, 4.0, 4.0, 0.09])
         imm.predict()
-        imm.update(np.r_[p + rng.normal(0, 2, 3), range_rate(p, v)])
+        imm.update(np.r_[p + rng.normal(0, 2, 3), range_rate(p, v)], np.diag([4.0, 4.0, 4.0, 0.09]))
         assert abs(wrap(imm.x[3] - np.pi)) < 0.3
     assert np.linalg.norm(imm.x[:3] - p) < 5.0
     assert imm.x[5] == pytest.approx(8.0, abs=1.0)
@@ -103,62 +102,89 @@ def test_confirmation_after_k_hits_and_deletion_after_misses():
 
 def test_observations_carry_confidences_and_turn_probability():
     """TrajFormer reads each observation's object confidences and the IMM's
-    turning-model probability; both filter forms record the same."""
-    hist = {}
-    for batched in (False, True):
-        tr = Tracker(TrackerConfig(batched=batched))
-        for k in range(12):
-            a = 0.1 * k * DT
-            p = np.array([500 + 80 * np.cos(a), 80 * np.sin(a), 90.0])
-            v = 8.0 * np.array([-np.sin(a), np.cos(a), 0.0])
-            tr.step(one(p, range_rate(p, v)), confidence=np.array([[0.1 * k, 0.05 * k]]))
-        hist[batched] = np.array(tr.tracks[0].history)
-    h = hist[True]
+    turning-model probability."""
+    tr = Tracker()
+    for k in range(12):
+        a = 0.1 * k * DT
+        p = np.array([500 + 80 * np.cos(a), 80 * np.sin(a), 90.0])
+        v = 8.0 * np.array([-np.sin(a), np.cos(a), 0.0])
+        tr.step(one(p, range_rate(p, v)), confidence=np.array([[0.1 * k, 0.05 * k]]))
+    h = np.array(tr.tracks[0].history)
     assert h.shape == (12, len(OBS_FIELDS))
     cs, cv, mu = (OBS_FIELDS.index(f) for f in ("c_s", "c_v", "mu_ct"))
     assert np.allclose(h[:, cs], 0.1 * np.arange(12)) and np.allclose(h[:, cv], 0.05 * np.arange(12))
     assert np.all(h[:2, mu] == 0.5)                      # no filter before the second detection
     assert np.all((h[2:, mu] > 0) & (h[2:, mu] < 1)) and np.ptp(h[2:, mu]) > 0
-    assert np.allclose(hist[False], h, atol=1e-6)
     with pytest.raises(ValueError, match="confidence has 2 rows for 1 objects"):
         Tracker().step(one([300.0, 0, 50], 0.0), confidence=np.zeros((2, 2)))
 
 
-def test_batched_filters_match_the_filterpy_imm():
-    """The array form of all tracks' IMM-UKFs gives the filterpy IMM's numbers."""
-    rng = np.random.default_rng(5)
-    runs = {}
-    for batched in (False, True):
-        tr = Tracker(TrackerConfig(batched=batched))
-        r = np.random.default_rng(5)
-        out = []
-        for k in range(40):
-            a = 0.08 * k * DT
-            ps = [np.array([500 + 90 * np.cos(a), 90 * np.sin(a), 90.0]), np.array([300.0 - 7 * DT * k, 200.0, 60.0])]
-            vs = [7.2 * np.array([-np.sin(a), np.cos(a), 0.0]), np.array([-7.0, 0.0, 0.0])]
-            pos = np.array([p + r.normal(0, 2, 3) for p in ps])
-            dop = np.array([range_rate(p, v) for p, v in zip(ps, vs)])
-            states = tr.step(Objects(pos, dop, np.zeros((2, 5)), np.ones(2, np.int64), np.arange(2)))
-            out.append([(s.id, s.state.copy(), s.model_probs.copy()) for s in states])
-        runs[batched] = out
-    del rng
-    for a, b in zip(runs[False], runs[True]):
-        assert [s[0] for s in a] == [s[0] for s in b]
-        for sa, sb in zip(a, b):
-            assert np.allclose(sa[1], sb[1], atol=1e-6)
-            assert np.allclose(sa[2], sb[2], atol=1e-6)
+def test_array_filters_match_the_filterpy_imm():
+    """All tracks' IMM-UKFs in arrays give filterpy's UKF-under-IMM numbers
+    (angle-safe hooks plugged in), step by step, for tracks of different
+    ages side by side, and the single filter (a batch of one) too."""
+    r = np.random.default_rng(5)
+    starts = [(np.array([590.0, 0.0, 90.0]), np.array([0.0, 7.2, 0.0])),
+              (np.array([300.0, 200.0, 60.0]), np.array([-7.0, 0.0, 0.0])),
+              (np.array([-250.0, -400.0, 120.0]), np.array([-3.0, 6.0, 0.5]))]
+    P0 = np.diag([4.0, 4.0, 4.0, 0.3, 0.05, 4.0, 0.01])
+    bank, ref = BatchIMM(DT), {}
+    single = IMM(state_from(*starts[0]), P0, DT)
+    for k in range(40):
+        if k in (0, 7, 15):                               # tracks start at different frames
+            key = (0, 7, 15).index(k)
+            x0 = state_from(*starts[key])
+            bank.add([key], x0, P0)
+            ref[key] = filterpy_imm(x0, P0, DT)
+        bank.predict()
+        single.predict()
+        keys = sorted(ref)
+        Z = []
+        for key in keys:
+            p0, v = starts[key]
+            p = p0 + v * DT * k + 3 * np.array([np.sin(0.1 * k), np.cos(0.13 * k), 0.0])
+            Z.append(np.r_[p + r.normal(0, 2, 3), range_rate(p, v) + r.normal(0, 0.2)])
+        Z = np.array(Z)
+        R = measurement_covs(Z[:, :3])
+        bank.update(keys, Z, R)
+        single.update(Z[0], R[0])
+        for key, z, Rk in zip(keys, Z, R):
+            imm = ref[key]
+            imm.predict()
+            for f in imm.filters:
+                f.R = Rk
+            imm.update(z)
+            row = bank.rows([key])[0]
+            assert np.allclose(wrap(bank.xc[row] - imm.x), 0, atol=1e-6), (k, key)
+            assert np.allclose(bank.Pc[row], imm.P, atol=1e-6) and np.allclose(bank.mu[row], imm.mu, atol=1e-6)
+        assert np.allclose(single.x, ref[0].x, atol=1e-6) and np.allclose(single.mu, ref[0].mu, atol=1e-6)
 
 
-def test_batch_add_many_matches_one_by_one():
-    """New tracks of a frame go into the bank in one call; the bank is the
-    same as after adding them one at a time."""
-    from sense_nodes.core.bsense.imm_batch import BatchIMM
+def test_bank_keeps_and_finds_tracks_by_key():
+    """Tracks added together or one by one hold the same numbers; dropping
+    some leaves the others' rows reachable by their keys."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(3, 7)) * [100, 100, 50, 1, 0.2, 5, 0.05]
     A = rng.normal(size=(3, 7, 7))
     P = A @ np.swapaxes(A, 1, 2) + np.eye(7)
     one, many = BatchIMM(), BatchIMM()
-    rows = [one.add(x, p) for x, p in zip(X, P)]
-    assert list(many.add_many(X, P)) == rows == [0, 1, 2]
-    for k in ("x", "P", "mu", "omega", "sig", "xc", "Pc"):
+    for key, x, p in zip((4, 9, 11), X, P):
+        one.add([key], x, p)
+    many.add([4, 9, 11], X, P)
+    for k in BatchIMM.FIELDS:
         np.testing.assert_array_equal(getattr(one, k), getattr(many, k), err_msg=k)
+    many.predict()
+    kept = many.xc[many.rows([11, 4])].copy()
+    many.keep([11, 4])
+    assert 9 not in many and len(many) == 2
+    np.testing.assert_array_equal(many.xc[many.rows([11, 4])], kept)
+
+
+def test_velocity_covariance_follows_the_state_covariance():
+    """The Cartesian velocity's covariance (reported on each track) matches
+    the spread of velocities drawn from the state's distribution."""
+    rng = np.random.default_rng(2)
+    x = state_from([400.0, 100.0, 80.0], [6.0, -3.0, 1.0])
+    P = np.diag([1.0, 1.0, 1.0, 0.02, 0.01, 0.25, 0.001])
+    draws = velocity_of(rng.multivariate_normal(x, P, 200_000))
+    assert np.allclose(velocity_cov(x, P), np.cov(draws.T), atol=0.02)

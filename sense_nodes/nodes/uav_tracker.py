@@ -22,6 +22,7 @@ from unique_identifier_msgs.msg import UUID
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.core.bsense.clustering import Objects
+from sense_nodes.core.bsense.imm_ukf import velocity_cov
 from sense_nodes.core.bsense.tracker import Tracker, TrackerConfig
 from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
 from sense_nodes.core.bsense.verification import verify_tracks
@@ -159,7 +160,7 @@ class UavTracker(SenseNode):
             cls = Track.FALSE_TRACK
         else:
             cls = Track.NO_CLASSIFICATION
-        vel_cov = _velocity_cov(s)
+        vel_cov = velocity_cov(s.state, s.covariance)
         return Track(
             uuid=UUID(uuid=list(uuid.uuid5(_UUID_NS, f"{self.get_fully_qualified_name()}:{self.run_id}:{s.id}").bytes)),
             track_id=int(s.id), position=Point(x=float(s.position[0]), y=float(s.position[1]), z=float(s.position[2])),
@@ -223,16 +224,6 @@ def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray, int]:
               & (np.abs(feats) <= MAX_ABS_VALUE).all(1) & ((conf >= 0) & (conf <= 1)).all(1))
     return (Objects(pos[ok], dop[ok], feats[ok], count[ok], np.zeros(0, np.int64)), conf[ok],
             int(n - ok.sum()))
-
-
-def _velocity_cov(s) -> np.ndarray:
-    """3x3 covariance of the Cartesian velocity from the state covariance,
-    by the Jacobian of v(psi, theta, v) at the state."""
-    psi, theta, v = s.state[3], s.state[4], s.state[5]
-    J = np.array([[-v * np.cos(theta) * np.sin(psi), -v * np.sin(theta) * np.cos(psi), np.cos(theta) * np.cos(psi)],
-                  [v * np.cos(theta) * np.cos(psi), -v * np.sin(theta) * np.sin(psi), np.cos(theta) * np.sin(psi)],
-                  [0.0, v * np.cos(theta), np.sin(theta)]])
-    return J @ s.covariance[3:6, 3:6] @ J.T
 
 
 NODE_CLASS = UavTracker

@@ -1,42 +1,32 @@
 """Multi-target tracking with the IMM-UKF (BSense paper, Section 3.4.1).
 
-Each frame: every track's IMM predicts; detections are assigned to tracks by
-the Kuhn-Munkres algorithm (scipy ``linear_sum_assignment``) on the
-Euclidean distance between predicted and detected position within a gate;
-assigned tracks update with [x, y, z, Doppler], unassigned detections start
-tentative tracks. A track is confirmed after K consecutive associations
-(the paper's K did not survive in our copy: K = 3, our choice) and deleted
-when its consecutive misses exceed ``max_misses`` (5) if confirmed or
-``max_misses_tentative`` (0: at the first miss) if not (our choices:
-confirmed tracks coast through short gaps of the UAV's points). Each track keeps the observations the trajectory classifier
-(TrajFormer, Section 3.4.2) reads.
+Notation (code name: paper symbol / meaning)::
 
-A new track's velocity comes from its Doppler (along the line of sight); on
-its second association heading, climb and speed are re-initialised from the
-displacement (our choice: one Doppler cannot tell the tangential motion).
+    objects, detections   the frame's objects O_t kept by the object filter (Section 3.3)
+    conf (c_s, c_v)       each object's spatial and velocity confidence (Eq. 13, 16)
+    gate_m                association gate on the predicted position
+    confirm_hits          K, consecutive associations that confirm a track
+    bank                  every track's IMM-UKF (:class:`~.imm_ukf.BatchIMM`), keyed by track id
+    history               the observations TrajFormer reads (Section 3.4.2), W of them at a time
+
+Each frame: every track's IMM predicts; the associator pairs tracks with
+detections; a track's second detection starts its filter, later ones update
+it with [x, y, z, Doppler]; unassociated detections start tentative tracks;
+the confirmation rule and the deleter judge each track. The roles are in
+:mod:`.track_roles`, the per-track record in :mod:`.tracks`.
 """
 from __future__ import annotations
 
-import collections
-import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from sense_nodes.bs_sensor import FRAME_S
 
 from .clustering import Objects
-from .imm_batch import BatchIMM
-from .imm_ukf import ORIGIN, make_imm, measurement_cov, measurement_covs, state_from, velocity_of
-
-# observation features of one frame (Section 3.4.2: spatial motion and signal features);
-# c_s, c_v: the object's confidences (Eq. 13, 16); mu_ct: the IMM's probability
-# of the turning (CTRV) model after the update (0.5 before the track's filter
-# starts). The last three are our choice: see trajformer.window_features.
-OBS_FIELDS = ("x", "y", "z", "vx", "vy", "vz", "doppler", "snr", "scr", "noise", "signal_power",
-              "rx_power", "n_points", "c_s", "c_v", "mu_ct")
-MU_PRIOR = 0.5     # model probability of a track without a filter yet (BatchIMM starts at 0.5 / 0.5)
+from .imm_ukf import ORIGIN, BatchIMM, measurement_covs, velocity_of
+from .track_roles import GatedAssociator, MissDeleter, StreakConfirmation, TwoPointInitiator
+from .tracks import OBS_FIELDS, MU_PRIOR, Track, TrackState, observations  # noqa: F401 - OBS_FIELDS: the tracker's API
 
 
 @dataclass(frozen=True)
@@ -50,172 +40,100 @@ class TrackerConfig:
     history: int = 32                # observations kept per track
     init_speed_sd: float = 5.0       # m/s, new-track speed spread (our choice)
     origin: tuple = tuple(ORIGIN)
-    batched: bool = True             # all tracks' IMM-UKFs in arrays (imm_batch); False: one filterpy IMM per track
-
-
-class _Row:
-    """A track's view into the :class:`BatchIMM` (x, P, mu of the combined estimate)."""
-    __slots__ = ("bank", "row")
-
-    def __init__(self, bank: BatchIMM, row: int):
-        self.bank, self.row = bank, row
-
-    @property
-    def x(self):
-        return self.bank.xc[self.row]
-
-    @property
-    def P(self):
-        return self.bank.Pc[self.row]
-
-    @property
-    def mu(self):
-        return self.bank.mu[self.row]
-
-
-@dataclass
-class Track:
-    """One trajectory: its IMM, counters and observation history."""
-    id: int
-    imm: object
-    age: int = 1
-    hits: int = 1
-    streak: int = 1
-    misses: int = 0
-    confirmed: bool = False
-    score: float = float("nan")      # TrajFormer probability of a true target
-    verified: bool = False           # TrajFormer said true once (then it stays output)
-    last_pos: np.ndarray = None
-    last_doppler: float = 0.0
-    pending_state: tuple = None      # (x, P) reported while the track has one detection
-    history: collections.deque = field(default_factory=collections.deque)
-    associated: bool = True          # associated in the latest frame
-    detection: int = -1              # index of the latest frame's detection, -1 if none
-
-
-@dataclass(slots=True)
-class TrackState:
-    """What a track reports each frame (ids stable over the track's life)."""
-    id: int
-    position: np.ndarray             # (3,) m
-    velocity: np.ndarray             # (3,) m/s
-    position_cov: np.ndarray         # (3, 3)
-    state: np.ndarray                # (7,) [p, psi, theta, v, omega]
-    covariance: np.ndarray           # (7, 7)
-    model_probs: np.ndarray          # (2,) [CV, CTRV]
-    confirmed: bool
-    age: int
-    hits: int
-    misses: int
-    score: float
-    verified: bool
-    associated: bool
-    detection: int
 
 
 class Tracker:
-    """IMM-UKF tracker. ``step(objects, keep=None)`` -> list of
-    :class:`TrackState` of every live track after this frame."""
+    """IMM-UKF tracker. ``step(objects, keep=None, confidence=None)`` -> list
+    of :class:`TrackState` of every live track after this frame. Setting
+    ``config`` (gate, confirmation, deletion) takes effect at the next frame;
+    the tracks and their filters carry on."""
 
     def __init__(self, config: TrackerConfig | None = None):
-        self.config = config or TrackerConfig()
-        self.origin = np.asarray(self.config.origin, dtype=np.float64)
-        self.tracks: list[Track] = []
-        self._ids = itertools.count(1)
-        self.bank = BatchIMM(self.config.dt, self.origin)
-        self._conf = np.zeros((0, 2))      # this frame's object confidences (set by step)
+        self._config = config or TrackerConfig()
+        self.origin = np.asarray(self._config.origin, dtype=np.float64)
+        self._roles()
+        self.reset()
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: TrackerConfig) -> None:
+        self._config = config
+        self._roles()
+
+    def _roles(self) -> None:
+        cfg = self._config
+        self.associator = GatedAssociator(cfg.gate_m)
+        self.confirmation = StreakConfirmation(cfg.confirm_hits)
+        self.deleter = MissDeleter(cfg.max_misses, cfg.max_misses_tentative)
 
     def reset(self) -> None:
-        self.tracks = []
-        self._ids = itertools.count(1)
-        self.bank = BatchIMM(self.config.dt, self.origin)
-
-    # ------------------------------------------------------------------
-    def _new_track(self, pos, dop, obs) -> Track:
-        """A one-detection track: no filter yet (its IMM starts on the second
-        detection, from the displacement), velocity along the line of sight
-        from the Doppler for reporting."""
-        t = Track(id=next(self._ids), imm=None, last_pos=pos.copy(), last_doppler=float(dop),
-                  history=collections.deque(maxlen=self.config.history))
-        t.history.append(obs)
-        return t
-
-    def _predicted(self, t: Track) -> np.ndarray:
-        return t.imm.x[:3] if t.imm is not None else t.last_pos
+        """Forget every track (a new sequence); ids start again at 1."""
+        cfg = self._config
+        self.tracks: list[Track] = []
+        self.bank = BatchIMM(cfg.dt, self.origin)
+        self.initiator = TwoPointInitiator(cfg.dt, cfg.history, self.origin)
 
     def step(self, objects: Objects, keep: np.ndarray | None = None,
              confidence: np.ndarray | None = None) -> list[TrackState]:
         """One frame: predict, associate, update, start, confirm, delete.
         ``confidence`` (M, 2): each object's C_s and C_v (Eq. 13, 16), kept
         in the tracks' observations for TrajFormer (None: zeros)."""
-        cfg = self.config
+        conf = self._confidence(objects, confidence)
+        idx = np.arange(len(objects)) if keep is None else np.flatnonzero(keep)
+        self.bank.predict()
+        for t in self.tracks:
+            t.age += 1
+        pairs = self.associator.associate(self._predicted(), objects.pos[idx])
+        hit = [(t, int(idx[pairs[i]])) for i, t in enumerate(self.tracks) if i in pairs]
+        steady = [(t, k) for t, k in hit if t.id in self.bank]
+        self.initiator.start_filters([(t, k) for t, k in hit if t.id not in self.bank], objects, conf, self.bank)
+        self._update(steady, objects, conf)
+        for i, t in enumerate(self.tracks):
+            if i in pairs:
+                t.confirmed = self.confirmation.confirms(t)
+            else:
+                t.miss()
+        self.tracks = [t for t in self.tracks if not self.deleter.deletes(t)]
+        self.bank.keep([t.id for t in self.tracks if t.id in self.bank])
+        used = np.zeros(idx.size, bool)
+        used[np.fromiter(pairs.values(), np.int64, len(pairs))] = True
+        self.tracks += self.initiator.tentative(objects, idx[~used], conf)
+        return self.states()
+
+    def _confidence(self, objects: Objects, confidence) -> np.ndarray:
         n_obj = len(objects)
         if confidence is None:
-            self._conf = np.zeros((n_obj, 2))
-        else:
-            self._conf = np.asarray(confidence, dtype=np.float64).reshape(-1, 2)
-            if self._conf.shape[0] != n_obj:
-                raise ValueError(f"confidence has {self._conf.shape[0]} rows for {n_obj} objects")
-        idx = np.arange(len(objects)) if keep is None else np.flatnonzero(keep)
-        det = objects.pos[idx]
-        if cfg.batched:
-            self.bank.predict()
-        for t in self.tracks:
-            if t.imm is not None and not cfg.batched:
-                t.imm.predict()
-            t.age += 1
-        # association (Kuhn-Munkres within the gate)
-        assign = {}
-        if self.tracks and idx.size:
-            pred = np.array([self._predicted(t) for t in self.tracks])
-            d = np.sqrt(((pred[:, None, :] - det[None, :, :]) ** 2).sum(-1))
-            cost = np.where(d < cfg.gate_m, d, 1e6)
-            r, c = linear_sum_assignment(cost)
-            for a, b in zip(r, c):
-                if cost[a, b] < 1e6:
-                    assign[a] = b
-        used = np.zeros(idx.size, bool)
-        survivors = []
-        steady = []        # batched tracks past their second detection: updated in bulk below
-        self._adds = []
-        for i, t in enumerate(self.tracks):
-            if i in assign:
-                j = assign[i]
-                used[j] = True
-                if cfg.batched and t.hits > 1:
-                    steady.append((t, idx[j]))
-                else:
-                    self._update(t, objects, idx[j])
-            else:
-                t.associated, t.detection = False, -1
-                t.misses += 1
-                t.streak = 0
-                limit = cfg.max_misses if t.confirmed else cfg.max_misses_tentative
-                if t.misses > limit:
-                    continue
-            survivors.append(t)
-        if self._adds:
-            rows = self.bank.add_many(np.array([a[1] for a in self._adds]), np.array([a[2] for a in self._adds]))
-            for (t, _, _), r in zip(self._adds, rows):
-                t.imm = _Row(self.bank, int(r))
-        if steady:
-            self._update_steady(steady, objects)
-        if cfg.batched:
-            live = [t for t in survivors if t.imm is not None]
-            self.bank.keep(np.array([t.imm.row for t in live], dtype=np.int64))
-            for r, t in enumerate(live):
-                t.imm.row = r
-        fresh = idx[~used]
-        if fresh.size:     # all new tracks' first observations in one array (rows are not shared)
-            O = np.concatenate([objects.pos[fresh], np.zeros((fresh.size, 3)), objects.doppler[fresh, None],
-                                objects.features[fresh], objects.n_points[fresh, None], self._conf[fresh],
-                                np.full((fresh.size, 1), MU_PRIOR)], 1)
-            for k, obs in zip(fresh, O):
-                t = self._new_track(objects.pos[k], float(objects.doppler[k]), obs)
-                t.detection = int(k)
-                survivors.append(t)
-        self.tracks = survivors
-        return self.states()
+            return np.zeros((n_obj, 2))
+        conf = np.asarray(confidence, dtype=np.float64).reshape(-1, 2)
+        if conf.shape[0] != n_obj:
+            raise ValueError(f"confidence has {conf.shape[0]} rows for {n_obj} objects")
+        return conf
+
+    def _predicted(self) -> np.ndarray:
+        """(T, 3) predicted positions: the filter's, or the one detection's."""
+        pred = np.array([t.last_pos for t in self.tracks]).reshape(-1, 3)
+        filt = [i for i, t in enumerate(self.tracks) if t.id in self.bank]
+        if filt:
+            pred[filt] = self.bank.xc[self.bank.rows([self.tracks[i].id for i in filt]), :3]
+        return pred
+
+    def _update(self, pairs: list, objects: Objects, conf: np.ndarray) -> None:
+        """The UKF updates of the tracks past their second detection, all at
+        once: one bank update, the observations built as one array."""
+        if not pairs:
+            return
+        ks = np.array([k for _, k in pairs], dtype=np.int64)
+        keys = [t.id for t, _ in pairs]
+        pos = objects.pos[ks].astype(np.float64)
+        dop = objects.doppler[ks].astype(np.float64)
+        self.bank.update(keys, np.concatenate([pos, dop[:, None]], 1), measurement_covs(pos, self.origin))
+        rows = self.bank.rows(keys)
+        O = observations(objects, ks, conf, velocity_of(self.bank.xc[rows]), self.bank.mu[rows, 1:2])
+        for (t, k), p, d, obs in zip(pairs, pos, dop, O):
+            t.hit(k, p, d, obs)
 
     def states(self) -> list[TrackState]:
         """:class:`TrackState` of every live track, gathered in bulk: one
@@ -226,17 +144,12 @@ class Tracker:
         n = len(tracks)
         if n == 0:
             return []
-        x = np.empty((n, 7))
-        P = np.empty((n, 7, 7))
-        mu = np.full((n, 2), 0.5)
-        filt = [i for i, t in enumerate(tracks) if t.imm is not None]
-        if filt and self.config.batched:
-            rows = np.array([tracks[i].imm.row for i in filt])
+        x, P, mu = np.empty((n, 7)), np.empty((n, 7, 7)), np.full((n, 2), MU_PRIOR)
+        filt = [i for i, t in enumerate(tracks) if t.id in self.bank]
+        if filt:
+            rows = self.bank.rows([tracks[i].id for i in filt])
             x[filt], P[filt], mu[filt] = self.bank.xc[rows], self.bank.Pc[rows], self.bank.mu[rows]
-        else:
-            for i in filt:
-                x[i], P[i], mu[i] = tracks[i].imm.x, tracks[i].imm.P, np.asarray(tracks[i].imm.mu, float)
-        pend = [i for i, t in enumerate(tracks) if t.imm is None]
+        pend = [i for i, t in enumerate(tracks) if t.id not in self.bank]
         self._pending_states([tracks[i] for i in pend if tracks[i].pending_state is None])
         for i in pend:
             x[i], P[i] = tracks[i].pending_state
@@ -265,90 +178,6 @@ class Tracker:
         P = np.zeros((len(new), 7, 7))
         P[:, :3, :3] = measurement_covs(pos, self.origin)[:, :3, :3]
         P[:, 3, 3], P[:, 4, 4], P[:, 5, 5], P[:, 6, 6] = ((np.pi / 2) ** 2, 0.3 ** 2,
-                                                          self.config.init_speed_sd ** 2, 0.05 ** 2)
+                                                          self._config.init_speed_sd ** 2, 0.05 ** 2)
         for t, xi, Pi in zip(new, x, P):
             t.pending_state = (xi, Pi)
-
-    def _obs(self, objects: Objects, k: int, pos, vel, mu_ct: float) -> np.ndarray:
-        """One observation row (``OBS_FIELDS``) of detection ``k``."""
-        return np.concatenate([pos, vel, [objects.doppler[k]], objects.features[k], [objects.n_points[k]],
-                               self._conf[k], [mu_ct]])
-
-    def _update_steady(self, steady: list, objects: Objects) -> None:
-        """The UKF updates of the batched tracks past their second detection,
-        all at once: one bank update, the observations built as one array
-        (the per-track form of :meth:`_update` was a third of the tracker's
-        time); rows of that array are not shared between tracks."""
-        cfg = self.config
-        ks = np.array([k for _, k in steady], dtype=np.int64)
-        pos = objects.pos[ks].astype(np.float64)
-        dop = objects.doppler[ks].astype(np.float64)
-        rows = np.array([t.imm.row for t, _ in steady], dtype=np.int64)
-        Z = np.concatenate([pos, dop[:, None]], 1)
-        self.bank.update(rows, Z, measurement_covs(pos, self.origin))
-        O = np.concatenate([pos, velocity_of(self.bank.xc[rows]), dop[:, None], objects.features[ks],
-                            objects.n_points[ks, None], self._conf[ks], self.bank.mu[rows, 1:2]], 1)
-        for (t, k), p, d, obs in zip(steady, pos, dop, O):
-            t.hits += 1
-            t.streak += 1
-            t.misses = 0
-            t.associated, t.detection = True, int(k)
-            t.last_pos = p
-            t.last_doppler = float(d)
-            if t.streak >= cfg.confirm_hits:
-                t.confirmed = True
-            t.history.append(obs)
-
-    def _update(self, t: Track, objects: Objects, k: int) -> None:
-        """One track's update with detection ``k``: its second detection
-        starts the filter; later ones update it (per-track filterpy IMM only;
-        batched tracks past their second detection go to :meth:`_update_steady`)."""
-        cfg = self.config
-        pos = objects.pos[k]
-        z = np.array([pos[0], pos[1], pos[2], objects.doppler[k]])
-        R = measurement_cov(pos, self.origin)
-        if t.hits == 1:
-            # second detection: restart heading, climb and speed from the displacement
-            vel = (pos - t.last_pos) / cfg.dt
-            x0 = state_from(pos, vel)
-            P0 = np.zeros((7, 7))
-            P0[:3, :3] = R[:3, :3]
-            sv = np.sqrt(2.0 * R[0, 0] + 2.0 * R[1, 1]) / cfg.dt / max(np.linalg.norm(vel), 1.0)
-            P0[3, 3], P0[4, 4] = min(sv, np.pi) ** 2 + 0.05, 0.2 ** 2
-            P0[5, 5], P0[6, 6] = (np.sqrt(2 * R[0, 0]) / cfg.dt) ** 2 + 1.0, 0.05 ** 2
-            if cfg.batched:
-                self._adds.append((t, x0, P0))      # into the bank after the loop, all at once
-                vel_now = velocity_of(x0)
-            else:
-                t.imm = make_imm(x0, P0, cfg.dt, self.origin)
-                for f in t.imm.filters:
-                    f.R = R
-        else:
-            for f in t.imm.filters:
-                f.R = R
-            t.imm.update(z)
-        t.hits += 1
-        t.streak += 1
-        t.misses = 0
-        t.associated, t.detection = True, int(k)
-        t.last_pos = pos.copy()
-        t.last_doppler = float(objects.doppler[k])
-        if t.streak >= cfg.confirm_hits:
-            t.confirmed = True
-        if cfg.batched:                      # second detection (later ones: _update_steady)
-            t.history.append(self._obs(objects, k, pos, vel_now, MU_PRIOR))
-        else:
-            t.history.append(self._obs(objects, k, pos, velocity_of(t.imm.x), float(t.imm.mu[1])))
-
-    def state_of(self, t: Track) -> TrackState:
-        if t.imm is not None:
-            x, P, mu = t.imm.x, t.imm.P, np.asarray(t.imm.mu, float).copy()
-        else:
-            if t.pending_state is None:
-                self._pending_states([t])
-            x, P = t.pending_state
-            mu = np.array([0.5, 0.5])
-        return TrackState(id=t.id, position=x[:3].copy(), velocity=velocity_of(x), position_cov=P[:3, :3].copy(),
-                          state=x.copy(), covariance=P.copy(), model_probs=mu,
-                          confirmed=t.confirmed, age=t.age, hits=t.hits, misses=t.misses, score=t.score,
-                          verified=t.verified, associated=t.associated, detection=t.detection)
