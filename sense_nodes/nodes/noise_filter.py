@@ -25,6 +25,7 @@ from sensor_msgs.msg import PointCloud2
 
 from sense_nodes.data import cloud_codec
 from sense_nodes.core.bsense.noise_model import NoiseModel, NoiseModelConfig, NoiseModelFileError
+from sense_nodes.core.bsense.stages import PointLevel
 from sense_nodes.core.bsense.refit import RefitBuffer, RefitSchedule, StampGuard, UavTruth, refit_refusal
 from sense_nodes.msg import GroundTruth, GroundTruthArray, TrackArray
 from sense_nodes.data.bags import stamp_ns_of
@@ -72,7 +73,7 @@ class NoiseFilter(SenseNode):
         super().__init__(node_name, **kwargs)
         self.path = self.p.model_file or default_model_path()
         self.config = NoiseModelConfig(cube_m=self.p.cube_m, percentile=self.p.percentile)
-        self.model = self._load()
+        self.level = PointLevel(self._load())   # the chain's point level: what the evaluation runs
         self.history = RefitBuffer(max(self.p.refit_frames, self.p.bootstrap_frames), self.p.refit_max_points)
         self.stamps = StampGuard(self.p.max_stamp_jump_s)
         self.track_positions: dict[int, np.ndarray] = {}
@@ -86,6 +87,14 @@ class NoiseFilter(SenseNode):
         self.subscribe(GroundTruthArray, "truth", self.on_truth, RESULT_QOS, kind="truth", primary=False)
         self.create_service(RefitNoiseModel, "refit", self.on_refit)
         self._warn_timer = self.create_timer(self.p.warn_period_s, self._warn_no_model)
+
+    @property
+    def model(self) -> NoiseModel | None:
+        return self.level.model
+
+    @model.setter
+    def model(self, model: NoiseModel | None) -> None:
+        self.level.model = model
 
     def _load(self):
         try:
@@ -136,7 +145,7 @@ class NoiseFilter(SenseNode):
                 self.history.add(stamp, points)
                 self.schedule.frame_added()
             model = self.model
-        keep = model.filter(points) if model is not None else np.ones(points.shape[0], bool)
+        keep = self.level.keep(points)
         self.publish(self.pub, convert.pointcloud2(points[keep], stamped_like(msg.header)))
         if not buffered:
             return

@@ -1,7 +1,9 @@
 """`object_filter`: BSense object level (Section 3.3). Clusters the filtered
 points with DBSCAN on the position-Doppler distance of Eq. 12, matches the
 objects to the previous frame (Kuhn-Munkres, 15 m gate) and keeps those whose
-spatial or velocity confidence (Eq. 13, 16) reaches its threshold.
+spatial or velocity confidence (Eq. 13, 16) reaches its threshold: the core's
+:class:`~sense_nodes.core.bsense.stages.ObjectLevel`, the same the evaluation
+runs; the node converts and publishes.
 
 Subscribes  points_filtered (PointCloud2)
 Publishes   detections (sense_nodes/DetectionArray, reliable),
@@ -11,15 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
-from sense_nodes.bs_sensor import FRAME_S  # used when two stamps are not usable
 
+from sense_nodes.core.bsense.clustering import ClusterConfig
+from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
+from sense_nodes.core.bsense.stages import ObjectLevel
 from sense_nodes.data import cloud_codec
-from sense_nodes.core.bsense.clustering import ClusterConfig, cluster
-from sense_nodes.core.bsense.object_filter import ObjectFilter, ObjectFilterConfig
 from sense_nodes.msg import Detection, DetectionArray
 from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, SenseNode, run_node, stamped_like
 from sense_nodes.nodes.markers import detection_markers
@@ -47,38 +48,38 @@ class ObjectFilterNode(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        self.cluster_config = self._cluster_config()
-        self.filter = ObjectFilter(self._filter_config())
-        self.prev_ids = np.zeros(0, np.int64)
-        self.next_id = 1
-        self.prev_stamp = None
-        self.frames_thinned = 0
+        self.level = ObjectLevel(self._cluster_config(), self._filter_config(ObjectFilterConfig()),
+                                 max_points=self.p.max_points)
         self.last_count = 0
-        self._rng = np.random.default_rng(0)
         self.pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "detection_markers", RESULT_QOS)
         self.subscribe(PointCloud2, "points_filtered", self.on_points, SENSOR_QOS, kind="points_filtered")
+
+    @property
+    def frames_thinned(self) -> int:
+        return self.level.frames_thinned
 
     def _cluster_config(self) -> ClusterConfig:
         p = self.p
         return ClusterConfig(w_pos=p.w_pos, w_doppler=p.w_doppler, eps=p.eps, min_samples=p.min_samples)
 
-    def _filter_config(self) -> ObjectFilterConfig:
+    def _filter_config(self, base: ObjectFilterConfig) -> ObjectFilterConfig:
         p = self.p
-        base = self.filter.config if hasattr(self, "filter") else ObjectFilterConfig()
         return dataclasses.replace(base, gate_m=p.gate_m, decay=p.decay, tol_abs_mps=p.tol_abs_mps, tol_rel=p.tol_rel,
                                    tau_s=p.tau_s, tau_v=p.tau_v)
 
     def on_parameters_changed(self, names):
         """New configs swap in between frames; the objects' confidences carry on."""
-        self.cluster_config = self._cluster_config()
-        self.filter.config = self._filter_config()
+        self.level.cluster_config = self._cluster_config()
+        self.level.filter.config = self._filter_config(self.level.filter.config)
+        self.level.max_points = self.p.max_points
 
     def effective_parameters(self):
         values = super().effective_parameters()
-        values.update({k: getattr(self.cluster_config, k) for k in ("eps", "w_pos", "w_doppler", "min_samples")})
-        values.update({k: getattr(self.filter.config, k)
+        values.update({k: getattr(self.level.cluster_config, k) for k in ("eps", "w_pos", "w_doppler", "min_samples")})
+        values.update({k: getattr(self.level.filter.config, k)
                        for k in ("gate_m", "decay", "tol_abs_mps", "tol_rel", "tau_s", "tau_v")})
+        values["max_points"] = self.level.max_points
         return values
 
     def on_points(self, msg: PointCloud2) -> None:
@@ -87,23 +88,18 @@ class ObjectFilterNode(SenseNode):
         if not finite.all():
             self.count_nonfinite("points", int((~finite).sum()))
             points = points[finite]
-        points = self._thin(points)
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        dt = stamp - self.prev_stamp if self.prev_stamp is not None else FRAME_S
-        if not 0 < dt < 60:  # replay restarted or stamps missing: treat as a new sequence
-            self.filter.reset()
-            self.prev_ids = np.zeros(0, np.int64)
-            dt = FRAME_S
-        self.prev_stamp = stamp
-        objects = cluster(points, config=self.cluster_config)
-        scores = self.filter.step(objects, dt)
-        ids = self._ids(scores.match)
+        n = len(points)
+        points = self.level.thin(points)
+        if len(points) < n:
+            self._warn_thinned(n)
+        objects = self.level.cluster(points)
+        scores = self.level.score(objects, stamp_s=msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         out = DetectionArray(header=stamped_like(msg.header))
-        for i in np.flatnonzero(scores.keep):
+        for i in scores.keep.nonzero()[0]:
             x, y, z = objects.pos[i]
             snr, scr, noise, signal_power, rx_power = (float(v) for v in objects.features[i])
             out.detections.append(Detection(
-                id=int(ids[i]), centroid=Point(x=float(x), y=float(y), z=float(z)),
+                id=int(scores.ids[i]), centroid=Point(x=float(x), y=float(y), z=float(z)),
                 doppler=float(objects.doppler[i]), snr=snr, scr=scr, noise=noise, signal_power=signal_power,
                 rx_power=rx_power, point_count=int(objects.n_points[i]),
                 spatial_confidence=float(scores.c_s[i]), velocity_confidence=float(scores.c_v[i])))
@@ -111,32 +107,17 @@ class ObjectFilterNode(SenseNode):
         if self.publish(self.pub, out):
             self.publish(self.markers, detection_markers(out))
 
-    def _thin(self, points):
-        if len(points) <= self.p.max_points:
-            return points
-        self.frames_thinned += 1
-        if self.frames_thinned == 1 or self.frames_thinned % 100 == 0:
-            self.get_logger().warning(f"frame of {len(points)} points thinned to max_points={self.p.max_points} "
-                                      f"({self.frames_thinned} frames so far)")
-        keep = np.sort(self._rng.choice(len(points), self.p.max_points, replace=False))
-        return points[keep]
+    def _warn_thinned(self, n: int) -> None:
+        k = self.level.frames_thinned
+        if k == 1 or k % 100 == 0:
+            self.get_logger().warning(f"frame of {n} points thinned to max_points={self.level.max_points} "
+                                      f"({k} frames so far)")
 
     def status_phrase(self) -> str:
         return f"{super().status_phrase()}, {self.last_count} detections in the last frame"
 
     def diagnostic_values(self):
-        return {"frames_thinned": self.frames_thinned}
-
-    def _ids(self, match: np.ndarray) -> np.ndarray:
-        """Object ids stable across frames while matched; new ids otherwise."""
-        ids = np.empty(match.size, np.int64)
-        has = match >= 0
-        ids[has] = self.prev_ids[match[has]]
-        n_new = int((~has).sum())
-        ids[~has] = np.arange(self.next_id, self.next_id + n_new)
-        self.next_id += n_new
-        self.prev_ids = ids
-        return ids
+        return {"frames_thinned": self.level.frames_thinned}
 
 
 NODE_CLASS = ObjectFilterNode

@@ -1,6 +1,8 @@
 """`uav_tracker`: BSense trajectory level (Section 3.4). IMM-UKF tracking of
 the detections (CV and CTRV models on one shared state) and TrajFormer
-verification of each confirmed track in real time.
+verification of each confirmed track in real time: the core's
+:class:`~sense_nodes.core.bsense.stages.TrajectoryLevel`, the same the
+evaluation runs; the node converts and publishes.
 
 Subscribes  detections (sense_nodes/DetectionArray)
 Publishes   tracks (sense_nodes/TrackArray, reliable): every live track;
@@ -23,9 +25,9 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.core.bsense.clustering import Objects
 from sense_nodes.core.bsense.imm_ukf import velocity_cov
-from sense_nodes.core.bsense.tracker import Tracker, TrackerConfig
+from sense_nodes.core.bsense.stages import TrajectoryLevel
+from sense_nodes.core.bsense.tracker import TrackerConfig
 from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
-from sense_nodes.core.bsense.verification import verify_tracks
 from sense_nodes.data.cloud_codec import MAX_ABS_VALUE
 from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.msg import DetectionArray, Track, TrackArray
@@ -70,13 +72,13 @@ class UavTracker(SenseNode):
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
         p = self.p
-        self.tracker = Tracker(TrackerConfig(dt=p.frame_s, gate_m=p.gate_m, confirm_hits=p.confirm_hits,
-                                             max_misses=p.max_misses, max_misses_tentative=p.max_misses_tentative,
-                                             history=max(32, p.window)))
         self.classifier = self._load_classifier() if p.use_classifier else None
+        self.level = TrajectoryLevel(
+            TrackerConfig(dt=p.frame_s, gate_m=p.gate_m, confirm_hits=p.confirm_hits, max_misses=p.max_misses,
+                          max_misses_tentative=p.max_misses_tentative, history=max(32, p.window)),
+            self.classifier, p.window, p.classifier_threshold, max_detections=p.max_detections)
         self.trails: dict[int, collections.deque] = {}
         self.run_id = None
-        self.frames_thinned = 0
         self.pub = self.create_publisher(TrackArray, "tracks", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "track_markers", RESULT_QOS)
         self.subscribe(DetectionArray, "detections", self.on_detections, RESULT_QOS, kind="detections")
@@ -105,15 +107,12 @@ class UavTracker(SenseNode):
     def on_detections(self, msg: DetectionArray) -> None:
         objects, confidence, n_nonfinite = objects_from(msg)
         self.count_nonfinite("detections", n_nonfinite)
-        objects, confidence = self._thin(objects, confidence)
-        stamp_ns = stamp_ns_of(msg)
         if self.run_id is None:
-            self.run_id = stamp_ns
-        self.tracker.step(objects, confidence=confidence)
-        if self.classifier is not None:
-            verify_tracks(self.tracker.tracks, self.classifier, self.p.window, self.p.classifier_threshold,
-                          self.tracker.origin)
-        states = self.tracker.states()
+            self.run_id = stamp_ns_of(msg)
+        thinned = self.level.frames_thinned
+        states = self.level.step(objects, None, confidence)
+        if self.level.frames_thinned > thinned:
+            self._warn_thinned(len(objects))
         out = TrackArray(header=stamped_like(msg.header))
         for s in states:
             out.tracks.append(self._track_msg(s))
@@ -124,31 +123,29 @@ class UavTracker(SenseNode):
         """Gate and track-management rules swap in between frames; the
         tracks and their filters carry on."""
         p = self.p
-        self.tracker.config = dataclasses.replace(
-            self.tracker.config, gate_m=p.gate_m, confirm_hits=p.confirm_hits, max_misses=p.max_misses,
-            max_misses_tentative=p.max_misses_tentative)
+        tracker = self.level.tracker
+        tracker.config = dataclasses.replace(tracker.config, gate_m=p.gate_m, confirm_hits=p.confirm_hits,
+                                             max_misses=p.max_misses, max_misses_tentative=p.max_misses_tentative)
+        self.level.threshold, self.level.max_detections = p.classifier_threshold, p.max_detections
         if "trail_length" in names:
             self.trails = {k: collections.deque(v, maxlen=p.trail_length) for k, v in self.trails.items()}
 
     def effective_parameters(self):
         values = super().effective_parameters()
-        values.update({k: getattr(self.tracker.config, k)
+        values.update({k: getattr(self.level.tracker.config, k)
                        for k in ("gate_m", "confirm_hits", "max_misses", "max_misses_tentative")})
+        values.update(classifier_threshold=self.level.threshold, max_detections=self.level.max_detections)
         return values
 
-    def _thin(self, objects, confidence):
-        """At most ``max_detections`` a frame, the most confident kept: the
-        tracker's association grows faster than linearly with detections."""
-        n = len(objects.pos)
-        if n <= self.p.max_detections:
-            return objects, confidence
-        self.frames_thinned += 1
-        if self.frames_thinned == 1 or self.frames_thinned % 100 == 0:
+    @property
+    def frames_thinned(self) -> int:
+        return self.level.frames_thinned
+
+    def _warn_thinned(self, n: int) -> None:
+        k = self.level.frames_thinned
+        if k == 1 or k % 100 == 0:
             self.get_logger().warning(f"frame of {n} detections thinned to max_detections="
-                                      f"{self.p.max_detections} ({self.frames_thinned} frames so far)")
-        keep = np.sort(np.argsort(-confidence.max(1), kind="stable")[:self.p.max_detections])
-        return (Objects(objects.pos[keep], objects.doppler[keep], objects.features[keep],
-                        objects.n_points[keep], objects.point_cluster), confidence[keep])
+                                      f"{self.level.max_detections} ({k} frames so far)")
 
     def _is_uav(self, s) -> bool:
         return s.confirmed and (s.verified if self.classifier is not None else True)
@@ -202,9 +199,9 @@ class UavTracker(SenseNode):
                 f"{v['verified']} verified UAV")
 
     def diagnostic_values(self):
-        states = self.tracker.tracks
-        return {"tracks": len(states), "confirmed": sum(t.confirmed for t in states),
-                "verified": sum(t.verified for t in states), "frames_thinned": self.frames_thinned}
+        tracks = self.level.tracker.tracks
+        return {"tracks": len(tracks), "confirmed": sum(t.confirmed for t in tracks),
+                "verified": sum(t.verified for t in tracks), "frames_thinned": self.level.frames_thinned}
 
 
 def objects_from(msg: DetectionArray) -> tuple[Objects, np.ndarray, int]:

@@ -67,7 +67,9 @@ class ObjectScores:
     frame's objects (-1 if none or matched to an older remembered object),
     frames since the matched object was seen (``gap``: 1 = previous frame, 0
     unmatched), s and v of Eq. 13-15, confidences C_s, C_v (Eq. 13, 16),
-    radial velocity v_r (Eq. 14, NaN unmatched) and the keep decision."""
+    radial velocity v_r (Eq. 14, NaN unmatched), the keep decision and the
+    object ``ids``: an object matched to the previous frame keeps its id,
+    any other gets a new one (ids never repeat over the filter's life)."""
     match: np.ndarray
     spatial: np.ndarray
     velocity: np.ndarray
@@ -76,6 +78,7 @@ class ObjectScores:
     v_r: np.ndarray
     keep: np.ndarray
     gap: np.ndarray | None = None
+    ids: np.ndarray | None = None
 
 
 def match_objects(prev: np.ndarray, cur: np.ndarray, gate_m) -> np.ndarray:
@@ -139,9 +142,12 @@ class ObjectFilter:
 
     def __init__(self, config: ObjectFilterConfig | None = None):
         self.config = config or ObjectFilterConfig()
+        self._next_id = 1
         self.reset()
 
     def reset(self) -> None:
+        """Forget the previous frames (a new sequence); ids go on counting."""
+        self._prev_ids = np.zeros(0, np.int64)
         # memory: previous frame's objects (age 1 at the next step) and
         # remembered unmatched older ones (age 2 .. max_gap + 1)
         self._pos = np.zeros((0, 3))
@@ -194,7 +200,20 @@ class ObjectFilter:
         self._cv = np.concatenate([c_v, self._cv[old]])
         self._age = np.concatenate([np.zeros(pos.shape[0], np.int64), age[old]])
         self._prev_index = np.concatenate([np.arange(pos.shape[0]), np.full(int(old.sum()), -1)])
-        return ObjectScores(prev_index.astype(np.int64), s, v, c_s, c_v, v_r, keep, gap.astype(np.int64))
+        match = prev_index.astype(np.int64)
+        return ObjectScores(match, s, v, c_s, c_v, v_r, keep, gap.astype(np.int64), self._ids(match))
+
+    def _ids(self, match: np.ndarray) -> np.ndarray:
+        """Object ids stable across frames while matched to the previous
+        frame; new ids otherwise."""
+        ids = np.empty(match.size, np.int64)
+        has = match >= 0
+        ids[has] = self._prev_ids[match[has]]
+        n_new = int((~has).sum())
+        ids[~has] = np.arange(self._next_id, self._next_id + n_new)
+        self._next_id += n_new
+        self._prev_ids = ids
+        return ids
 
 
 def confidence_thresholds(c_s_uav, c_v_uav, percentile: float = 5.0) -> tuple[float, float]:

@@ -14,24 +14,28 @@ Stages (Figure 13):
    has called its last W observations a true target (then it stays output,
    "until it is verified as a true target and then output").
 
-Each frame's result carries per-stage wall times in milliseconds.
+Each frame's result carries per-stage wall times in milliseconds. The stages
+are the objects of :mod:`.stages`, the same the ``bsense`` deployment's nodes
+call.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .clustering import ClusterConfig, Objects, cluster
+from .clustering import ClusterConfig, Objects
 from .noise_model import NoiseModel
-from .object_filter import ObjectFilter, ObjectFilterConfig, ObjectScores
-from .tracker import Tracker, TrackerConfig, TrackState
-from .verification import verify_tracks
+from .object_filter import ObjectFilterConfig, ObjectScores
+from .stages import ObjectLevel, PointLevel, TrajectoryLevel
+from .tracker import TrackerConfig
 
 STAGES = {1: "basic", 2: "noise_fingerprint", 3: "spatial_confidence", 4: "velocity_confidence",
           5: "trajformer"}
 TIMED = ("noise_filter", "clustering", "object_filter", "tracker", "trajformer")
+# the object filter's confidences used at each ablation stage: (spatial, velocity)
+CONFIDENCES = {1: (False, False), 2: (False, False), 3: (True, False), 4: (True, True), 5: (True, True)}
 
 
 @dataclass(frozen=True)
@@ -84,57 +88,40 @@ class BSensePipeline:
             raise ValueError("stage 5 (trajformer) needs a TrajFormer classifier")
         self.noise_model = noise_model
         self.classifier = classifier
-        oc = cfg.objects
-        if cfg.stage <= 2:
-            oc = _replace(oc, use_spatial=False, use_velocity=False)
-        elif cfg.stage == 3:
-            oc = _replace(oc, use_spatial=True, use_velocity=False)
-        else:
-            oc = _replace(oc, use_spatial=True, use_velocity=True)
-        self.object_filter = ObjectFilter(oc)
-        self.tracker = Tracker(cfg.tracker)
+        spatial, velocity = CONFIDENCES[cfg.stage]
+        self.points = PointLevel(noise_model if cfg.stage >= 2 else None)
+        self.objects = ObjectLevel(cfg.cluster, replace(cfg.objects, use_spatial=spatial, use_velocity=velocity),
+                                   frame_s=cfg.tracker.dt)
+        self.trajectories = TrajectoryLevel(cfg.tracker, classifier if cfg.stage >= 5 else None, cfg.window,
+                                            cfg.classifier_threshold)
+
+    @property
+    def object_filter(self):
+        return self.objects.filter
+
+    @property
+    def tracker(self):
+        return self.trajectories.tracker
 
     def reset(self) -> None:
         """Forget all state (a new sequence)."""
-        self.object_filter.reset()
-        self.tracker.reset()
+        self.objects.reset()
+        self.trajectories.reset()
 
     def step(self, points: np.ndarray, dt: float | None = None) -> FrameResult:
-        cfg = self.config
-        dt = cfg.tracker.dt if dt is None else float(dt)
-        tm = {}
-        t0 = time.perf_counter()
-        if cfg.stage >= 2:
-            keep = self.noise_model.filter(points)
-        else:
-            keep = np.ones(points.shape[0], bool)
-        t1 = time.perf_counter()
-        objects = cluster(points, keep, cfg.cluster)
-        t2 = time.perf_counter()
-        scores = self.object_filter.step(objects, dt)
-        okeep = scores.keep
-        t3 = time.perf_counter()
-        tracks = self.tracker.step(objects, okeep, np.stack([scores.c_s, scores.c_v], 1))
-        t4 = time.perf_counter()
-        if cfg.stage >= 5:
-            self._classify()
-            for s, t in zip(tracks, self.tracker.tracks):     # same order: refresh the verdicts only
-                s.score, s.verified = t.score, t.verified
-            output = [s for s in tracks if s.confirmed and s.verified]
-        else:
-            output = [s for s in tracks if s.confirmed]
-        t5 = time.perf_counter()
-        for k, (a, b) in zip(TIMED, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
-            tm[k] = (b - a) * 1e3
-        tm["total"] = (t5 - t0) * 1e3
-        return FrameResult(keep, objects, scores, okeep, tracks, output, tm)
-
-    def _classify(self) -> None:
-        """TrajFormer on the tracks (see :func:`verify_tracks`)."""
-        verify_tracks(self.tracker.tracks, self.classifier, self.config.window,
-                      self.config.classifier_threshold, self.tracker.origin)
-
-
-def _replace(cfg, **kw):
-    from dataclasses import replace
-    return replace(cfg, **kw)
+        dt = self.config.tracker.dt if dt is None else float(dt)
+        t = [time.perf_counter()]
+        keep = self.points.keep(points)
+        t.append(time.perf_counter())
+        objects = self.objects.cluster(points, keep)
+        t.append(time.perf_counter())
+        scores = self.objects.score(objects, dt)
+        t.append(time.perf_counter())
+        tracks = self.trajectories.track(objects, scores.keep, np.stack([scores.c_s, scores.c_v], 1))
+        t.append(time.perf_counter())
+        self.trajectories.verify(tracks)
+        output = self.trajectories.output(tracks)
+        t.append(time.perf_counter())
+        tm = {k: (b - a) * 1e3 for k, a, b in zip(TIMED, t, t[1:])}
+        tm["total"] = (t[-1] - t[0]) * 1e3
+        return FrameResult(keep, objects, scores, scores.keep, tracks, output, tm)
