@@ -40,7 +40,7 @@ def test_and_rule_keeps_a_subset_of_the_or_rule_objects():
     keeps the same objects as stage 3 (C_v <= C_s: a velocity match needs a
     spatial one)."""
     from sense_nodes.eval import bsense_metrics as M
-    from sense_nodes.eval.bsense_eval import run_stage
+    from sense_nodes.eval.bsense_stage import Probes, run_stage
     case = load_case("straight_30_r1", max_frames=40)
     calib = load_case("", spec=calibration_spec(case.day, n_frames=60))
     model = NoiseModel().fit([f.points for f in calib.frames])
@@ -48,8 +48,8 @@ def test_and_rule_keeps_a_subset_of_the_or_rule_objects():
     derived = M.DetectionCounts()
     for stage, rule in ((3, "or"), (4, "or"), (4, "and")):
         c = M.DetectionCounts()
-        run_stage(case, stage, model, (0.1, 0.1), None, objects=c, combine=rule,
-                  objects_and=derived if (stage, rule) == (4, "or") else None)
+        run_stage(case, stage, model, (0.1, 0.1), None, combine=rule,
+                  probes=Probes(objects=c, objects_and=derived if (stage, rule) == (4, "or") else None))
         kept[stage, rule] = c.false_per_frame
     assert kept[4, "or"] == kept[3, "or"]
     assert kept[4, "and"] < kept[4, "or"]

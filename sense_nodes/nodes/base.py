@@ -19,8 +19,6 @@ Works on Jazzy and Kilted alike: no ``with rclpy.init()``.
 """
 from __future__ import annotations
 
-import collections
-import statistics
 import sys
 import time
 import traceback
@@ -28,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
@@ -38,6 +36,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from std_msgs.msg import Header
 
 from sense_nodes.errors import MalformedMessage, NonFiniteInput  # noqa: F401 - the nodes' converters raise these
+from sense_nodes.nodes.diagnostics import Diagnostics
 from sense_nodes.nodes.finite import first_nonfinite
 
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -91,81 +90,6 @@ class Param:
         if self.choices and value not in self.choices:
             raise ParameterError(
                 f"parameter '{self.name}' = '{value}' is not one of {list(self.choices)}")
-
-
-class Diagnostics:
-    """Rate, latency and drop counters of one node, over a sliding window."""
-
-    def __init__(self, window: int = 200):
-        self.arrivals: collections.deque[float] = collections.deque(maxlen=window)
-        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=window)
-        self.processed = 0
-        self.first_arrival: float | None = None
-        self.last_arrival: float | None = None
-        self.dropped: collections.Counter[str] = collections.Counter()
-        self.errors: collections.Counter[str] = collections.Counter()
-        # non-finite input items dropped at the converter (points, detections, frames)
-        self.nonfinite: collections.Counter[str] = collections.Counter()
-        # outputs refused because they held a non-finite value
-        self.suppressed: collections.Counter[str] = collections.Counter()
-        # messages published to the node but never taken (its queue overflowed)
-        self.lost: collections.Counter[str] = collections.Counter()
-
-    def record(self, t_start: float) -> None:
-        now = time.perf_counter()
-        if self.first_arrival is None:
-            self.first_arrival = t_start
-        self.last_arrival = t_start
-        self.arrivals.append(t_start)
-        self.latencies_ms.append((now - t_start) * 1e3)
-        self.processed += 1
-
-    def rate_hz(self) -> float:
-        if len(self.arrivals) < 2:
-            return 0.0
-        span = self.arrivals[-1] - self.arrivals[0]
-        if time.perf_counter() - self.arrivals[-1] > 5 * max(span / (len(self.arrivals) - 1), 1.0):
-            return 0.0  # the stream stopped
-        return (len(self.arrivals) - 1) / span if span > 0 else 0.0
-
-    def mean_rate_hz(self) -> float:
-        """Messages a second from the first to the last one processed (the
-        run's rate, which stays meaningful after the stream stopped)."""
-        if self.processed < 2 or self.last_arrival == self.first_arrival:
-            return 0.0
-        return (self.processed - 1) / (self.last_arrival - self.first_arrival)
-
-    def latency_ms(self) -> float:
-        return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
-
-    def status(self, name: str, extra: dict[str, Any] | None = None) -> DiagnosticStatus:
-        dropped = sum(self.dropped.values())
-        errors = sum(self.errors.values())
-        level = DiagnosticStatus.OK
-        message = "ok"
-        nonfinite = sum(self.nonfinite.values())
-        suppressed = sum(self.suppressed.values())
-        lost = sum(self.lost.values())
-        if errors:
-            level, message = DiagnosticStatus.ERROR, f"{errors} callback errors"
-        elif suppressed:
-            level, message = DiagnosticStatus.ERROR, f"{suppressed} non-finite outputs suppressed"
-        elif dropped or nonfinite or lost:
-            level, message = DiagnosticStatus.WARN, (f"{dropped} malformed messages dropped, "
-                                                     f"{nonfinite} non-finite input items dropped, "
-                                                     f"{lost} messages lost (fell behind)")
-        values = {"rate_hz": f"{self.rate_hz():.3f}", "latency_ms": f"{self.latency_ms():.3f}",
-                  "processed": str(self.processed), "dropped": str(dropped), "errors": str(errors),
-                  "nonfinite_dropped": str(nonfinite), "outputs_suppressed": str(suppressed),
-                  "lost": str(lost)}
-        values.update({f"dropped[{k}]": str(v) for k, v in self.dropped.items()})
-        values.update({f"errors[{k}]": str(v) for k, v in self.errors.items()})
-        values.update({f"nonfinite_dropped[{k}]": str(v) for k, v in self.nonfinite.items()})
-        values.update({f"outputs_suppressed[{k}]": str(v) for k, v in self.suppressed.items()})
-        values.update({f"lost[{k}]": str(v) for k, v in self.lost.items()})
-        values.update({k: str(v) for k, v in (extra or {}).items()})
-        return DiagnosticStatus(level=level, name=name, message=message, hardware_id="sense_nodes",
-                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
 
 def stamped_like(header: Header, frame_id: str | None = None) -> Header:
@@ -315,7 +239,7 @@ class SenseNode(Node):
         A :class:`MalformedMessage` (what the converters raise for input
         they cannot use) is logged at WARN once per kind and counted as
         dropped; any other exception is a bug, not bad input (numpy's shape
-        errors are ``ValueError``\ s too): it is logged at ERROR with its
+        errors are ValueErrors too): it is logged at ERROR with its
         traceback once per kind and counted under ``errors``, and the node
         keeps running. Processing time is
         recorded for the diagnostics of ``primary`` inputs only (the stream
