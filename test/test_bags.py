@@ -114,7 +114,6 @@ def test_a_killed_recorder_loses_at_most_what_it_had_not_flushed(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     from sense_nodes.cli.main import main as sense
     bag = tmp_path / "killed"

@@ -9,7 +9,7 @@ from sense_nodes.core.bsense.pipeline import TIMED, BSensePipeline, PipelineConf
 from sense_nodes.core.bsense.training import TrainConfig, train
 from sense_nodes.core.bsense.tracker import OBS_FIELDS
 from sense_nodes.core.bsense.trajformer import (N_FEATURES, TrajFormer, TrajFormerConfig, load_checkpoint,
-                                                save_checkpoint, window_features)
+                                                window_features)
 from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 
 W = 6

@@ -123,7 +123,6 @@ def test_wrong_inputs_are_said(fresh_cache, tmp_path):
 
 
 def test_echo_and_diag_show_a_running_deployment(fresh_cache):
-    import time
     env, _ = fresh_cache
     run = subprocess.Popen([sys.executable, "-m", "sense_nodes", "run", "bsense", "--duration", "90", "--rate", "2"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

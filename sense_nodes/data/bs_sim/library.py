@@ -25,7 +25,7 @@ import numpy as np
 from sense_nodes.bs_sensor import ANTENNA_HEIGHT_M
 
 from .scenario import Scenario, ScenarioSpec, UavSpec
-from .trajectories import LINE_ANGLES_DEG, SHAPES, place
+from .trajectories import LINE_ANGLES_DEG, place
 
 FAMILIES = ("straight", "shape", "multi_uav", "uav_free", "cross_site")
 # shaped trajectories per shape: 20 shaped + 5 straight = the paper's 25

@@ -22,14 +22,13 @@ from functools import cached_property
 
 import numpy as np
 
-from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 
 from . import clutter as _clutter
 from . import ghosts as _ghosts
 from . import targets as _targets
 from .fingerprint import points_from
 from .sensor import DEFAULT_SENSOR, SensorConfig
-from .site import Site, make_site
+from .site import make_site
 from .trajectories import fly, place
 
 # point sources (labels['source']); 1-3 are the GroundTruth object classes
