@@ -18,7 +18,6 @@ BS_POS = np.array([[-60.0, -60.0, 25.0], [60.0, -60.0, 25.0], [60.0, 60.0, 25.0]
 def _channel(ue, bs, rng_phase):
     """H [32, 4, K]: LoS + one reflection, 4x4 dual-pol BS array, 1x2 dual-pol UE."""
     f = (np.arange(K) - K // 2) * SCS_HZ
-    lam = C / CARRIER_HZ
     d = ue - bs
     dist = np.linalg.norm(d)
     az = np.arctan2(d[1], d[0])

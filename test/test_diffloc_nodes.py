@@ -4,7 +4,6 @@ covariances and per-BS estimates; a wrong-shaped bundle is dropped and
 counted; the Localize service answers; a missing model is refused."""
 import numpy as np
 import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter

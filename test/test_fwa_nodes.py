@@ -11,7 +11,7 @@ from rclpy.parameter import Parameter
 
 from conftest import spin_until
 from fwa_synthetic import bundle, cfrs
-from sense_nodes.msg import CsiBundle, CsiFrame, UavDetection
+from sense_nodes.msg import CsiBundle, UavDetection
 from sense_nodes.nodes.base import RESULT_QOS
 from sense_nodes.nodes.fwa_bs_encoder import FwaBsEncoder
 from sense_nodes.nodes.fwa_fusion_center import FwaFusionCenter

@@ -33,7 +33,9 @@ def test_ssim_matlab_defaults():
 
 
 def test_ospa_uses_the_optimal_assignment_and_c3_one():
-    x = lambda *v: np.array([[u, 0.0, 0.0] for u in v])
+    def x(*v):
+        return np.array([[u, 0.0, 0.0] for u in v])
+
     # greedy would pair 2 with 1.9 (0.1) and 0 with 4 (4): 4.1; optimal is 1.9 + 2 = 3.9
     assert ospa(x(0.0, 2.0), x(1.9, 4.0)) == pytest.approx(3.9 / 2)
     # one missed UAV costs c3 = 1 m: (1 + 1) / 2

@@ -254,13 +254,13 @@ def main(args: argparse.Namespace) -> dict:
     fig.update({k: d[k] for k in ("mdp_pct", "mdp_ci_low_pct", "mdp_ci_high_pct", "fap_pct",
                                   "fap_ci_low_pct", "fap_ci_high_pct")})
     fig["detector_threshold"] = models.threshold
-    worst, worst_bs, masks = None, None, {32: (a, np.ones_like(a, bool))}
+    worst, masks = None, {32: (a, np.ones_like(a, bool))}
     for bs in range(pl.NUM_BS):
         m = pair_mask([b for b in range(pl.NUM_BS) if b != bs], np.arange(pl.NUM_CPE))
         f, _, a1 = detection(models, h, y, m)
         fig[f"bs{bs}_missing_mdp_pct"], fig[f"bs{bs}_missing_fap_pct"] = f["mdp_pct"], f["fap_pct"]
         if worst is None or f["mdp_pct"] > worst["mdp_pct"]:
-            worst, worst_bs = f, bs
+            worst = f
             masks[16] = (a1, np.broadcast_to(m, a1.shape))
     fig["one_bs_missing_mdp_pct"], fig["one_bs_missing_fap_pct"] = worst["mdp_pct"], worst["fap_pct"]
     fig.update(classical(feat, te, va))

@@ -108,5 +108,5 @@ def main(args: argparse.Namespace) -> dict:
         if label == "2d":
             figs["paper_imager_2d_median_ms"] = 13.35
             figs["imager_2d_target_ms"] = 15.0
-        del S
+        S = None   # free the matrix before the next geometry's
     return figs

@@ -386,7 +386,7 @@ def _best_eta(figs, loss):
 
 def table2(ctx) -> dict:
     """Table II: on-grid SP with N0 = 4, modes A/B/C, voxel size 1-5 m, six UAVs."""
-    from sense_nodes.core.imaging.geometry import ImagingConfig, voxel_centres
+    from sense_nodes.core.imaging.geometry import voxel_centres
     from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
     from sense_nodes.core.imaging.subspace_pursuit import sp_image
     from sense_nodes.core.imaging.targets import label_image, measure, sample_scene

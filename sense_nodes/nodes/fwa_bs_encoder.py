@@ -15,7 +15,6 @@ Publishes   features (sense_nodes/PairFeatureArray), round 1: the I-UDetNet
 from __future__ import annotations
 
 import collections
-import time
 
 import numpy as np
 from geometry_msgs.msg import Point
@@ -77,13 +76,11 @@ class FwaBsEncoder(SenseNode):
         self.subscribe(UavDetection, self.p.selection_topic, self.on_selection, RESULT_QOS, kind="selection")
         self.get_logger().info(f"BS {self.rx_id}: encoding its pairs of {self.p.csi_topic}, answering "
                                f"selections on {self.p.selection_topic}")
-        self.last_latency_ms = float("nan")
 
     def pair(self, cpe: int) -> int:
         return int(self.p.bs_index) * int(self.p.num_cpe) + cpe
 
     def on_csi(self, msg: CsiBundle) -> None:
-        t0 = time.perf_counter()
         csi = {}
         for f in msg.frames:
             if f.rx_id == self.rx_id:
@@ -102,7 +99,6 @@ class FwaBsEncoder(SenseNode):
         out.pairs = [PairFeature(pair_index=k, bs_index=k // n, cpe_index=k % n,
                                  embedding=np.asarray(v, np.float32).tolist()) for k, v in h.items()]
         self.publish(self.features, out)
-        self.last_latency_ms = (time.perf_counter() - t0) * 1e3
 
     def on_selection(self, msg: UavDetection) -> None:
         enc = self.encoders.get(stamp_key(msg.header))

@@ -10,7 +10,6 @@ Runs on CUDA when present, else on the CPU (parameter `device`).
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
@@ -96,7 +95,6 @@ class IsacImager(SenseNode):
     def on_csi(self, msg: CsiBundle) -> None:
         from sense_nodes.core.imaging.imager import stack_measurements
 
-        t0 = time.perf_counter()
         try:
             y = stack_measurements(self.cfg, self.channels(msg))
         except NonFiniteInput:  # one value spoils the whole image: the frame goes
@@ -119,7 +117,6 @@ class IsacImager(SenseNode):
         self.last_detections = len(out.detections)
         if self.publish(self.pub, out):
             self.publish(self.markers, self._markers(out, voxels))
-        self.last_latency_ms = (time.perf_counter() - t0) * 1e3
 
     def _markers(self, img: VoxelImage, voxels: np.ndarray) -> MarkerArray:
         flat = np.asarray(voxels, float).reshape(-1)

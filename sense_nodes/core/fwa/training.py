@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sense_nodes.core.fwa.fusion import CULocNet, SoftFusionNet
 from sense_nodes.core.fwa.selection import select_pairs
 from sense_nodes.core.fwa.udetnet import PairSupervisedNet
 from sense_nodes.core.fwa.ulocnet import POS_SCALE, IULocNet

@@ -9,7 +9,7 @@ discretised into voxels of size d0.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

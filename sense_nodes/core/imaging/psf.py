@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sense_nodes.core.imaging.geometry import ImagingConfig, voxel_centres
-from sense_nodes.core.imaging.sensing_matrix import _blocks, steering_vectors
+from sense_nodes.core.imaging.sensing_matrix import _blocks
 from sense_nodes.core.imaging.channel import kappa, point_channel
 
 
