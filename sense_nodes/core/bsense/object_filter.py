@@ -19,6 +19,18 @@ when C_s >= tau_s or C_v >= tau_v (Section 3.3.4; ``combine="and"`` asks for
 both, an option of ours); the thresholds are the 5th
 percentile of UAV confidences on training cases (:func:`confidence_thresholds`).
 
+Notation (code name: paper symbol / meaning)::
+
+    pos, objects.doppler   p_t(o), v_d(o): an object's centroid and measured Doppler
+    match                  o' of o in the previous frame (-1: none)
+    s, v                   s_t(o), v_t(o): spatial and velocity consistency (0 or 1)
+    v_r                    radial velocity from the displacement (Eq. 14)
+    c_s, c_v               C_s(o), C_v(o) (Eq. 13, 16)
+    decay                  lambda
+    tau_s, tau_v           the keep thresholds of Section 3.3.4
+    origin                 the antenna, from which ranges are measured
+    ids                    an object's identity across frames (carried along the match)
+
 Short gaps (our extension, ``max_gap`` frames, 4 by default; 0 gives the
 paper's strict two-frame form): an object of the previous frames that found
 no match is remembered for up to ``max_gap`` frames, its confidences decayed
