@@ -134,3 +134,23 @@ def test_matching_tens_of_thousands_of_objects_does_not_overflow():
     cur = prev + rng.normal(0, 1, prev.shape)
     m = match_objects(prev, cur, 15.0)
     assert (m == np.arange(len(cur))).mean() > 0.99
+
+
+def test_object_ids_follow_the_match_and_a_stamp_going_back_starts_a_new_sequence():
+    """The object level keeps an object's id while it matches the previous
+    frame and gives new ids otherwise; a stamp going backwards (a replay
+    restarted) forgets the previous frames, without reusing ids."""
+    from sense_nodes.core.bsense.clustering import Objects
+    from sense_nodes.core.bsense.stages import ObjectLevel
+
+    def objs(*xs):
+        pos = np.array([[x, 0.0, 50.0] for x in xs])
+        return Objects(pos, np.zeros(len(xs)), np.zeros((len(xs), 5)), np.ones(len(xs), np.int64),
+                       np.zeros(0, np.int64))
+    level = ObjectLevel()
+    a = level.score(objs(300.0, 600.0), stamp_s=10.0)
+    b = level.score(objs(302.0, 900.0), stamp_s=10.64)
+    assert list(a.ids) == [1, 2] and list(b.ids) == [1, 3]
+    assert b.c_s[0] > 0 and b.c_s[1] == 0
+    c = level.score(objs(302.0), stamp_s=5.0)              # backwards: a new sequence
+    assert list(c.ids) == [4] and c.c_s[0] == 0

@@ -188,3 +188,18 @@ def test_velocity_covariance_follows_the_state_covariance():
     P = np.diag([1.0, 1.0, 1.0, 0.02, 0.01, 0.25, 0.001])
     draws = velocity_of(rng.multivariate_normal(x, P, 200_000))
     assert np.allclose(velocity_cov(x, P), np.cov(draws.T), atol=0.02)
+
+
+def test_a_role_can_be_replaced_without_touching_the_tracker():
+    """The tracker's rules are small role objects: a confirmation rule that
+    asks for two hits confirms a track one frame earlier, nothing else changes."""
+    from sense_nodes.core.bsense.track_roles import StreakConfirmation
+    p, v = np.array([400.0, 50.0, 70.0]), np.array([5.0, 0.0, 0.0])
+    runs = {}
+    for k_hits in (3, 2):
+        tr = Tracker()
+        tr.confirmation = StreakConfirmation(k_hits)
+        runs[k_hits] = [tr.step(one(p + v * DT * k, range_rate(p, v)))[0] for k in range(4)]
+    assert [s.confirmed for s in runs[3]] == [False, False, True, True]
+    assert [s.confirmed for s in runs[2]] == [False, True, True, True]
+    assert all(np.array_equal(a.state, b.state) for a, b in zip(runs[3], runs[2]))
