@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sense_nodes.core.bsense.noise_model import NoiseModel
-from sense_nodes.eval.bsense_eval import calibration_spec, choose_verify_threshold, load_case
+from sense_nodes.eval.bsense_cases import calibration_spec, load_case
+from sense_nodes.eval.bsense_verify import choose_verify_threshold
 
 
 class _Constant:

@@ -33,7 +33,7 @@ def add_arguments(parser):
 def _frames_from_scenario(args):
     from sense_nodes.data.bs_sim import library
     from sense_nodes.data.bs_sim.scenario import Scenario
-    from sense_nodes.eval.bsense_eval import calibration_spec
+    from sense_nodes.eval.bsense_cases import calibration_spec
     name = args.scenario or DEFAULT_SCENARIO
     try:
         spec = library.spec(name, args.seed, args.site_seed)

@@ -59,7 +59,7 @@ def _time_core(frames, model, classifier, dt):
 
 def main(args):
     from sense_nodes.errors import UserError
-    from sense_nodes.eval.bsense_eval import calibration_spec, load_case
+    from sense_nodes.eval.bsense_cases import calibration_spec, load_case
 
     if args.frames < 10:
         raise UserError(f"--frames must be >= 10, got {args.frames}")

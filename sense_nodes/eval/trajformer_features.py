@@ -67,7 +67,8 @@ def main(args):
     from sense_nodes.core.bsense.training import TrainConfig, train, windows_from_cases
     from sense_nodes.core.bsense.trajformer import N_FEATURES, TrajFormerConfig
     from sense_nodes.data.bs_sim import library
-    from sense_nodes.eval.bsense_eval import DayModels, load_case, uav_confidences
+    from sense_nodes.eval.bsense_cases import DayModels, load_case
+    from sense_nodes.eval.bsense_stage import uav_confidences
 
     try:
         fold_ids = [int(f) for f in str(args.folds).split(",") if f.strip()]
