@@ -20,8 +20,6 @@ from sense_nodes.errors import UserError
 from sense_nodes.eval.datasets import add_dataset_arguments, open_dataset, set_threads  # noqa: F401 - shared with `sense eval`
 
 
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sense_nodes.core.diffloc.training import MODELS
     parser.add_argument("--model", required=True, choices=MODELS, help="which model")
@@ -61,10 +59,6 @@ def noise_option(value: str):
     if not math.isfinite(snr):
         raise UserError(f"--noise must be a finite SNR in dB (got {value!r})")
     return snr, f"snr{snr:g}"
-
-
-
-
 
 
 def main(args: argparse.Namespace) -> dict:

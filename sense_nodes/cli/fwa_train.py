@@ -86,8 +86,6 @@ def _check(args):
     return models
 
 
-
-
 def main(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch

@@ -16,7 +16,6 @@ import numpy as np
 from sense_nodes.bs_sensor import FRAME_S
 
 
-
 class StoneSoupTracker:
     """Frame-by-frame wrapper: ``step(positions (M, 3)) -> (K, 3)`` outputs."""
 

@@ -26,7 +26,6 @@ from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS, Param, SenseNode, run
 from sense_nodes.nodes.markers import detection_markers
 
 
-
 class ObjectFilterNode(SenseNode):
     DEFAULT_NAME = "object_filter"
     _c, _o = ClusterConfig(), ObjectFilterConfig()
