@@ -246,18 +246,20 @@ class BatchIMM:
         return self.x.shape[0]
 
     def __contains__(self, key) -> bool:
-        return int(key) in self._row
+        return key in self._row
 
     def rows(self, keys) -> np.ndarray:
         """The rows of these keys (in their order)."""
-        return np.array([self._row[int(k)] for k in keys], dtype=np.int64)
+        row = self._row
+        return np.fromiter((row[k] for k in keys), np.int64, len(keys))
 
     def add(self, keys, X0: np.ndarray, P0: np.ndarray) -> None:
         """Start K tracks ``keys`` from X0 (K, 7), P0 (K, 7, 7), both models
         alike, mu = 0.5 / 0.5; one copy of the bank for all of them."""
         X0 = np.asarray(X0, float).reshape(-1, DIM_X)
         P0 = np.asarray(P0, float).reshape(-1, DIM_X, DIM_X)
-        k = X0.shape[0]
+        start, k = len(self), X0.shape[0]
+        keys = [int(key) for key in keys]
         mu = np.full((k, 2), 0.5)
         x = np.repeat(X0[:, None], 2, 1)
         P = np.repeat(P0[:, None], 2, 1)
@@ -269,17 +271,15 @@ class BatchIMM:
         self.xc = np.concatenate([self.xc, X0])
         self.Pc = np.concatenate([self.Pc, P0])
         self.keys = np.concatenate([self.keys, np.asarray(keys, np.int64).reshape(k)])
-        self._index()
+        self._row.update(zip(keys, range(start, start + k)))
 
     def keep(self, keys) -> None:
         """Keep only the tracks ``keys`` (in this order); forget the others."""
+        keys = [int(k) for k in keys]
         rows = self.rows(keys)
         for name in self.FIELDS:
             setattr(self, name, getattr(self, name)[rows])
-        self._index()
-
-    def _index(self) -> None:
-        self._row = {int(k): r for r, k in enumerate(self.keys)}
+        self._row = dict(zip(keys, range(len(keys))))
 
     @staticmethod
     def _omega(mu):
@@ -307,11 +307,12 @@ class BatchIMM:
         self.sig = sigma_points(x, P)
         self._combine()
 
-    def update(self, keys, z: np.ndarray, R: np.ndarray) -> None:
-        """UKF updates of tracks ``keys`` with measurements z (K, 4), R (K, 4, 4); mode probabilities."""
+    def update(self, keys, z: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """UKF updates of tracks ``keys`` with measurements z (K, 4), R (K, 4, 4);
+        mode probabilities. Returns the tracks' rows."""
         rows = self.rows(keys)
         if rows.size == 0:
-            return
+            return rows
         sig = self.sig[rows]                                       # (K, 2, 15, 7)
         H = hx(sig, self.origin)                                   # (K, 2, 15, 4)
         zp = np.einsum("k,...kj->...j", WM, H)                     # (K, 2, 4)
@@ -335,6 +336,7 @@ class BatchIMM:
         self.x[rows], self.P[rows], self.mu[rows] = x, P, mu
         self.omega[rows] = self._omega(mu)
         self._combine(rows)
+        return rows
 
 
 class IMM:

@@ -129,8 +129,7 @@ class Tracker:
         keys = [t.id for t, _ in pairs]
         pos = objects.pos[ks].astype(np.float64)
         dop = objects.doppler[ks].astype(np.float64)
-        self.bank.update(keys, np.concatenate([pos, dop[:, None]], 1), measurement_covs(pos, self.origin))
-        rows = self.bank.rows(keys)
+        rows = self.bank.update(keys, np.concatenate([pos, dop[:, None]], 1), measurement_covs(pos, self.origin))
         O = observations(objects, ks, conf, velocity_of(self.bank.xc[rows]), self.bank.mu[rows, 1:2])
         for (t, k), p, d, obs in zip(pairs, pos, dop, O):
             t.hit(k, p, d, obs)
