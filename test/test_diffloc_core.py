@@ -213,3 +213,42 @@ def test_gaussian_product_fusion_weights_by_precision():
     assert np.allclose(cov[0], np.eye(2) / (w1 + w2))
     alone, _ = gaussian_product(means, covs, np.array([[False], [True], [False]]))
     assert np.allclose(alone[0], means[1, 0])
+
+
+def test_the_covariance_scale_puts_95_percent_of_errors_inside_the_ellipse():
+    from sense_nodes.core.diffloc.calibration import cov_scale
+    from sense_nodes.core.diffloc.covariance import coverage95
+    rng = np.random.default_rng(0)
+    err = rng.standard_normal((2000, 2)) * 3.0  # true spread 3 m, claimed 1 m: overconfident
+    cov = np.tile(np.eye(2), (2000, 1, 1))
+    assert coverage95(err, cov) < 30
+    s = cov_scale(err, cov)
+    assert s == pytest.approx(9.0, rel=0.15)
+    assert coverage95(err, s * cov) == pytest.approx(95.0, abs=0.1)
+
+
+def test_fusion_and_covariance_scale_are_chosen_on_validation_and_used(tmp_path, trained, syn_data):
+    import shutil
+    from sense_nodes.core.diffloc.calibration import KEY, choose_and_record
+    from sense_nodes.core.diffloc.covariance import coverage95
+    from sense_nodes.core.diffloc.estimator import PAPER_FUSION, Estimator
+    path = shutil.copy(trained["ct"], tmp_path / "ct.pt")
+    bare = load_checkpoint(path, kind="diffloc", version=1)
+    if KEY in bare.config:  # a checkpoint without a record falls back to the paper's rule
+        cfg = {k: v for k, v in bare.config.items() if k != KEY}
+        save_checkpoint(path, kind="diffloc", version=1, config=cfg, state_dict=bare.state_dict, extra=bare.extra)
+    est = Estimator.from_checkpoint(path, "cpu")
+    assert est.fusion == PAPER_FUSION and est.cov_scale == 1.0
+    choices = choose_and_record(path, syn_data, log=lambda *_: None, draws=4)
+    va = syn_data.indices("val")
+    assert choices["samples"] == int(syn_data.valid[va].any(1).sum())
+    assert choices["fusion"] == min(choices["fusion_errors_m"], key=choices["fusion_errors_m"].get)
+    est = Estimator.from_checkpoint(path, "cpu")
+    est.configure(draws=4)
+    assert est.fusion == choices["fusion"] and est.cov_scale == choices["cov_scale"][choices["fusion"]]
+    out = est.estimate(syn_data.fp[va], syn_data.valid[va], per_bs=False)
+    ok = out.localised
+    assert coverage95(out.fused_xy[ok] - syn_data.xy[va][ok], out.cov[ok]) >= 94.0
+    est.configure(cov_scale=1.0)
+    with pytest.raises(ValueError, match="cov_scale"):
+        est.configure(cov_scale=-1.0)

@@ -47,7 +47,8 @@ class DiffLocServer(SenseNode):
         Param("draws", 8, "initial noises per estimate; their spread is the covariance", range=(1, 64),
               runtime=True),
         Param("fusion", "auto", "fusion of the stations: product of their Gaussian posteriors, or the sum of "
-              "their noise predictions (Eq. 19), plain or prior-corrected; auto = the model's default",
+              "their noise predictions (Eq. 19), plain or prior-corrected; auto = the rule chosen on the "
+              "validation split and recorded in the checkpoint",
               choices=("auto", "gaussian_product", "prior_corrected", "sum"), runtime=True),
         Param("max_batch", 32, "most queued bundles estimated in one batch", range=(1, 1024), runtime=True),
         Param("per_bs", True, "also estimate from each BS alone (source_positions)", runtime=True),

@@ -15,10 +15,11 @@ spread its covariance. The fusion rules: ``sum`` (Eq. 19),
 ``prior_corrected`` (Eq. 16's prior taken out) and ``gaussian_product``
 (each station sampled alone, the stations' Gaussian posteriors multiplied:
 Eq. 17 in closed form). The score sums are exact only at vanishing noise
-(see :mod:`score_fusion`): DDIM's 200 steps reach it, the consistency
-model's first step is at the largest noise, so the defaults are
-``prior_corrected`` for DDIM and ``gaussian_product`` for the consistency
-model (:data:`DEFAULT_FUSION`; all three are measured). Regressors fuse by averaging the stations' outputs;
+(see :mod:`score_fusion`). The default rule of a model is the one chosen
+on the validation split and recorded in its checkpoint (:mod:`calibration`);
+a checkpoint without that record uses the paper's plain sum (Eq. 19). The
+covariance is multiplied by the scale calibrated on the validation split
+for the rule in use (1 without a record). Regressors fuse by averaging the stations' outputs;
 the grid baseline by multiplying probability maps. A sample with no usable
 link at any station is not localised (NaN, counted by the caller).
 """
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sense_nodes.core.diffloc import covariance
+from sense_nodes.core.diffloc import calibration, covariance
 from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyModel, ConsistencySampler
 from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
 from sense_nodes.core.diffloc.grid_fusion import fuse_maps
@@ -41,10 +42,9 @@ from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSIO
 METHOD_NAMES = {"mlp": "diffloc-mlp-ddim", "unet": "diffloc-unet-ddim", "ct": "diffloc-consistency",
                 "supervised_mlp": "supervised-mlp", "cnn": "cnn", "grid": "grid-fusion"}
 DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
-# Many-step DDIM passes through the low noise levels where the score sum is
-# exact and corrects its early steps there; the 2-step consistency sampler
-# takes its first step at sigma_max, where it is not (see score_fusion).
-DEFAULT_FUSION = {"mlp": "prior_corrected", "unet": "prior_corrected", "ct": "gaussian_product"}
+# Without a rule chosen on validation data (calibration.KEY in the
+# checkpoint's config) the generative models use the paper's Eq. 19.
+PAPER_FUSION = "sum"
 
 
 @dataclass
@@ -75,7 +75,12 @@ class Estimator:
         self.magnitude = config.get("magnitude", "linear")
         self.steps = DEFAULT_STEPS.get(self.model, 1)
         self.draws = 8
-        self.fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
+        chosen = config.get(calibration.KEY, {})
+        self.default_fusion = chosen.get("fusion", PAPER_FUSION if self.model in calibration.GENERATIVE
+                                         else "gaussian_product")
+        self.fusion = self.default_fusion
+        self.cov_scales = {str(k): float(v) for k, v in chosen.get("cov_scale", {}).items()}
+        self._cov_scale = None  # None: the validation scale of the rule in use
         self.seed = 0
         self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
         # the projection of a 28,672-value fingerprint is memory-bound; in
@@ -126,9 +131,12 @@ class Estimator:
         return 2 * self.ports * self.taps
 
     def configure(self, steps: int | None = None, draws: int | None = None, fusion: str | None = None,
-                  seed: int | None = None, projection: str | None = None) -> None:
-        """Sampler steps, initial noises, fusion rule, noise seed, and the
-        dtype of the fingerprint projection (``float32`` or ``bfloat16``)."""
+                  seed: int | None = None, projection: str | None = None,
+                  cov_scale: float | str | None = None) -> None:
+        """Sampler steps, initial noises, fusion rule (``auto``: the one
+        chosen on validation), noise seed, the dtype of the fingerprint
+        projection (``float32`` or ``bfloat16``) and the covariance scale
+        (a number, or ``auto``: the one calibrated on validation)."""
         if projection is not None:
             if projection not in ("float32", "bfloat16"):
                 raise ValueError(f"projection must be float32 or bfloat16 (got {projection!r})")
@@ -143,13 +151,24 @@ class Estimator:
                 raise ValueError(f"draws must be >= 1 (got {draws})")
             self.draws = int(draws)
         if fusion == "auto":
-            fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
+            fusion = self.default_fusion
         if fusion is not None:
             if fusion not in RULES:
                 raise ValueError(f"fusion must be one of {RULES} (got {fusion!r})")
             self.fusion = fusion
         if seed is not None:
             self.seed = int(seed)
+        if cov_scale is not None:
+            if cov_scale != "auto" and not (isinstance(cov_scale, (int, float)) and 0 < cov_scale < np.inf):
+                raise ValueError(f"cov_scale must be a finite number > 0 or 'auto' (got {cov_scale!r})")
+            self._cov_scale = None if cov_scale == "auto" else float(cov_scale)
+
+    @property
+    def cov_scale(self) -> float:
+        """The factor applied to every covariance this estimator returns."""
+        if self._cov_scale is not None:
+            return self._cov_scale
+        return self.cov_scales.get(self.fusion, 1.0)
 
     # --- features ---------------------------------------------------------------
     def features(self, fp: np.ndarray, used=None) -> list[torch.Tensor]:
@@ -286,7 +305,7 @@ class Estimator:
             if loc.any():
                 fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
                                                         mask[loc].T)
-            return Estimates(fused, cov, per, loc, pcov)
+            return Estimates(fused, cov * self.cov_scale, per, loc, pcov * self.cov_scale)
         if loc.any():
             idx = torch.from_numpy(np.flatnonzero(loc)).to(self.device)
             m, c = self._fuse([f[idx] for f in feats], mt[:, idx])
@@ -300,4 +319,4 @@ class Estimator:
                 only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
                 only[b] = True
                 per[ok, b] = self._fuse([f[idx] for f in feats], only)[0]
-        return Estimates(fused, cov, per, loc)
+        return Estimates(fused, cov * self.cov_scale, per, loc)
