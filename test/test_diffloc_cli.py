@@ -77,6 +77,24 @@ def test_choose_fusion_rechooses_without_training(setup, tmp_path):
     assert path.read_bytes() != before  # the choice is recorded in the checkpoint
 
 
+def test_a_beam_delay_model_trains_and_localises_a_bundle(setup, tmp_path):
+    import numpy as np
+    from sense_nodes.core.diffloc.dataset import bundle_fingerprints
+    from sense_nodes.core.diffloc.estimator import Estimator
+    from sense_nodes.data.csi.dataset import load_dataset
+    root, ds, models = setup
+    path = tmp_path / "ct-beamdb.pt"
+    assert main(["train", "diffloc", "--model", "ct", "--magnitude", "beam_db", "--dataset", str(ds), "--steps", "20",
+                 "--components", "8", "--no-progress", "--out", str(path)]) == 0
+    est = Estimator.from_checkpoint(path, "cpu")
+    assert est.magnitude == "beam_db" and est.expected_fingerprint_dim < 2 * est.ports * est.taps
+    H = np.asarray(load_dataset(ds).arrays["H"][5])
+    fp, mask = bundle_fingerprints({b: H[b] for b in range(4)}, est.taps, 4, est.ports, est.magnitude,
+                                   est.expected_fingerprint_dim)
+    out = est.estimate(fp[None], mask[None])
+    assert out.localised.all() and np.isfinite(out.fused_xy).all() and np.isfinite(out.cov).all()
+
+
 def test_bad_input_is_refused_with_its_name(setup, tmp_path, capsys):
     root, ds, models = setup
     assert main(["train", "diffloc", "--model", "ct", "--dataset", str(tmp_path / "none")]) == 2

@@ -252,3 +252,22 @@ def test_fusion_and_covariance_scale_are_chosen_on_validation_and_used(tmp_path,
     est.configure(cov_scale=1.0)
     with pytest.raises(ValueError, match="cov_scale"):
         est.configure(cov_scale=-1.0)
+
+
+def test_beam_delay_fingerprint_puts_a_path_in_its_beam_and_tap():
+    from sense_nodes.core.diffloc.fingerprint import BEAM_DYNAMIC_DB, fingerprint, fingerprint_dim
+    K, L, tap = 32, 12, 3
+    k = np.arange(K) - K // 2
+    cfr = np.exp(-2j * np.pi * np.fft.ifftshift(np.arange(K)) * tap / K)  # a delay of exactly `tap` taps
+    cfr = np.fft.fftshift(cfr)  # centred subcarriers, as the datasets store them
+    assert k.shape == cfr.shape
+    r, c = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    elem = np.exp(2j * np.pi * (r * 1 + c * 2) / 4).ravel()  # arrives in DFT beam (1, 2)
+    ports = np.concatenate([elem, 0.5 * elem])  # two polarisations, polarisation-major
+    H = ports[:, None, None] * np.ones(4)[None, :, None] * cfr[None, None, :]
+    f = fingerprint(H[None], L, "beam_db")[0]
+    assert f.shape == (fingerprint_dim("beam_db", 32, 4, L),) == (16 * L,)
+    assert int(np.argmax(f)) == (1 * 4 + 2) * L + tap
+    assert f.min() == pytest.approx(f.max() - BEAM_DYNAMIC_DB)
+    with pytest.raises(ValueError, match="square cross-polarised"):
+        fingerprint(np.ones((1, 6, 4, K)), L, "beam_db")

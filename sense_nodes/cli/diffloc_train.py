@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", default="clean",
                         help="training CSI: clean, mixed (AWGN at each sample's drawn SNR, Fig. 11 "
                              "'mixed') or a number: AWGN at that SNR in dB for every sample")
-    parser.add_argument("--magnitude", default="linear", choices=("linear", "db"),
-                        help="fingerprint magnitude: linear (Eq. 4, default) or in dB (beyond the paper)")
+    parser.add_argument("--magnitude", default="linear", choices=("linear", "db", "beam_db"),
+                        help="fingerprint: Eq. 4 with the magnitude linear (default) or in dB, or beam_db: "
+                             "the beam x delay power map in dB, no phase (both beyond the paper)")
     parser.add_argument("--steps", type=int, help="optimiser steps per BS (default: per model)")
     parser.add_argument("--time-budget-min", type=float, help="stop each BS after this many minutes")
     parser.add_argument("--components", type=int, default=128,
@@ -127,16 +128,18 @@ def main(args: argparse.Namespace) -> dict:
         tag = (tag + "-" if tag else "") + "soft"
     if args.soft_labels == "off" and args.model == "mlp":
         tag = (tag + "-" if tag else "") + "hard"
-    if args.magnitude == "db":
-        tag = (tag + "-" if tag else "") + "db"
+    if args.magnitude != "linear":
+        tag = (tag + "-" if tag else "") + args.magnitude.replace("_", "")
+    if args.magnitude == "beam_db" and args.model == "cnn":
+        raise UserError("--magnitude beam_db: the CNN reads the Eq. 4 fingerprint as an image (ports x taps)")
     out = Path(args.out) if args.out else default_path(args.model, args.split, tag)
     if args.choice_draws is not None and args.choice_draws < 1:
         raise UserError(f"--choice-draws must be >= 1 (got {args.choice_draws})")
     if args.choose_fusion:
         return choose_only(args, ds, out)
     data = load_positioning(ds, noise=noise, seed=args.seed, progress=not args.no_progress, magnitude=args.magnitude)
-    print(f"training {args.model} on {ds.path} ({data.num_bs} BSs, fingerprint {data.fp.shape[2]} values = "
-          f"2 x {data.ports} ports x {data.taps} taps, {data.noise} CSI, split {args.split}, "
+    print(f"training {args.model} on {ds.path} ({data.num_bs} BSs, {args.magnitude} fingerprint of "
+          f"{data.fp.shape[2]} values ({data.ports} ports, {data.taps} taps), {data.noise} CSI, split {args.split}, "
           f"{cfg.steps} steps per BS, {torch.get_num_threads()} thread(s)) -> {out}")
     summary = train(data, cfg, out, progress=not args.no_progress)
     figures = {"model": args.model, "train_minutes": summary["train_seconds"] / 60,
@@ -154,9 +157,14 @@ def choice_draws(args) -> int:
 
 def choice_figures(choices: dict) -> dict:
     rule = choices["fusion"]
-    return {"fusion_chosen_on_validation": rule, "validation_samples": choices["samples"],
-            "cov_scale": choices["cov_scale"][rule],
-            **{f"validation_{r}_fused_error_cm": 100 * e for r, e in choices["fusion_errors_m"].items()}}
+    errors = choices["fusion_errors_m"]
+    out = {"validation_samples": choices["samples"], "cov_scale": choices["cov_scale"][rule]}
+    if len(errors) > 1:  # generative models: the rule is a choice
+        out["fusion_chosen_on_validation"] = rule
+        out.update({f"validation_{r}_fused_error_cm": 100 * e for r, e in errors.items()})
+    else:
+        out["validation_fused_error_cm"] = 100 * errors[rule]
+    return out
 
 
 def choose_only(args, ds, out: Path) -> dict:

@@ -74,7 +74,8 @@ def main(args: argparse.Namespace) -> dict:
              for b in range(3)}
 
         def one():
-            fp, mask = bundle_fingerprints(H, est.taps, est.num_bs, est.ports, est.magnitude)
+            fp, mask = bundle_fingerprints(H, est.taps, est.num_bs, est.ports, est.magnitude,
+                                           est.expected_fingerprint_dim)
             return est.estimate(fp[None], mask[None], per_bs=False)
 
         reps = args.repeats if steps <= 2 else max(3, args.repeats // 10)

@@ -19,8 +19,9 @@ all subsets of k stations (Fig. 7); ``<m>_steps<n>_fused_error_cm`` (Fig. 8;
 the same model sampled with n steps, not retrained per n as in the paper);
 ``mlp_hard_*`` / ``unet_soft_*`` (Fig. 9, models trained with
 ``--soft-labels off/on``); ``unet_<clean|mixed|snr>_snr<s>_*`` (Fig. 11);
-``ct_db_*`` / ``ct_user_db_*`` (beyond the paper: models trained with
-``--magnitude db``, the fingerprint's magnitude in dB); ``<m>_sum_fused_error_cm`` and ``<m>_prior_corrected_fused_error_cm`` (the
+``ct_db_*`` / ``ct_user_db_*`` / ``ct_beamdb_*`` / ``ct_user_beamdb_*``
+(beyond the paper: models trained with ``--magnitude db``, the
+fingerprint's magnitude in dB, or ``beam_db``, the beam x delay map in dB); ``<m>_sum_fused_error_cm`` and ``<m>_prior_corrected_fused_error_cm`` (the
 plain sum of Eq. 19, the prior-corrected sum and the product of the
 per-BS Gaussian posteriors, Eq. 17; see score_fusion; the headline rule
 ``<m>_fusion`` is the one chosen on the validation split, never on these
@@ -248,6 +249,42 @@ def _plot_subsets(by_size: dict, name: str, path: Path):
     plt.close(fig)
 
 
+VARIANTS = {"db": ("ct-db", "unet-db", "ct-user-db"), "beam_db": ("ct-beamdb", "ct-user-beamdb")}
+
+
+def fingerprint_variants(fig, curves, ds, models, args, te, skip, device) -> None:
+    """Models trained with ``--magnitude db`` (Eq. 4's magnitude in dB) or
+    ``--magnitude beam_db`` (the beam x delay map in dB), on the same test
+    samples, each on its own fingerprints."""
+    from sense_nodes.core.diffloc.dataset import load_positioning
+    for magnitude, names in VARIANTS.items():
+        present = [n for n in names if (models / f"{n}.pt").exists()]
+        if not present:
+            continue
+        data = load_positioning(ds, magnitude=magnitude, progress=True)
+        for name in present:
+            scheme = "user" if "-user" in name else "random"
+            est = _load(models / f"{name}.pt", device)
+            _check_geometry(est, data, models / f"{name}.pt")
+            gen = est.model in ("mlp", "unet")
+            est.configure(draws=args.ddim_draws if gen else args.draws, fusion=args.fusion,
+                          steps=args.ddim_steps if gen else None)
+            idx = data.indices("test", scheme) if args.samples == "test" or scheme == "user" else te
+            out = est.estimate(data.fp[idx], data.valid[idx])
+            pref = name.replace("-", "_")
+            curves[f"{name} ({magnitude} fingerprint)"] = table_row(fig, pref, out, data.xy[idx])
+            fig[f"{pref}_train_minutes"] = float(est.config.get("train_seconds", 0) / 60)
+            fig.update(choice_figures(pref, est))
+            if est.model == "ct":
+                fig.update(coverage_figures(pref, est, out, data.xy[idx]))
+            if scheme == "random" and "table5" not in skip:
+                veh = data.variant[idx] == 1
+                if veh.any():
+                    fig[f"{pref}_vehicular_fused_error_cm"] = _cm(
+                        np.linalg.norm(out.fused_xy[veh] - data.xy[idx][veh], axis=1))
+        del data
+
+
 def main(args: argparse.Namespace) -> dict:
     from sense_nodes.cli.diffloc_train import open_dataset, set_threads
     from sense_nodes.core.diffloc.crb import crb_samples_m
@@ -389,32 +426,9 @@ def main(args: argparse.Namespace) -> dict:
         if crb is not None and data.crb_fim is not None:
             cu = crb_samples_m(data.crb_fim[te_u], data.power[te_u], data.snr_db[te_u], data.valid[te_u])
             fig["crb_unseen_user_median_cm"] = float(100 * np.median(cu[np.isfinite(cu)]))
-    # --- beyond the paper: dB-magnitude fingerprints ---------------------------------
+    # --- beyond the paper: other fingerprints ------------------------------------------
     if "db" not in skip:
-        db_models = [(n, s_) for n, s_ in (("ct-db", "random"), ("unet-db", "random"), ("ct-user-db", "user"))
-                     if (models / f"{n}.pt").exists()]
-        if db_models:
-            data_db = load_positioning(ds, magnitude="db", progress=True)
-            for name, scheme in db_models:
-                est = _load(models / f"{name}.pt", device)
-                _check_geometry(est, data_db, models / f"{name}.pt")
-                gen = est.model in ("mlp", "unet")
-                est.configure(draws=args.ddim_draws if gen else args.draws, fusion=args.fusion,
-                              steps=args.ddim_steps if gen else None)
-                idx = data_db.indices("test", scheme) if args.samples == "test" or scheme == "user" else te
-                out = est.estimate(data_db.fp[idx], data_db.valid[idx])
-                pref = name.replace("-", "_")
-                e = table_row(fig, pref, out, data_db.xy[idx])
-                curves[f"{name} (dB fingerprint)"] = e
-                fig[f"{pref}_train_minutes"] = float(est.config.get("train_seconds", 0) / 60)
-                if est.model == "ct":
-                    fig.update(coverage_figures(pref, est, out, data_db.xy[idx]))
-                if scheme == "random" and "table5" not in skip:
-                    veh = data_db.variant[idx] == 1
-                    if veh.any():
-                        fig[f"{pref}_vehicular_fused_error_cm"] = _cm(
-                            np.linalg.norm(out.fused_xy[veh] - data_db.xy[idx][veh], axis=1))
-            del data_db
+        fingerprint_variants(fig, curves, ds, models, args, te, skip, device)
     # --- Fig. 11 ------------------------------------------------------------------------
     if "fig11" not in skip:
         regimes = {"clean": _load(models / "unet.pt", device), "mixed": _load(models / "unet-mixed.pt", device)}

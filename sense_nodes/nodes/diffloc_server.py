@@ -128,7 +128,8 @@ class DiffLocServer(SenseNode):
             raise MalformedMessage(f"{f0.num_subcarriers} subcarriers at {f0.subcarrier_spacing:g} Hz give "
                                    f"{taps} taps; the model was trained on {self.est.taps}")
         try:
-            return bundle_fingerprints(links, self.est.taps, self.est.num_bs, self.est.ports, self.est.magnitude)
+            return bundle_fingerprints(links, self.est.taps, self.est.num_bs, self.est.ports, self.est.magnitude,
+                                       self.est.expected_fingerprint_dim)
         except ValueError as exc:
             raise MalformedMessage(str(exc)) from None
 

@@ -128,7 +128,8 @@ class Estimator:
 
     @property
     def expected_fingerprint_dim(self) -> int:
-        return 2 * self.ports * self.taps
+        """D of the fingerprints the model reads (its normalisation's length)."""
+        return int(self.norms[0].mean.shape[0])
 
     def configure(self, steps: int | None = None, draws: int | None = None, fusion: str | None = None,
                   seed: int | None = None, projection: str | None = None,
