@@ -45,6 +45,7 @@ DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
 # Without a rule chosen on validation data (calibration.KEY in the
 # checkpoint's config) the generative models use the paper's Eq. 19.
 PAPER_FUSION = "sum"
+NOISE_CACHE = 64  # cached (rows, draws, seed) noise tensors
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Estimator:
         self.fusion = self.default_fusion
         self.cov_scales = {str(k): float(v) for k, v in chosen.get("cov_scale", {}).items()}
         self._cov_scale = None  # None: the validation scale of the rule in use
+        self._noise_cache: dict = {}
         self.seed = 0
         self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
         # the projection of a 28,672-value fingerprint is memory-bound; in
@@ -194,73 +196,117 @@ class Estimator:
         sched = DDIMScheduler()
         sched.set_timesteps(self.steps)
         x = noise
+        rows, feats = self._rows(feats, mask)
         T = sched.num_train_timesteps
         for t in sched.timesteps:
             t = int(t)
             tt = torch.full((len(x),), t / T, device=x.device)
-            eps = self._per_station(lambda net, f: net(x, tt, f), feats, mask, x)
+            eps = self._per_station(lambda net, f, xb: net(xb, tt[:len(xb)], f), feats, rows, x)
             ab = float(sched.alphas_cumprod[t])
             prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
             x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
         return x
 
-    def _per_station(self, fn, feats, mask, like):
-        """[B, N, 2] outputs of ``fn(net_b, feats_b)`` for the stations any
-        sample uses; zeros (masked out by the fusion) for the others."""
-        used = mask.any(1).tolist()
-        return torch.stack([fn(net, f) if u else torch.zeros_like(like)
-                            for net, f, u in zip(self.nets, feats, used)])
+    def _rows(self, feats, mask):
+        """Per station, the rows it measured (None: none, slice: all, else an
+        index tensor) and its features on those rows, gathered once per
+        sampling pass."""
+        rows, fr = [], []
+        for f, m in zip(feats, mask):
+            if not bool(m.any()):
+                rows.append(None)
+                fr.append(None)
+            elif bool(m.all()):
+                rows.append(slice(None))
+                fr.append(f)
+            else:
+                r = torch.nonzero(m).squeeze(1)
+                rows.append(r)
+                fr.append(f[r])
+        return rows, fr
 
-    def _ct(self, feats, mask, noise):
+    def _per_station(self, fn, feats, rows, x):
+        """[B, N, 2] outputs of ``fn(net_b, feats_b, x_b)``, each station's
+        network run on the rows it measured only; zeros elsewhere (masked
+        out by the fusion)."""
+        out = torch.zeros((self.num_bs,) + tuple(x.shape), dtype=x.dtype, device=x.device)
+        for b, (net, f, r) in enumerate(zip(self.nets, feats, rows)):
+            if r is not None:
+                out[b, r] = fn(net, f, x[r])
+        return out
+
+    def _ct(self, feats, mask, noise, blocks):
         cm = ConsistencyModel(None, self.cm_cfg)
         sampler = ConsistencySampler(self.cm_cfg, self.steps)
         x = sampler.initial(noise)
+        rows, feats = self._rows(feats, mask)
         for i, s in enumerate(sampler.sigma_list):
             sig = torch.full((len(x),), float(s), device=x.device)
-            eps = self._per_station(lambda net, fb: (x - cm.denoise(x, sig, fb, net=net)) / float(s),
-                                    feats, mask, x)
+            eps = self._per_station(lambda net, fb, xb: (xb - cm.denoise(xb, sig[:len(xb)], fb, net=net)) / float(s),
+                                    feats, rows, x)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
             x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
-            z = self._noise(len(x) // self.draws, self.draws, [self.seed, 1 + i])
+            z = self._noise(blocks, self.draws, (self.seed, 1 + i))
             x, _ = sampler.step(x0, i, x, z)
         return x
 
-    def _noise(self, n, K, seed):
-        """[K * n, 2] standard normal draws ordered draw-major; sample i's
-        draws do not depend on how many samples follow it in the batch
-        (numpy fills sequentially; torch's CPU randn changes algorithm with
-        the tensor size)."""
-        z = np.random.default_rng(seed).standard_normal((n, K, 2)).astype(np.float32)
-        return torch.from_numpy(z.transpose(1, 0, 2).reshape(K * n, 2).copy()).to(self.device)
+    def _noise(self, blocks, K, seed):
+        """[K * sum(blocks), 2] standard normal draws ordered draw-major, the
+        samples of each block drawn as if alone: sample i's draws do not
+        depend on how many samples follow it in its block, nor on the other
+        blocks (numpy fills sequentially; torch's CPU randn changes algorithm
+        with the tensor size). Cached: the same shapes and seed give the same
+        draws, and a request's latency should not pay for the generator."""
+        parts = []
+        for n in blocks:
+            key = (int(n), int(K), tuple(seed))
+            z = self._noise_cache.get(key)
+            if z is None:
+                if len(self._noise_cache) > NOISE_CACHE:
+                    self._noise_cache.clear()
+                z = np.random.default_rng(list(seed)).standard_normal((n, K, 2)).astype(np.float32)
+                z = self._noise_cache[key] = torch.from_numpy(z.transpose(1, 0, 2).copy()).to(self.device)
+            parts.append(z)
+        return torch.cat(parts, 1).reshape(-1, 2)
 
-    @torch.no_grad()
-    def _generative(self, feats, mask):
-        """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``."""
+    @torch.inference_mode()
+    def _generative(self, feats, mask, blocks=None):
+        """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``;
+        ``blocks``: sizes of consecutive row groups that draw their noise as
+        if sampled alone (default one group)."""
         n, K = len(feats[0]), self.draws
-        noise = self._noise(n, K, [self.seed, 0])
+        blocks = [n] if blocks is None else blocks
+        noise = self._noise(blocks, K, (self.seed, 0))
         fk = [f.repeat(K, 1) for f in feats]
         mk = mask.repeat(1, K)
-        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise)
+        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise, blocks)
         xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(K, n, 2))
         return covariance.spread(xy)
 
-    @torch.no_grad()
+    @torch.inference_mode()
+    def _each_station(self, feats, mask: np.ndarray):
+        """Every station's own posterior on the samples it measured, all
+        stations in one sampler pass (each network runs on its rows only):
+        per-BS means [N, B, 2] (NaN where unmeasured) and covariances."""
+        n = len(mask)
+        blocks = [np.flatnonzero(mask[:, b]) for b in range(self.num_bs)]
+        sizes = [len(r) for r in blocks]
+        rows = torch.from_numpy(np.concatenate(blocks)).to(self.device)
+        joint = torch.zeros((self.num_bs, len(rows)), dtype=torch.bool, device=self.device)
+        joint[torch.from_numpy(np.repeat(np.arange(self.num_bs), sizes)).to(self.device),
+              torch.arange(len(rows), device=self.device)] = True
+        m, c = self._generative([f[rows] for f in feats], joint, [s for s in sizes if s])
+        per = np.full((n, self.num_bs, 2), np.nan)
+        pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
+        at = np.cumsum([0] + sizes)
+        for b, r in enumerate(blocks):
+            per[r, b], pcov[r, b] = m[at[b]:at[b + 1]], c[at[b]:at[b + 1]]
+        return per, pcov
+
+    @torch.inference_mode()
     def _fuse(self, feats, mask):
         """Fused estimate over ``mask`` [B, N] (torch bool)."""
-        n = len(feats[0])
         if self.model in ("mlp", "unet", "ct"):
-            if self.fusion == "gaussian_product" and bool((mask.sum(0) > 1).any()):
-                means, covs = [], []
-                for b in range(self.num_bs):
-                    only = torch.zeros_like(mask)
-                    only[b] = mask[b]
-                    if bool(only[b].any()):
-                        m, c = self._generative(feats, only)
-                    else:
-                        m, c = np.zeros((n, 2)), np.tile(np.eye(2), (n, 1, 1))
-                    means.append(m)
-                    covs.append(c)
-                return gaussian_product(np.stack(means), np.stack(covs), mask.cpu().numpy())
             return self._generative(feats, mask)
         if self.model == "grid":
             lp = torch.stack([torch.log_softmax(net(f), 1) for net, f in zip(self.nets, feats)])
@@ -295,14 +341,9 @@ class Estimator:
         if self.model in ("mlp", "unet", "ct") and self.fusion == "gaussian_product":
             # each station sampled once: its draws give the per-BS estimate and
             # the Gaussian posterior the fusion multiplies (Eq. 17)
-            pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
-            for b in range(self.num_bs):
-                ok = mask[:, b]
-                if ok.any():
-                    idx = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
-                    only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
-                    only[b] = True
-                    per[ok, b], pcov[ok, b] = self._generative([f[idx] for f in feats], only)
+            if not loc.any():
+                return Estimates(fused, cov, per, loc, np.tile(np.eye(2), (n, self.num_bs, 1, 1)))
+            per, pcov = self._each_station(feats, mask)
             if loc.any():
                 fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
                                                         mask[loc].T)
