@@ -271,3 +271,17 @@ def test_beam_delay_fingerprint_puts_a_path_in_its_beam_and_tap():
     assert f.min() == pytest.approx(f.max() - BEAM_DYNAMIC_DB)
     with pytest.raises(ValueError, match="square cross-polarised"):
         fingerprint(np.ones((1, 6, 4, K)), L, "beam_db")
+
+
+def test_the_stacked_unets_give_the_estimates_of_the_networks_run_one_by_one(trained, syn_data):
+    from sense_nodes.core.diffloc.estimator import Estimator
+    est = Estimator.from_checkpoint(trained["ct"], "cpu")
+    te = syn_data.indices("test")
+    for fusion in ("gaussian_product", "prior_corrected"):
+        est.configure(draws=3, fusion=fusion)
+        est.stack = None
+        one = est.estimate(syn_data.fp[te], syn_data.valid[te])
+        est.stack = __import__("sense_nodes.core.diffloc.stacked", fromlist=["StackedUNet"]).StackedUNet(list(est.nets))
+        both = est.estimate(syn_data.fp[te], syn_data.valid[te])
+        assert np.allclose(one.fused_xy, both.fused_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding
+        assert np.allclose(one.per_bs_xy, both.per_bs_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding

@@ -35,7 +35,9 @@ from sense_nodes.core.diffloc import calibration, covariance
 from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyModel, ConsistencySampler
 from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
 from sense_nodes.core.diffloc.grid_fusion import fuse_maps
+from sense_nodes.core.diffloc.networks import ScoreUNet
 from sense_nodes.core.diffloc.sampler import DDIMScheduler
+from sense_nodes.core.diffloc.stacked import StackedUNet
 from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise, gaussian_product
 from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
 
@@ -46,6 +48,17 @@ DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
 # checkpoint's config) the generative models use the paper's Eq. 19.
 PAPER_FUSION = "sum"
 NOISE_CACHE = 64  # cached (rows, draws, seed) noise tensors
+
+
+@dataclass
+class _Pass:
+    """What one sampling pass needs per station (see Estimator._pass)."""
+    rows: list
+    feats: list
+    used: list | None = None
+    stack: StackedUNet | None = None
+    cond: torch.Tensor | None = None
+    n_max: int = 0
 
 
 @dataclass
@@ -83,6 +96,9 @@ class Estimator:
         self.cov_scales = {str(k): float(v) for k, v in chosen.get("cov_scale", {}).items()}
         self._cov_scale = None  # None: the validation scale of the rule in use
         self._noise_cache: dict = {}
+        self.stack = None  # the stations' UNets as one batched network (see stacked.py)
+        if all(isinstance(n, ScoreUNet) for n in self.nets):
+            self.stack = StackedUNet(list(self.nets))
         self.seed = 0
         self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
         # the projection of a 28,672-value fingerprint is memory-bound; in
@@ -196,21 +212,22 @@ class Estimator:
         sched = DDIMScheduler()
         sched.set_timesteps(self.steps)
         x = noise
-        rows, feats = self._rows(feats, mask)
+        pas = self._pass(feats, mask)
         T = sched.num_train_timesteps
         for t in sched.timesteps:
             t = int(t)
             tt = torch.full((len(x),), t / T, device=x.device)
-            eps = self._per_station(lambda net, f, xb: net(xb, tt[:len(xb)], f), feats, rows, x)
+            eps = self._per_station(lambda net, f, xb: net(xb, tt[:xb.shape[-2]], f), pas, x)
             ab = float(sched.alphas_cumprod[t])
             prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
             x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
         return x
 
-    def _rows(self, feats, mask):
+    def _pass(self, feats, mask) -> "_Pass":
         """Per station, the rows it measured (None: none, slice: all, else an
         index tensor) and its features on those rows, gathered once per
-        sampling pass."""
+        sampling pass; for UNets also the stations' stacked network and
+        their features padded into one [S, n, d] tensor."""
         rows, fr = [], []
         for f, m in zip(feats, mask):
             if not bool(m.any()):
@@ -223,14 +240,29 @@ class Estimator:
                 r = torch.nonzero(m).squeeze(1)
                 rows.append(r)
                 fr.append(f[r])
-        return rows, fr
+        used = [b for b, r in enumerate(rows) if r is not None]
+        if self.stack is None or not used:
+            return _Pass(rows, fr)
+        n_max = max(len(fr[b]) for b in used)
+        cond = torch.zeros((len(used), n_max, self.stack.cond_pad), device=self.device)
+        for k, b in enumerate(used):
+            cond[k, :len(fr[b]), :fr[b].shape[1]] = fr[b]
+        return _Pass(rows, fr, used, self.stack.select(used), cond, n_max)
 
-    def _per_station(self, fn, feats, rows, x):
+    def _per_station(self, fn, pas: "_Pass", x):
         """[B, N, 2] outputs of ``fn(net_b, feats_b, x_b)``, each station's
-        network run on the rows it measured only; zeros elsewhere (masked
-        out by the fusion)."""
+        network run on the rows it measured only (all stations in one
+        batched call for UNets); zeros elsewhere (masked out by the fusion)."""
         out = torch.zeros((self.num_bs,) + tuple(x.shape), dtype=x.dtype, device=x.device)
-        for b, (net, f, r) in enumerate(zip(self.nets, feats, rows)):
+        if pas.stack is not None:
+            X = x.new_zeros((len(pas.used), pas.n_max, x.shape[1]))
+            for k, b in enumerate(pas.used):
+                X[k, :len(pas.feats[b])] = x[pas.rows[b]]
+            Y = fn(pas.stack, pas.cond, X)
+            for k, b in enumerate(pas.used):
+                out[b, pas.rows[b]] = Y[k, :len(pas.feats[b])]
+            return out
+        for b, (net, f, r) in enumerate(zip(self.nets, pas.feats, pas.rows)):
             if r is not None:
                 out[b, r] = fn(net, f, x[r])
         return out
@@ -239,11 +271,11 @@ class Estimator:
         cm = ConsistencyModel(None, self.cm_cfg)
         sampler = ConsistencySampler(self.cm_cfg, self.steps)
         x = sampler.initial(noise)
-        rows, feats = self._rows(feats, mask)
+        pas = self._pass(feats, mask)
         for i, s in enumerate(sampler.sigma_list):
             sig = torch.full((len(x),), float(s), device=x.device)
-            eps = self._per_station(lambda net, fb, xb: (xb - cm.denoise(xb, sig[:len(xb)], fb, net=net)) / float(s),
-                                    feats, rows, x)
+            eps = self._per_station(
+                lambda net, fb, xb: (xb - cm.denoise(xb, sig[:xb.shape[-2]], fb, net=net)) / float(s), pas, x)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
             x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
             z = self._noise(blocks, self.draws, (self.seed, 1 + i))
