@@ -96,6 +96,7 @@ class Estimator:
         self.cov_scales = {str(k): float(v) for k, v in chosen.get("cov_scale", {}).items()}
         self._cov_scale = None  # None: the validation scale of the rule in use
         self._noise_cache: dict = {}
+        self._samplers: dict = {}
         self.stack = None  # the stations' UNets as one batched network (see stacked.py)
         if all(isinstance(n, ScoreUNet) for n in self.nets):
             self.stack = StackedUNet(list(self.nets))
@@ -269,7 +270,9 @@ class Estimator:
 
     def _ct(self, feats, mask, noise, blocks):
         cm = ConsistencyModel(None, self.cm_cfg)
-        sampler = ConsistencySampler(self.cm_cfg, self.steps)
+        if self.steps not in self._samplers:  # its noise levels, computed once per step count
+            self._samplers[self.steps] = ConsistencySampler(self.cm_cfg, self.steps)
+        sampler = self._samplers[self.steps]
         x = sampler.initial(noise)
         pas = self._pass(feats, mask)
         for i, s in enumerate(sampler.sigma_list):

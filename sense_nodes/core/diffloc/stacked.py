@@ -54,10 +54,19 @@ class StackedUNet:
         self.dec = [(_linear([n.dec[i][0] for n in nets]), _norm([n.dec[i][1] for n in nets]))
                     for i in range(len(nets[0].dec))]
         self.head = _linear([n.head for n in nets])
+        self._subsets: dict = {tuple(range(len(nets))): self}
 
     def select(self, stations: list[int]) -> "StackedUNet":
-        """The same stack restricted to ``stations`` (a view, no copy of the networks)."""
+        """The same stack restricted to ``stations``, gathered once per
+        subset of stations and kept (a request pays no weight copy)."""
+        key = tuple(int(b) for b in stations)
+        if key not in self._subsets:
+            self._subsets[key] = self._gather(list(key))
+        return self._subsets[key]
+
+    def _gather(self, stations: list[int]) -> "StackedUNet":
         out = object.__new__(StackedUNet)
+        out._subsets = {}
         idx = torch.as_tensor(stations)
         pick = lambda wb: (wb[0][idx], wb[1][idx])  # noqa: E731
         pickn = lambda g: (g[0][idx], g[1][idx], g[2])  # noqa: E731
