@@ -84,10 +84,13 @@ def knn_figures(data, tr, va, te, prefix="knn"):
 def choice_figures(m, est) -> dict:
     """Which fusion rule the headline figure uses and where it came from."""
     from sense_nodes.core.diffloc.calibration import KEY
+    from sense_nodes.core.diffloc.calibration import GENERATIVE
     chosen = est.config.get(KEY)
-    return {f"{m}_fusion": est.fusion,
-            f"{m}_fusion_chosen_on": "validation split" if chosen else "none recorded (the paper's Eq. 19)",
-            f"{m}_cov_scale": est.cov_scale}
+    out = {f"{m}_cov_scale": est.cov_scale}
+    if est.model in GENERATIVE:  # the other models' fusion is fixed (map product, averaging)
+        out[f"{m}_fusion"] = est.fusion
+        out[f"{m}_fusion_chosen_on"] = "validation split" if chosen else "none recorded (the paper's Eq. 19)"
+    return out
 
 
 def coverage_figures(prefix, est, out, xy) -> dict:
