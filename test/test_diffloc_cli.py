@@ -45,6 +45,9 @@ def test_eval_writes_the_contract_keys(setup, capsys):
     assert fig["paper_ct_fused_error_cm"] == 0.5 and fig["paper_grid_fused_error_cm"] == 306.0
     assert fig["ct_fused1bs_median_error_cm"] > 0 and "ct_fusion_monotonic" in fig
     assert fig["samples_not_localised_pct"] == 0.0
+    # the headline fusion rule and the covariance scale were chosen on validation at training time
+    assert fig["ct_fusion_chosen_on"] == "validation split" and fig["ct_cov_scale"] > 0
+    assert "ct_cov95_coverage_uncalibrated_pct" in fig
     assert (root / "png" / "diffloc_cdf.png").stat().st_size > 1000
     assert "ct_fused_error_cm" in capsys.readouterr().out
 
@@ -58,6 +61,38 @@ def test_bench_writes_the_contract_keys(setup):
     for k in ("ct_fused3_latency_ms", "ddim200_fused3_latency_ms", "ct_batched_estimates_per_s", "mflops_per_forward"):
         assert fig[k] > 0, k
     assert fig["paper_mflops_per_forward"] == pytest.approx(6.362)
+
+
+def test_choose_fusion_rechooses_without_training(setup, tmp_path):
+    import shutil
+    root, ds, models = setup
+    path = shutil.copy(models / "ct.pt", tmp_path / "ct.pt")
+    before = path.read_bytes()
+    out = tmp_path / "choice.json"
+    assert main(["train", "diffloc", "--model", "ct", "--dataset", str(ds), "--out", str(path), "--choose-fusion",
+                 "--choice-draws", "3", "--no-progress", "--json", str(out)]) == 0
+    fig = json.loads(out.read_text())
+    assert fig["fusion_chosen_on_validation"] in ("sum", "prior_corrected", "gaussian_product")
+    assert fig["validation_samples"] > 0 and fig["cov_scale"] > 0
+    assert path.read_bytes() != before  # the choice is recorded in the checkpoint
+
+
+def test_a_beam_delay_model_trains_and_localises_a_bundle(setup, tmp_path):
+    import numpy as np
+    from sense_nodes.core.diffloc.dataset import bundle_fingerprints
+    from sense_nodes.core.diffloc.estimator import Estimator
+    from sense_nodes.data.csi.dataset import load_dataset
+    root, ds, models = setup
+    path = tmp_path / "ct-beamdb.pt"
+    assert main(["train", "diffloc", "--model", "ct", "--magnitude", "beam_db", "--dataset", str(ds), "--steps", "20",
+                 "--components", "8", "--no-progress", "--out", str(path)]) == 0
+    est = Estimator.from_checkpoint(path, "cpu")
+    assert est.magnitude == "beam_db" and est.expected_fingerprint_dim < 2 * est.ports * est.taps
+    H = np.asarray(load_dataset(ds).arrays["H"][5])
+    fp, mask = bundle_fingerprints({b: H[b] for b in range(4)}, est.taps, 4, est.ports, est.magnitude,
+                                   est.expected_fingerprint_dim)
+    out = est.estimate(fp[None], mask[None])
+    assert out.localised.all() and np.isfinite(out.fused_xy).all() and np.isfinite(out.cov).all()
 
 
 def test_bad_input_is_refused_with_its_name(setup, tmp_path, capsys):

@@ -213,3 +213,75 @@ def test_gaussian_product_fusion_weights_by_precision():
     assert np.allclose(cov[0], np.eye(2) / (w1 + w2))
     alone, _ = gaussian_product(means, covs, np.array([[False], [True], [False]]))
     assert np.allclose(alone[0], means[1, 0])
+
+
+def test_the_covariance_scale_puts_95_percent_of_errors_inside_the_ellipse():
+    from sense_nodes.core.diffloc.calibration import cov_scale
+    from sense_nodes.core.diffloc.covariance import coverage95
+    rng = np.random.default_rng(0)
+    err = rng.standard_normal((2000, 2)) * 3.0  # true spread 3 m, claimed 1 m: overconfident
+    cov = np.tile(np.eye(2), (2000, 1, 1))
+    assert coverage95(err, cov) < 30
+    s = cov_scale(err, cov)
+    assert s == pytest.approx(9.0, rel=0.15)
+    assert coverage95(err, s * cov) == pytest.approx(95.0, abs=0.1)
+
+
+def test_fusion_and_covariance_scale_are_chosen_on_validation_and_used(tmp_path, trained, syn_data):
+    import shutil
+    from sense_nodes.core.diffloc.calibration import KEY, choose_and_record
+    from sense_nodes.core.diffloc.covariance import coverage95
+    from sense_nodes.core.diffloc.estimator import PAPER_FUSION, Estimator
+    path = shutil.copy(trained["ct"], tmp_path / "ct.pt")
+    bare = load_checkpoint(path, kind="diffloc", version=1)
+    if KEY in bare.config:  # a checkpoint without a record falls back to the paper's rule
+        cfg = {k: v for k, v in bare.config.items() if k != KEY}
+        save_checkpoint(path, kind="diffloc", version=1, config=cfg, state_dict=bare.state_dict, extra=bare.extra)
+    est = Estimator.from_checkpoint(path, "cpu")
+    assert est.fusion == PAPER_FUSION and est.cov_scale == 1.0
+    choices = choose_and_record(path, syn_data, log=lambda *_: None, draws=4)
+    va = syn_data.indices("val")
+    assert choices["samples"] == int(syn_data.valid[va].any(1).sum())
+    assert choices["fusion"] == min(choices["fusion_errors_m"], key=choices["fusion_errors_m"].get)
+    est = Estimator.from_checkpoint(path, "cpu")
+    est.configure(draws=4)
+    assert est.fusion == choices["fusion"] and est.cov_scale == choices["cov_scale"][choices["fusion"]]
+    out = est.estimate(syn_data.fp[va], syn_data.valid[va], per_bs=False)
+    ok = out.localised
+    assert coverage95(out.fused_xy[ok] - syn_data.xy[va][ok], out.cov[ok]) >= 94.0
+    est.configure(cov_scale=1.0)
+    with pytest.raises(ValueError, match="cov_scale"):
+        est.configure(cov_scale=-1.0)
+
+
+def test_beam_delay_fingerprint_puts_a_path_in_its_beam_and_tap():
+    from sense_nodes.core.diffloc.fingerprint import BEAM_DYNAMIC_DB, fingerprint, fingerprint_dim
+    K, L, tap = 32, 12, 3
+    k = np.arange(K) - K // 2
+    cfr = np.exp(-2j * np.pi * np.fft.ifftshift(np.arange(K)) * tap / K)  # a delay of exactly `tap` taps
+    cfr = np.fft.fftshift(cfr)  # centred subcarriers, as the datasets store them
+    assert k.shape == cfr.shape
+    r, c = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    elem = np.exp(2j * np.pi * (r * 1 + c * 2) / 4).ravel()  # arrives in DFT beam (1, 2)
+    ports = np.concatenate([elem, 0.5 * elem])  # two polarisations, polarisation-major
+    H = ports[:, None, None] * np.ones(4)[None, :, None] * cfr[None, None, :]
+    f = fingerprint(H[None], L, "beam_db")[0]
+    assert f.shape == (fingerprint_dim("beam_db", 32, 4, L),) == (16 * L,)
+    assert int(np.argmax(f)) == (1 * 4 + 2) * L + tap
+    assert f.min() == pytest.approx(f.max() - BEAM_DYNAMIC_DB)
+    with pytest.raises(ValueError, match="square cross-polarised"):
+        fingerprint(np.ones((1, 6, 4, K)), L, "beam_db")
+
+
+def test_the_stacked_unets_give_the_estimates_of_the_networks_run_one_by_one(trained, syn_data):
+    from sense_nodes.core.diffloc.estimator import Estimator
+    est = Estimator.from_checkpoint(trained["ct"], "cpu")
+    te = syn_data.indices("test")
+    for fusion in ("gaussian_product", "prior_corrected"):
+        est.configure(draws=3, fusion=fusion)
+        est.stack = None
+        one = est.estimate(syn_data.fp[te], syn_data.valid[te])
+        est.stack = __import__("sense_nodes.core.diffloc.stacked", fromlist=["StackedUNet"]).StackedUNet(list(est.nets))
+        both = est.estimate(syn_data.fp[te], syn_data.valid[te])
+        assert np.allclose(one.fused_xy, both.fused_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding
+        assert np.allclose(one.per_bs_xy, both.per_bs_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding

@@ -9,6 +9,12 @@ CUDA when present, else on the CPU with --threads torch threads.
   sense train diffloc --model ct                      # -> $SENSE_CACHE/models/diffloc/ct.pt
   sense train diffloc --model unet --split user       # unseen-user split -> unet-user.pt
   sense train diffloc --model unet --noise 20         # AWGN at 20 dB -> unet-snr20.pt
+  sense train diffloc --model ct --choose-fusion      # no training: re-choose on validation
+
+After training, the fusion rule (generative models) and the covariance
+scale are chosen on the validation split and recorded in the checkpoint
+(core/diffloc/calibration.py); ``--choose-fusion`` does only that, for a
+checkpoint trained before.
 """
 from __future__ import annotations
 
@@ -30,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", default="clean",
                         help="training CSI: clean, mixed (AWGN at each sample's drawn SNR, Fig. 11 "
                              "'mixed') or a number: AWGN at that SNR in dB for every sample")
-    parser.add_argument("--magnitude", default="linear", choices=("linear", "db"),
-                        help="fingerprint magnitude: linear (Eq. 4, default) or in dB (beyond the paper)")
+    parser.add_argument("--magnitude", default="linear", choices=("linear", "db", "beam_db"),
+                        help="fingerprint: Eq. 4 with the magnitude linear (default) or in dB, or beam_db: "
+                             "the beam x delay power map in dB, no phase (both beyond the paper)")
     parser.add_argument("--steps", type=int, help="optimiser steps per BS (default: per model)")
     parser.add_argument("--time-budget-min", type=float, help="stop each BS after this many minutes")
     parser.add_argument("--components", type=int, default=128,
@@ -44,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--choose-fusion", action="store_true",
+                        help="do not train: choose the fusion rule and covariance scale of the existing "
+                             "checkpoint (--out or the default) on the validation split and record them in it")
+    parser.add_argument("--choice-draws", type=int,
+                        help="initial noises per estimate while choosing (default: 8 for ct, 2 for DDIM, "
+                             "as `sense eval diffloc`)")
 
 
 def noise_option(value: str):
@@ -63,6 +76,7 @@ def noise_option(value: str):
 
 def main(args: argparse.Namespace) -> dict:
     import torch
+    from sense_nodes.core.diffloc.calibration import choose_and_record
     from sense_nodes.core.diffloc.dataset import load_positioning
     from sense_nodes.core.diffloc.models import default_path
     from sense_nodes.core.diffloc.training import TrainConfig, train
@@ -88,12 +102,18 @@ def main(args: argparse.Namespace) -> dict:
         tag = (tag + "-" if tag else "") + "soft"
     if args.soft_labels == "off" and args.model == "mlp":
         tag = (tag + "-" if tag else "") + "hard"
-    if args.magnitude == "db":
-        tag = (tag + "-" if tag else "") + "db"
+    if args.magnitude != "linear":
+        tag = (tag + "-" if tag else "") + args.magnitude.replace("_", "")
+    if args.magnitude == "beam_db" and args.model == "cnn":
+        raise UserError("--magnitude beam_db: the CNN reads the Eq. 4 fingerprint as an image (ports x taps)")
     out = Path(args.out) if args.out else default_path(args.model, args.split, tag)
+    if args.choice_draws is not None and args.choice_draws < 1:
+        raise UserError(f"--choice-draws must be >= 1 (got {args.choice_draws})")
+    if args.choose_fusion:
+        return choose_only(args, ds, out)
     data = load_positioning(ds, noise=noise, seed=args.seed, progress=not args.no_progress, magnitude=args.magnitude)
-    print(f"training {args.model} on {ds.path} ({data.num_bs} BSs, fingerprint {data.fp.shape[2]} values = "
-          f"2 x {data.ports} ports x {data.taps} taps, {data.noise} CSI, split {args.split}, "
+    print(f"training {args.model} on {ds.path} ({data.num_bs} BSs, {args.magnitude} fingerprint of "
+          f"{data.fp.shape[2]} values ({data.ports} ports, {data.taps} taps), {data.noise} CSI, split {args.split}, "
           f"{cfg.steps} steps per BS, {torch.get_num_threads()} thread(s)) -> {out}")
     summary = train(data, cfg, out, progress=not args.no_progress)
     figures = {"model": args.model, "train_minutes": summary["train_seconds"] / 60,
@@ -101,4 +121,37 @@ def main(args: argparse.Namespace) -> dict:
                "checkpoint_mb": out.stat().st_size / 2**20, "checkpoint": str(out)}
     if summary["grid_spacing_m"]:
         figures["grid_spacing_m"] = summary["grid_spacing_m"]
+    figures.update(choice_figures(choose_and_record(out, data, draws=choice_draws(args))))
     return figures
+
+
+def choice_draws(args) -> int:
+    return args.choice_draws or (2 if args.model in ("mlp", "unet") else 8)
+
+
+def choice_figures(choices: dict) -> dict:
+    rule = choices["fusion"]
+    errors = choices["fusion_errors_m"]
+    out = {"validation_samples": choices["samples"], "cov_scale": choices["cov_scale"][rule]}
+    if len(errors) > 1:  # generative models: the rule is a choice
+        out["fusion_chosen_on_validation"] = rule
+        out.update({f"validation_{r}_fused_error_cm": 100 * e for r, e in errors.items()})
+    else:
+        out["validation_fused_error_cm"] = 100 * errors[rule]
+    return out
+
+
+def choose_only(args, ds, out: Path) -> dict:
+    """--choose-fusion: the validation choices of a trained checkpoint, on
+    the CSI it was trained with (its noise and fingerprint magnitude)."""
+    from sense_nodes.core.checkpoint import CheckpointError
+    from sense_nodes.core.diffloc.calibration import choose_and_record, noise_argument
+    from sense_nodes.core.diffloc.dataset import load_positioning
+    from sense_nodes.core.diffloc.estimator import Estimator
+    try:
+        cfg = Estimator.from_checkpoint(out, "cpu").config
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+    data = load_positioning(ds, noise=noise_argument(cfg.get("noise")), seed=cfg.get("train", {}).get("seed", 0),
+                            progress=not args.no_progress, magnitude=cfg.get("magnitude", "linear"))
+    return {"checkpoint": str(out), **choice_figures(choose_and_record(out, data, draws=choice_draws(args)))}

@@ -4,6 +4,9 @@ DDIM steps, batched throughput, and FLOPs per network forward pass (the
 paper reports 6.36 MFLOPs and estimates 0.2-0.4 ms for 2 steps on a GPU from
 FLOPs; it measured nothing).
 
+``ct_beamdb_*``: the consistency model on the beam x delay fingerprint
+(``--magnitude beam_db``, beyond the paper), when trained.
+
 Medians over repeats after warm-up, one torch thread by default (as the
 diffloc_server node). Uses the cache's trained ct.pt / unet.pt when present,
 else untrained networks of the same shapes (timing does not depend on the
@@ -65,16 +68,19 @@ def main(args: argparse.Namespace) -> dict:
     models = Path(args.models) if args.models else model_dir()
     figs: dict = {"torch_threads": torch.get_num_threads(), "device": args.device}
     rng = np.random.default_rng(0)
-    for name, label, steps in (("ct", "ct", 2), ("unet", "ddim200", 200)):
+    for name, label, steps in (("ct", "ct", 2), ("ct-beamdb", "ct_beamdb", 2), ("unet", "ddim200", 200)):
+        if name == "ct-beamdb" and not (models / f"{name}.pt").exists():
+            continue  # beyond the paper: timed only when trained (--magnitude beam_db)
         est, source = _estimator(models, name, args.device)
-        figs[f"{name}_model"] = source
+        figs[f"{name.replace('-', '_')}_model"] = source
         est.configure(steps=steps, draws=1)
         K = 128
         H = {b: (rng.standard_normal((32, 4, K)) + 1j * rng.standard_normal((32, 4, K))).astype(np.complex64)
              for b in range(3)}
 
         def one():
-            fp, mask = bundle_fingerprints(H, est.taps, est.num_bs, est.ports, est.magnitude)
+            fp, mask = bundle_fingerprints(H, est.taps, est.num_bs, est.ports, est.magnitude,
+                                           est.expected_fingerprint_dim)
             return est.estimate(fp[None], mask[None], per_bs=False)
 
         reps = args.repeats if steps <= 2 else max(3, args.repeats // 10)
@@ -94,7 +100,8 @@ def main(args: argparse.Namespace) -> dict:
             figs["mflops_per_forward"] = mflops(est.nets[0], est.norms[0].out_dim)
             figs["paper_mflops_per_forward"] = PAPER_MFLOPS
             figs["ct_params_per_bs"] = int(sum(p.numel() for p in est.nets[0].parameters()))
-        figs[f"paper_{label}_fused3_latency_ms"] = {"ct": 0.3, "ddim200": 30.0}[label]
+        if label in ("ct", "ddim200"):
+            figs[f"paper_{label}_fused3_latency_ms"] = {"ct": 0.3, "ddim200": 30.0}[label]
     figs["paper_latency_note"] = "paper: estimated from FLOPs on a GPU (0.2-0.4 ms, 20-40 ms), not measured"
     mlp = _estimator(models, "mlp", args.device)[0]
     figs["mlp_mflops_per_forward"] = mflops(mlp.nets[0], mlp.norms[0].out_dim)

@@ -19,22 +19,29 @@ all subsets of k stations (Fig. 7); ``<m>_steps<n>_fused_error_cm`` (Fig. 8;
 the same model sampled with n steps, not retrained per n as in the paper);
 ``mlp_hard_*`` / ``unet_soft_*`` (Fig. 9, models trained with
 ``--soft-labels off/on``); ``unet_<clean|mixed|snr>_snr<s>_*`` (Fig. 11);
-``ct_db_*`` / ``ct_user_db_*`` (beyond the paper: models trained with
-``--magnitude db``, the fingerprint's magnitude in dB); ``<m>_sum_fused_error_cm`` and ``<m>_prior_corrected_fused_error_cm`` (the
-plain sum of Eq. 19 and the prior-corrected sum, beside the default
-product of the per-BS Gaussian posteriors, Eq. 17; see score_fusion); ``ct_cov95_coverage_pct`` (share of errors inside the 95 % ellipse
-of the estimate's covariance); a CDF plot of the fused errors (PNG).
+``ct_db_*`` / ``ct_user_db_*`` / ``ct_beamdb_*`` / ``ct_user_beamdb_*``
+(beyond the paper: models trained with ``--magnitude db``, the
+fingerprint's magnitude in dB, or ``beam_db``, the beam x delay map in
+dB); ``<m>_sum_fused_error_cm`` and ``<m>_prior_corrected_fused_error_cm``
+(the plain sum of Eq. 19, the prior-corrected sum and the product of the
+per-BS Gaussian posteriors, Eq. 17; see score_fusion; the headline rule
+``<m>_fusion`` is the one chosen on the validation split, never on these
+figures); ``ct_cov95_coverage_pct`` (share of test errors inside the 95 %
+ellipse of the estimate's covariance, its scale calibrated on the
+validation split; ``_uncalibrated_`` the raw spread of the draws); a CDF plot of the fused errors (PNG).
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 from pathlib import Path
 
 import numpy as np
 
 from sense_nodes.errors import UserError
+from sense_nodes.eval.diffloc_figures import (_check_geometry, _cm, _load, _plot_cdf, _plot_subsets, choice_figures,
+                                              coverage_figures, fingerprint_variants, knn_figures, subsets_figures,
+                                              table_row)
 
 METHODS = ("mlp", "unet", "ct", "supervised_mlp", "cnn", "grid", "knn")
 # Table IV (random split), BS1..BS4 of the paper's seven and the fusion
@@ -65,8 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ddim-draws", type=int, default=2, help="initial noises per DDIM estimate "
                         "(200 steps each; default 2)")
     parser.add_argument("--fusion", default="auto", choices=("auto", "gaussian_product", "prior_corrected", "sum"),
-                        help="fusion rule of the headline figures (auto: prior_corrected for DDIM, "
-                             "gaussian_product for the consistency model; the others are reported beside)")
+                        help="fusion rule of the headline figures (auto: the one chosen on the validation split "
+                             "and recorded in the checkpoint by `sense train diffloc`; the others are "
+                             "reported beside, on test, for information only)")
     parser.add_argument("--skip", default="", help="comma list of studies to skip: "
                         "fig7,fig8,fig9,fig11,table5,table6,fusion,db")
     parser.add_argument("--snrs", default=",".join(f"{s:g}" for s in SNRS),
@@ -75,154 +83,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma list of Table IV methods to evaluate ('none': only the other studies)")
     parser.add_argument("--figures", metavar="DIR", default="out/diffloc", help="where the PNGs go")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-
-
-def _cm(err_m) -> float | None:
-    e = np.asarray(err_m, np.float64)
-    e = e[np.isfinite(e)]
-    return float(100 * e.mean()) if e.size else None
-
-
-def _errors(est, xy):
-    fused = np.linalg.norm(est.fused_xy - xy, axis=1)
-    per = np.linalg.norm(est.per_bs_xy - xy[:, None], axis=2)
-    return fused, per
-
-
-def _load(path, device):
-    from sense_nodes.core.checkpoint import CheckpointError
-    from sense_nodes.core.diffloc.estimator import Estimator
-    if not path.exists():
-        return None
-    try:
-        return Estimator.from_checkpoint(path, device)
-    except CheckpointError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _check_geometry(est, data, path):
-    bs = np.asarray(est.config["bs_pos"])
-    if bs.shape != data.bs_pos.shape or not np.allclose(bs, data.bs_pos, atol=0.01):
-        raise UserError(f"{path}: trained for base stations at {bs.round(1).tolist()}, the dataset has "
-                        f"{data.bs_pos.round(1).tolist()} (same geometry needed)")
-    if est.expected_fingerprint_dim != data.fp.shape[2]:
-        raise UserError(f"{path}: expects {est.expected_fingerprint_dim}-value fingerprints, the dataset "
-                        f"gives {data.fp.shape[2]}")
-
-
-def table_row(fig, prefix, est_out, xy, paper=None, per_bs=True):
-    fused, per = _errors(est_out, xy)
-    fig[f"{prefix}_fused_error_cm"] = _cm(fused)
-    if paper is not None:
-        fig[f"paper_{prefix}_fused_error_cm"] = paper[1]
-    if per_bs:
-        for b in range(per.shape[1]):
-            fig[f"{prefix}_bs{b}_error_cm"] = _cm(per[:, b])
-            if paper is not None and paper[0] is not None and b < len(paper[0]):
-                fig[f"paper_{prefix}_bs{b}_error_cm"] = paper[0][b]
-    return fused
-
-
-def knn_figures(data, tr, va, te, prefix="knn"):
-    from sense_nodes.core.diffloc.knn import fit_knn
-    fig = {}
-    if not (len(tr) and len(va) and len(te)):
-        return {f"{prefix}_fused_error_cm": None}, np.full(len(te), np.nan)
-    xy = data.xy
-    per = np.full((len(te), data.num_bs), np.nan)
-    for b in range(data.num_bs):
-        t, v = tr[data.valid[tr, b]], va[data.valid[va, b]]
-        ok = data.valid[te, b]
-        if len(t) and ok.any():
-            m = fit_knn(data.pdp[t, b], xy[t], data.pdp[v, b], xy[v])
-            per[ok, b] = np.linalg.norm(m.predict(data.pdp[te[ok], b]) - xy[te[ok]], axis=1)
-        fig[f"{prefix}_bs{b}_error_cm"] = _cm(per[:, b])
-    flat = lambda idx: data.pdp[idx].reshape(len(idx), -1)  # noqa: E731
-    m = fit_knn(flat(tr), xy[tr], flat(va), xy[va])
-    loc = data.valid[te].any(1)
-    fused = np.full(len(te), np.nan)
-    fused[loc] = np.linalg.norm(m.predict(flat(te[loc])) - xy[te[loc]], axis=1)
-    fig[f"{prefix}_fused_error_cm"] = _cm(fused)
-    return fig, fused
-
-
-def subsets_figures(est, data, te, prefix, draws=1):
-    """Fig. 7: fused error over every subset of stations, by subset size."""
-    fig = {}
-    xy = data.xy[te]
-    old = est.draws
-    est.configure(draws=draws)
-    by_size = {}
-    base = est.estimate(data.fp[te], data.valid[te]) if est.fusion == "gaussian_product" else None
-    for k in range(1, data.num_bs + 1):
-        errs = []
-        for sub in itertools.combinations(range(data.num_bs), k):
-            if base is not None and base.per_bs_cov is not None:  # the product over the subset
-                from sense_nodes.core.diffloc.score_fusion import gaussian_product
-                m = data.valid[te] & np.isin(np.arange(data.num_bs), sub)[None]
-                ok = m.any(1)
-                fx = np.full((len(te), 2), np.nan)
-                if ok.any():
-                    fx[ok] = gaussian_product(np.nan_to_num(base.per_bs_xy[ok]).transpose(1, 0, 2),
-                                              base.per_bs_cov[ok].transpose(1, 0, 2, 3), m[ok].T)[0]
-                e = np.linalg.norm(fx - xy, axis=1)
-            else:
-                out = est.estimate(data.fp[te], data.valid[te], stations=sub, per_bs=False)
-                e = np.linalg.norm(out.fused_xy - xy, axis=1)
-            errs.append(_cm(e))
-        errs = [e for e in errs if e is not None]
-        by_size[k] = errs
-        if errs:
-            fig[f"{prefix}_fused{k}bs_median_error_cm"] = float(np.median(errs))
-            fig[f"{prefix}_fused{k}bs_min_error_cm"] = float(np.min(errs))
-            fig[f"{prefix}_fused{k}bs_max_error_cm"] = float(np.max(errs))
-    meds = [fig.get(f"{prefix}_fused{k}bs_median_error_cm") for k in range(1, data.num_bs + 1)]
-    meds = [m for m in meds if m is not None]
-    fig[f"{prefix}_fusion_monotonic"] = bool(all(a > b for a, b in zip(meds[:-1], meds[1:])))
-    est.configure(draws=old)
-    return fig, by_size
-
-
-def _plot_cdf(curves: dict, crb_m, path: Path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, e in curves.items():
-        e = np.sort(np.asarray(e)[np.isfinite(e)]) * 100
-        if e.size:
-            ax.plot(e, np.arange(1, e.size + 1) / e.size, label=name)
-    if crb_m is not None:
-        c = np.sort(crb_m[np.isfinite(crb_m)]) * 100
-        if c.size:
-            ax.plot(c, np.arange(1, c.size + 1) / c.size, "k--", label="Cramer-Rao bound")
-    ax.set_xscale("log")
-    ax.set_xlim(left=1e-3)  # an exact k-NN match (a user standing still) would stretch the axis
-    ax.set_xlabel("fused position error (cm)")
-    ax.set_ylabel("CDF")
-    ax.set_title("DiffLoc fused error, test split")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plot_subsets(by_size: dict, name: str, path: Path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ks = sorted(by_size)
-    ax.boxplot([by_size[k] for k in ks], positions=ks)
-    ax.set_yscale("log")
-    ax.set_xlabel("number of fused BSs")
-    ax.set_ylabel("mean error over the test split (cm)")
-    ax.set_title(f"{name}: error vs BSs, every subset (Fig. 7)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -282,10 +142,9 @@ def main(args: argparse.Namespace) -> dict:
         fig[f"{m}_train_minutes"] = float(est.config.get("train_seconds", 0) / 60)
         fig[f"{m}_eval_s"] = time.perf_counter() - t0
         ests[m] = est
+        fig.update(choice_figures(m, est))
         if m == "ct":
-            from sense_nodes.core.diffloc.covariance import coverage95
-            ok = np.isfinite(out.fused_xy[:, 0])
-            fig["ct_cov95_coverage_pct"] = coverage95(out.fused_xy[ok] - xy[ok], out.cov[ok])
+            fig.update(coverage_figures("ct", est, out, xy))
             fig["paper_ct_cov95_coverage_pct"] = None
         if "table5" not in skip:
             veh = data.variant[te] == 1
@@ -367,34 +226,9 @@ def main(args: argparse.Namespace) -> dict:
         if crb is not None and data.crb_fim is not None:
             cu = crb_samples_m(data.crb_fim[te_u], data.power[te_u], data.snr_db[te_u], data.valid[te_u])
             fig["crb_unseen_user_median_cm"] = float(100 * np.median(cu[np.isfinite(cu)]))
-    # --- beyond the paper: dB-magnitude fingerprints ---------------------------------
+    # --- beyond the paper: other fingerprints ------------------------------------------
     if "db" not in skip:
-        db_models = [(n, s_) for n, s_ in (("ct-db", "random"), ("unet-db", "random"), ("ct-user-db", "user"))
-                     if (models / f"{n}.pt").exists()]
-        if db_models:
-            data_db = load_positioning(ds, magnitude="db", progress=True)
-            for name, scheme in db_models:
-                est = _load(models / f"{name}.pt", device)
-                _check_geometry(est, data_db, models / f"{name}.pt")
-                gen = est.model in ("mlp", "unet")
-                est.configure(draws=args.ddim_draws if gen else args.draws, fusion=args.fusion,
-                              steps=args.ddim_steps if gen else None)
-                idx = data_db.indices("test", scheme) if args.samples == "test" or scheme == "user" else te
-                out = est.estimate(data_db.fp[idx], data_db.valid[idx])
-                pref = name.replace("-", "_")
-                e = table_row(fig, pref, out, data_db.xy[idx])
-                curves[f"{name} (dB fingerprint)"] = e
-                fig[f"{pref}_train_minutes"] = float(est.config.get("train_seconds", 0) / 60)
-                if est.model == "ct":
-                    from sense_nodes.core.diffloc.covariance import coverage95
-                    ok = np.isfinite(out.fused_xy[:, 0])
-                    fig[f"{pref}_cov95_coverage_pct"] = coverage95(out.fused_xy[ok] - data_db.xy[idx][ok], out.cov[ok])
-                if scheme == "random" and "table5" not in skip:
-                    veh = data_db.variant[idx] == 1
-                    if veh.any():
-                        fig[f"{pref}_vehicular_fused_error_cm"] = _cm(
-                            np.linalg.norm(out.fused_xy[veh] - data_db.xy[idx][veh], axis=1))
-            del data_db
+        fingerprint_variants(fig, curves, ds, models, args, te, skip, device)
     # --- Fig. 11 ------------------------------------------------------------------------
     if "fig11" not in skip:
         regimes = {"clean": _load(models / "unet.pt", device), "mixed": _load(models / "unet-mixed.pt", device)}

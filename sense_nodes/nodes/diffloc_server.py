@@ -47,7 +47,8 @@ class DiffLocServer(SenseNode):
         Param("draws", 8, "initial noises per estimate; their spread is the covariance", range=(1, 64),
               runtime=True),
         Param("fusion", "auto", "fusion of the stations: product of their Gaussian posteriors, or the sum of "
-              "their noise predictions (Eq. 19), plain or prior-corrected; auto = the model's default",
+              "their noise predictions (Eq. 19), plain or prior-corrected; auto = the rule chosen on the "
+              "validation split and recorded in the checkpoint",
               choices=("auto", "gaussian_product", "prior_corrected", "sum"), runtime=True),
         Param("max_batch", 32, "most queued bundles estimated in one batch", range=(1, 1024), runtime=True),
         Param("per_bs", True, "also estimate from each BS alone (source_positions)", runtime=True),
@@ -127,7 +128,8 @@ class DiffLocServer(SenseNode):
             raise MalformedMessage(f"{f0.num_subcarriers} subcarriers at {f0.subcarrier_spacing:g} Hz give "
                                    f"{taps} taps; the model was trained on {self.est.taps}")
         try:
-            return bundle_fingerprints(links, self.est.taps, self.est.num_bs, self.est.ports, self.est.magnitude)
+            return bundle_fingerprints(links, self.est.taps, self.est.num_bs, self.est.ports, self.est.magnitude,
+                                       self.est.expected_fingerprint_dim)
         except ValueError as exc:
             raise MalformedMessage(str(exc)) from None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sense_nodes.core.diffloc.fingerprint import fingerprint, taps_for_span, truncated_cir
+from sense_nodes.core.diffloc.fingerprint import fingerprint, fingerprint_dim, taps_for_span, truncated_cir
 from sense_nodes.core.diffloc.knn import pdp_db
 
 CHUNK = 128
@@ -70,7 +70,7 @@ def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progre
     S, B, Nr, Nt, K = H.shape
     taps = taps_for_span(K, ds.scs_hz)
     rng = np.random.default_rng([int(ds.manifest.get("seed", 0)), int(seed), 11])
-    fp = np.zeros((S, B, 2 * Nr * Nt * taps), np.float32)
+    fp = np.zeros((S, B, fingerprint_dim(magnitude, Nr, Nt, taps)), np.float32)
     pdp = np.zeros((S, B, taps), np.float32)
     snr = np.asarray(a["snr_db"], np.float64)
     power = np.zeros(S)
@@ -94,11 +94,12 @@ def load_positioning(ds, noise: str | float | None = None, seed: int = 0, progre
 
 
 def bundle_fingerprints(links: dict, taps: int, num_bs: int, ports: int,
-                        magnitude: str = "linear") -> tuple[np.ndarray, np.ndarray]:
+                        magnitude: str = "linear", dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fingerprints of one measurement from ``{bs_index: H [N_r, N_t, K]}``
     -> (fp [B, D], mask [B]); a station absent from ``links``, or whose CFR
-    is all zero (no path: no usable link), is masked."""
-    D = 2 * ports * taps
+    is all zero (no path: no usable link), is masked. ``dim``: the model's
+    fingerprint length D (default that of Eq. 4, 2 N_r N_t L)."""
+    D = 2 * ports * taps if dim is None else int(dim)
     fp = np.zeros((num_bs, D), np.float32)
     mask = np.zeros(num_bs, bool)
     for b, h in links.items():

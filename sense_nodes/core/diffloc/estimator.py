@@ -15,10 +15,11 @@ spread its covariance. The fusion rules: ``sum`` (Eq. 19),
 ``prior_corrected`` (Eq. 16's prior taken out) and ``gaussian_product``
 (each station sampled alone, the stations' Gaussian posteriors multiplied:
 Eq. 17 in closed form). The score sums are exact only at vanishing noise
-(see :mod:`score_fusion`): DDIM's 200 steps reach it, the consistency
-model's first step is at the largest noise, so the defaults are
-``prior_corrected`` for DDIM and ``gaussian_product`` for the consistency
-model (:data:`DEFAULT_FUSION`; all three are measured). Regressors fuse by averaging the stations' outputs;
+(see :mod:`score_fusion`). The default rule of a model is the one chosen
+on the validation split and recorded in its checkpoint (:mod:`calibration`);
+a checkpoint without that record uses the paper's plain sum (Eq. 19). The
+covariance is multiplied by the scale calibrated on the validation split
+for the rule in use (1 without a record). Regressors fuse by averaging the stations' outputs;
 the grid baseline by multiplying probability maps. A sample with no usable
 link at any station is not localised (NaN, counted by the caller).
 """
@@ -30,21 +31,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from sense_nodes.core.diffloc import covariance
+from sense_nodes.core.diffloc import calibration, covariance
 from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyModel, ConsistencySampler
 from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
 from sense_nodes.core.diffloc.grid_fusion import fuse_maps
+from sense_nodes.core.diffloc.networks import ScoreUNet
 from sense_nodes.core.diffloc.sampler import DDIMScheduler
+from sense_nodes.core.diffloc.stacked import StackedUNet
 from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise, gaussian_product
 from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
 
 METHOD_NAMES = {"mlp": "diffloc-mlp-ddim", "unet": "diffloc-unet-ddim", "ct": "diffloc-consistency",
                 "supervised_mlp": "supervised-mlp", "cnn": "cnn", "grid": "grid-fusion"}
 DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
-# Many-step DDIM passes through the low noise levels where the score sum is
-# exact and corrects its early steps there; the 2-step consistency sampler
-# takes its first step at sigma_max, where it is not (see score_fusion).
-DEFAULT_FUSION = {"mlp": "prior_corrected", "unet": "prior_corrected", "ct": "gaussian_product"}
+# Without a rule chosen on validation data (calibration.KEY in the
+# checkpoint's config) the generative models use the paper's Eq. 19.
+PAPER_FUSION = "sum"
+NOISE_CACHE = 64  # cached (rows, draws, seed) noise tensors
+
+
+@dataclass
+class _Pass:
+    """What one sampling pass needs per station (see Estimator._pass)."""
+    rows: list
+    feats: list
+    used: list | None = None
+    stack: StackedUNet | None = None
+    cond: torch.Tensor | None = None
+    n_max: int = 0
 
 
 @dataclass
@@ -75,7 +89,17 @@ class Estimator:
         self.magnitude = config.get("magnitude", "linear")
         self.steps = DEFAULT_STEPS.get(self.model, 1)
         self.draws = 8
-        self.fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
+        chosen = config.get(calibration.KEY, {})
+        self.default_fusion = chosen.get("fusion", PAPER_FUSION if self.model in calibration.GENERATIVE
+                                         else "gaussian_product")
+        self.fusion = self.default_fusion
+        self.cov_scales = {str(k): float(v) for k, v in chosen.get("cov_scale", {}).items()}
+        self._cov_scale = None  # None: the validation scale of the rule in use
+        self._noise_cache: dict = {}
+        self._samplers: dict = {}
+        self.stack = None  # the stations' UNets as one batched network (see stacked.py)
+        if all(isinstance(n, ScoreUNet) for n in self.nets):
+            self.stack = StackedUNet(list(self.nets))
         self.seed = 0
         self.cm_cfg = ConsistencyConfig(**config.get("consistency", {}))
         # the projection of a 28,672-value fingerprint is memory-bound; in
@@ -123,12 +147,16 @@ class Estimator:
 
     @property
     def expected_fingerprint_dim(self) -> int:
-        return 2 * self.ports * self.taps
+        """D of the fingerprints the model reads (its normalisation's length)."""
+        return int(self.norms[0].mean.shape[0])
 
     def configure(self, steps: int | None = None, draws: int | None = None, fusion: str | None = None,
-                  seed: int | None = None, projection: str | None = None) -> None:
-        """Sampler steps, initial noises, fusion rule, noise seed, and the
-        dtype of the fingerprint projection (``float32`` or ``bfloat16``)."""
+                  seed: int | None = None, projection: str | None = None,
+                  cov_scale: float | str | None = None) -> None:
+        """Sampler steps, initial noises, fusion rule (``auto``: the one
+        chosen on validation), noise seed, the dtype of the fingerprint
+        projection (``float32`` or ``bfloat16``) and the covariance scale
+        (a number, or ``auto``: the one calibrated on validation)."""
         if projection is not None:
             if projection not in ("float32", "bfloat16"):
                 raise ValueError(f"projection must be float32 or bfloat16 (got {projection!r})")
@@ -143,13 +171,24 @@ class Estimator:
                 raise ValueError(f"draws must be >= 1 (got {draws})")
             self.draws = int(draws)
         if fusion == "auto":
-            fusion = DEFAULT_FUSION.get(self.model, "gaussian_product")
+            fusion = self.default_fusion
         if fusion is not None:
             if fusion not in RULES:
                 raise ValueError(f"fusion must be one of {RULES} (got {fusion!r})")
             self.fusion = fusion
         if seed is not None:
             self.seed = int(seed)
+        if cov_scale is not None:
+            if cov_scale != "auto" and not (isinstance(cov_scale, (int, float)) and 0 < cov_scale < np.inf):
+                raise ValueError(f"cov_scale must be a finite number > 0 or 'auto' (got {cov_scale!r})")
+            self._cov_scale = None if cov_scale == "auto" else float(cov_scale)
+
+    @property
+    def cov_scale(self) -> float:
+        """The factor applied to every covariance this estimator returns."""
+        if self._cov_scale is not None:
+            return self._cov_scale
+        return self.cov_scales.get(self.fusion, 1.0)
 
     # --- features ---------------------------------------------------------------
     def features(self, fp: np.ndarray, used=None) -> list[torch.Tensor]:
@@ -174,73 +213,135 @@ class Estimator:
         sched = DDIMScheduler()
         sched.set_timesteps(self.steps)
         x = noise
+        pas = self._pass(feats, mask)
         T = sched.num_train_timesteps
         for t in sched.timesteps:
             t = int(t)
             tt = torch.full((len(x),), t / T, device=x.device)
-            eps = self._per_station(lambda net, f: net(x, tt, f), feats, mask, x)
+            eps = self._per_station(lambda net, f, xb: net(xb, tt[:xb.shape[-2]], f), pas, x)
             ab = float(sched.alphas_cumprod[t])
             prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
             x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
         return x
 
-    def _per_station(self, fn, feats, mask, like):
-        """[B, N, 2] outputs of ``fn(net_b, feats_b)`` for the stations any
-        sample uses; zeros (masked out by the fusion) for the others."""
-        used = mask.any(1).tolist()
-        return torch.stack([fn(net, f) if u else torch.zeros_like(like)
-                            for net, f, u in zip(self.nets, feats, used)])
+    def _pass(self, feats, mask) -> "_Pass":
+        """Per station, the rows it measured (None: none, slice: all, else an
+        index tensor) and its features on those rows, gathered once per
+        sampling pass; for UNets also the stations' stacked network and
+        their features padded into one [S, n, d] tensor."""
+        rows, fr = [], []
+        for f, m in zip(feats, mask):
+            if not bool(m.any()):
+                rows.append(None)
+                fr.append(None)
+            elif bool(m.all()):
+                rows.append(slice(None))
+                fr.append(f)
+            else:
+                r = torch.nonzero(m).squeeze(1)
+                rows.append(r)
+                fr.append(f[r])
+        used = [b for b, r in enumerate(rows) if r is not None]
+        if self.stack is None or not used:
+            return _Pass(rows, fr)
+        n_max = max(len(fr[b]) for b in used)
+        cond = torch.zeros((len(used), n_max, self.stack.cond_pad), device=self.device)
+        for k, b in enumerate(used):
+            cond[k, :len(fr[b]), :fr[b].shape[1]] = fr[b]
+        return _Pass(rows, fr, used, self.stack.select(used), cond, n_max)
 
-    def _ct(self, feats, mask, noise):
+    def _per_station(self, fn, pas: "_Pass", x):
+        """[B, N, 2] outputs of ``fn(net_b, feats_b, x_b)``, each station's
+        network run on the rows it measured only (all stations in one
+        batched call for UNets); zeros elsewhere (masked out by the fusion)."""
+        out = torch.zeros((self.num_bs,) + tuple(x.shape), dtype=x.dtype, device=x.device)
+        if pas.stack is not None:
+            X = x.new_zeros((len(pas.used), pas.n_max, x.shape[1]))
+            for k, b in enumerate(pas.used):
+                X[k, :len(pas.feats[b])] = x[pas.rows[b]]
+            Y = fn(pas.stack, pas.cond, X)
+            for k, b in enumerate(pas.used):
+                out[b, pas.rows[b]] = Y[k, :len(pas.feats[b])]
+            return out
+        for b, (net, f, r) in enumerate(zip(self.nets, pas.feats, pas.rows)):
+            if r is not None:
+                out[b, r] = fn(net, f, x[r])
+        return out
+
+    def _ct(self, feats, mask, noise, blocks):
         cm = ConsistencyModel(None, self.cm_cfg)
-        sampler = ConsistencySampler(self.cm_cfg, self.steps)
+        if self.steps not in self._samplers:  # its noise levels, computed once per step count
+            self._samplers[self.steps] = ConsistencySampler(self.cm_cfg, self.steps)
+        sampler = self._samplers[self.steps]
         x = sampler.initial(noise)
+        pas = self._pass(feats, mask)
         for i, s in enumerate(sampler.sigma_list):
             sig = torch.full((len(x),), float(s), device=x.device)
-            eps = self._per_station(lambda net, fb: (x - cm.denoise(x, sig, fb, net=net)) / float(s),
-                                    feats, mask, x)
+            eps = self._per_station(
+                lambda net, fb, xb: (xb - cm.denoise(xb, sig[:xb.shape[-2]], fb, net=net)) / float(s), pas, x)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
             x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
-            z = self._noise(len(x) // self.draws, self.draws, [self.seed, 1 + i])
+            z = self._noise(blocks, self.draws, (self.seed, 1 + i))
             x, _ = sampler.step(x0, i, x, z)
         return x
 
-    def _noise(self, n, K, seed):
-        """[K * n, 2] standard normal draws ordered draw-major; sample i's
-        draws do not depend on how many samples follow it in the batch
-        (numpy fills sequentially; torch's CPU randn changes algorithm with
-        the tensor size)."""
-        z = np.random.default_rng(seed).standard_normal((n, K, 2)).astype(np.float32)
-        return torch.from_numpy(z.transpose(1, 0, 2).reshape(K * n, 2).copy()).to(self.device)
+    def _noise(self, blocks, K, seed):
+        """[K * sum(blocks), 2] standard normal draws ordered draw-major, the
+        samples of each block drawn as if alone: sample i's draws do not
+        depend on how many samples follow it in its block, nor on the other
+        blocks (numpy fills sequentially; torch's CPU randn changes algorithm
+        with the tensor size). Cached: the same shapes and seed give the same
+        draws, and a request's latency should not pay for the generator."""
+        parts = []
+        for n in blocks:
+            key = (int(n), int(K), tuple(seed))
+            z = self._noise_cache.get(key)
+            if z is None:
+                if len(self._noise_cache) > NOISE_CACHE:
+                    self._noise_cache.clear()
+                z = np.random.default_rng(list(seed)).standard_normal((n, K, 2)).astype(np.float32)
+                z = self._noise_cache[key] = torch.from_numpy(z.transpose(1, 0, 2).copy()).to(self.device)
+            parts.append(z)
+        return torch.cat(parts, 1).reshape(-1, 2)
 
-    @torch.no_grad()
-    def _generative(self, feats, mask):
-        """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``."""
+    @torch.inference_mode()
+    def _generative(self, feats, mask, blocks=None):
+        """[N, 2] metric mean and [N, 2, 2] covariance over ``draws``;
+        ``blocks``: sizes of consecutive row groups that draw their noise as
+        if sampled alone (default one group)."""
         n, K = len(feats[0]), self.draws
-        noise = self._noise(n, K, [self.seed, 0])
+        blocks = [n] if blocks is None else blocks
+        noise = self._noise(blocks, K, (self.seed, 0))
         fk = [f.repeat(K, 1) for f in feats]
         mk = mask.repeat(1, K)
-        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise)
+        x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise, blocks)
         xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(K, n, 2))
         return covariance.spread(xy)
 
-    @torch.no_grad()
+    @torch.inference_mode()
+    def _each_station(self, feats, mask: np.ndarray):
+        """Every station's own posterior on the samples it measured, all
+        stations in one sampler pass (each network runs on its rows only):
+        per-BS means [N, B, 2] (NaN where unmeasured) and covariances."""
+        n = len(mask)
+        blocks = [np.flatnonzero(mask[:, b]) for b in range(self.num_bs)]
+        sizes = [len(r) for r in blocks]
+        rows = torch.from_numpy(np.concatenate(blocks)).to(self.device)
+        joint = torch.zeros((self.num_bs, len(rows)), dtype=torch.bool, device=self.device)
+        joint[torch.from_numpy(np.repeat(np.arange(self.num_bs), sizes)).to(self.device),
+              torch.arange(len(rows), device=self.device)] = True
+        m, c = self._generative([f[rows] for f in feats], joint, [s for s in sizes if s])
+        per = np.full((n, self.num_bs, 2), np.nan)
+        pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
+        at = np.cumsum([0] + sizes)
+        for b, r in enumerate(blocks):
+            per[r, b], pcov[r, b] = m[at[b]:at[b + 1]], c[at[b]:at[b + 1]]
+        return per, pcov
+
+    @torch.inference_mode()
     def _fuse(self, feats, mask):
         """Fused estimate over ``mask`` [B, N] (torch bool)."""
-        n = len(feats[0])
         if self.model in ("mlp", "unet", "ct"):
-            if self.fusion == "gaussian_product" and bool((mask.sum(0) > 1).any()):
-                means, covs = [], []
-                for b in range(self.num_bs):
-                    only = torch.zeros_like(mask)
-                    only[b] = mask[b]
-                    if bool(only[b].any()):
-                        m, c = self._generative(feats, only)
-                    else:
-                        m, c = np.zeros((n, 2)), np.tile(np.eye(2), (n, 1, 1))
-                    means.append(m)
-                    covs.append(c)
-                return gaussian_product(np.stack(means), np.stack(covs), mask.cpu().numpy())
             return self._generative(feats, mask)
         if self.model == "grid":
             lp = torch.stack([torch.log_softmax(net(f), 1) for net, f in zip(self.nets, feats)])
@@ -275,18 +376,13 @@ class Estimator:
         if self.model in ("mlp", "unet", "ct") and self.fusion == "gaussian_product":
             # each station sampled once: its draws give the per-BS estimate and
             # the Gaussian posterior the fusion multiplies (Eq. 17)
-            pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
-            for b in range(self.num_bs):
-                ok = mask[:, b]
-                if ok.any():
-                    idx = torch.from_numpy(np.flatnonzero(ok)).to(self.device)
-                    only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
-                    only[b] = True
-                    per[ok, b], pcov[ok, b] = self._generative([f[idx] for f in feats], only)
+            if not loc.any():
+                return Estimates(fused, cov, per, loc, np.tile(np.eye(2), (n, self.num_bs, 1, 1)))
+            per, pcov = self._each_station(feats, mask)
             if loc.any():
                 fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
                                                         mask[loc].T)
-            return Estimates(fused, cov, per, loc, pcov)
+            return Estimates(fused, cov * self.cov_scale, per, loc, pcov * self.cov_scale)
         if loc.any():
             idx = torch.from_numpy(np.flatnonzero(loc)).to(self.device)
             m, c = self._fuse([f[idx] for f in feats], mt[:, idx])
@@ -300,4 +396,4 @@ class Estimator:
                 only = torch.zeros((self.num_bs, len(idx)), dtype=torch.bool, device=self.device)
                 only[b] = True
                 per[ok, b] = self._fuse([f[idx] for f in feats], only)[0]
-        return Estimates(fused, cov, per, loc)
+        return Estimates(fused, cov * self.cov_scale, per, loc)

@@ -41,8 +41,39 @@ def truncated_cir(H: np.ndarray, taps: int) -> np.ndarray:
     return g[..., :taps]
 
 
-MAGNITUDES = ("linear", "db")
+MAGNITUDES = ("linear", "db", "beam_db")  # fingerprint kinds; see fingerprint()
 DB_FLOOR = -300.0
+BEAM_DYNAMIC_DB = 60.0  # a choice: below the link's strongest cell by more lies IFFT leakage or noise
+
+
+def bs_elements_side(n_r: int) -> int:
+    """Side n of the BS's square cross-polarised array (N_r = 2 n^2 ports)."""
+    n = int(round((n_r / 2) ** 0.5))
+    if 2 * n * n != n_r:
+        raise ValueError(f"beam_db fingerprints need a square cross-polarised BS array (2 n^2 ports), got {n_r}")
+    return n
+
+
+def beam_delay_db(g: np.ndarray) -> np.ndarray:
+    """Beam x delay power map in dB of a truncated CIR ``g`` [..., N_r, N_t, L]
+    -> [..., n^2 * L]: a 2D DFT over the BS's n x n elements (ports ordered
+    polarisation-major, as Sionna RT orders a cross-polarised array), power
+    averaged over both polarisations and the UE's ports, floored
+    :data:`BEAM_DYNAMIC_DB` below the link's strongest cell."""
+    n_r, n_t, L = g.shape[-3:]
+    n = bs_elements_side(n_r)
+    lead = g.shape[:-3]
+    b = np.fft.fft2(g.reshape(*lead, 2, n, n, n_t, L), axes=(-4, -3), norm="ortho")
+    p = np.mean(np.abs(b) ** 2, axis=(-5, -2)).reshape(*lead, n * n * L)
+    db = 10 * np.log10(np.maximum(p, 10 ** (DB_FLOOR / 10)))
+    return np.maximum(db, db.max(-1, keepdims=True) - BEAM_DYNAMIC_DB)
+
+
+def fingerprint_dim(kind: str, n_r: int, n_t: int, taps: int) -> int:
+    """Length of a fingerprint of ``kind`` for an N_r x N_t link."""
+    if kind == "beam_db":
+        return bs_elements_side(n_r) ** 2 * taps
+    return 2 * n_r * n_t * taps
 
 
 def fingerprint(H: np.ndarray, taps: int, magnitude: str = "linear") -> np.ndarray:
@@ -51,10 +82,19 @@ def fingerprint(H: np.ndarray, taps: int, magnitude: str = "linear") -> np.ndarr
 
     ``magnitude="db"`` (beyond the paper) takes the magnitude in dB: path
     gains span several decades across the area, and in linear units the
-    standardised fingerprint is dominated by the strongest links."""
+    standardised fingerprint is dominated by the strongest links.
+
+    ``magnitude="beam_db"`` (beyond the paper) replaces Eq. 4 by the beam x
+    delay power map in dB (:func:`beam_delay_db`): no phase. The wrapped
+    phase of each antenna pair changes by 2 pi over a few centimetres, so it
+    is noise to the networks, while the map keeps what the phases carry
+    about position, the directions of arrival, in the beam axis. Its length
+    is n^2 L instead of 2 N_r N_t L."""
     if magnitude not in MAGNITUDES:
         raise ValueError(f"magnitude must be one of {MAGNITUDES} (got {magnitude!r})")
     g = truncated_cir(H, taps)
+    if magnitude == "beam_db":
+        return beam_delay_db(g).astype(np.float32)
     lead = g.shape[:-3]
     mag = np.abs(g).reshape(*lead, -1)
     if magnitude == "db":
