@@ -144,7 +144,7 @@ class SourceNode(SenseNode):
         except bags.BagError as exc:
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'bag': {exc}") from None
         self._bag_map = {}
-        for t in info:
+        for t in self._own_topics(info):
             out = t.name.rstrip("/").rsplit("/", 1)[-1]
             if out in self.OUTPUTS:
                 want = self.OUTPUTS[out][0]
@@ -174,6 +174,16 @@ class SourceNode(SenseNode):
         self.get_logger().info(
             f"replaying {self.p.bag} at {self.p.rate}x: {', '.join(f'{k} -> {v}' for k, v in self._bag_map.items())}")
         self.timer = self.create_timer(0.002, self._replay_tick)
+
+    def _own_topics(self, info):
+        """The bag's topics this source replays: those under its own
+        namespace when the bag has any (a bag of a whole suite holds
+        ``/fwa/csi`` and ``/diffloc/csi``), else every topic (a bag recorded
+        under another namespace)."""
+        own = self.get_namespace().rstrip("/")
+        mine = [t for t in info if t.name.rstrip("/").rsplit("/", 1)[0] == own
+                and t.name.rstrip("/").rsplit("/", 1)[-1] in self.OUTPUTS]
+        return mine or list(info)
 
     def _replay_messages(self) -> Iterator[tuple[str, str, int, bytes]]:
         """The bag's messages in time order; with ``loop`` the bag again and
