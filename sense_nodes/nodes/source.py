@@ -108,7 +108,9 @@ class SourceNode(SenseNode):
         raise NotImplementedError
 
     def _live_tick(self) -> None:
-        if self.finished or time.monotonic() < self._start_at:
+        if self.finished:
+            return self._keep_clock()
+        if time.monotonic() < self._start_at:
             return
         if self.p.max_frames and self.frames_published >= self.p.max_frames:
             return self._finish("max_frames reached")
@@ -117,6 +119,7 @@ class SourceNode(SenseNode):
         if frame is None:
             return self._finish("scenario ended")
         stamp_ns, messages = frame
+        self._last_stamp_ns = stamp_ns
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=time_msg(stamp_ns)))
         for name, msg in messages.items():
@@ -125,6 +128,17 @@ class SourceNode(SenseNode):
             self.publish(self.pubs["truth_markers"], truth_markers(messages["truth"], size_m=self.TRUTH_MARKER_M))
         self.frames_published += 1
         self.diagnostics.record(t0)
+
+    def _keep_clock(self) -> None:
+        """After the live scenario ended, simulation time goes on at the
+        source's pace: the other nodes' timers run on /clock (a node that
+        batches its input, a timeout) and sources of other systems sharing
+        this clock may still be publishing."""
+        last = getattr(self, "_last_stamp_ns", None)
+        if self.clock_pub is None or last is None:
+            return
+        self._last_stamp_ns = last + int(round(self.frame_period_s() * 1e9))
+        self.clock_pub.publish(Clock(clock=time_msg(self._last_stamp_ns)))
 
     def _finish(self, why: str) -> None:
         self.finished = True

@@ -1,0 +1,96 @@
+"""One host of the suite's cross-host test, run inside a network namespace
+(or, with host 'all', the whole suite in one process for reference):
+
+    python suite_netns_side.py HOST OUT FRAMES
+
+Every source publishes FRAMES frames. The centre (and 'all') writes, per
+system, a summary of each result by stamp to OUT as JSON, then creates
+OUT.done; a site keeps running until OUT.done exists, so that the FWA
+centre's second round reaches its encoders. 'all' also writes the
+serialized bytes per second of sim time of the topics a site would send.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+from rclpy.node import Node
+
+from sense_nodes.data.bags import stamp_ns_of
+from sense_nodes.nodes.base import RESULT_QOS, SENSOR_QOS
+from sense_nodes.runtime.compose import compose
+from sense_nodes.runtime.deployment import load
+
+DEADLINE_S = 150
+RESULTS = {"/bs/tracks": lambda m: sorted([t.track_id, round(t.position.x, 4), round(t.position.y, 4),
+                                           round(t.position.z, 4), t.classification] for t in m.tracks),
+           "/isac/image": lambda m: [[round(p.x, 4), round(p.y, 4), round(p.z, 4)] for p in m.detections]
+           + [[round(float(sum(m.values)), 3)]],
+           "/diffloc/position": lambda m: [[round(m.position.x, 4), round(m.position.y, 4)]],
+           "/fwa/detection": lambda m: [[round(m.presence_probability, 5), int(m.uav_present),
+                                         round(m.position.x, 3), round(m.position.y, 3), round(m.position.z, 3)]]}
+# what a site sends in the split, and what it would send shipping its raw input
+SENT = ("/bs/detections", "/fwa/bs0/features", "/fwa/bs0/estimates", "/diffloc/csi", "/isac/csi")
+RAW = ("/bs/points", "/fwa/csi")
+
+
+def overrides(dep, frames):
+    out = {"/diffloc/diffloc_server": {"max_batch": 1},  # the noise draws of a batch depend on its size
+           "/fwa/fwa_fusion_center": {"timeout_s": 10.0}}
+    for spec in dep.nodes:
+        if spec.source:
+            out.setdefault(spec.fqn, {}).update({"max_frames": frames, "start_delay_s": 3.0})
+            if spec.executable == "csi_source":
+                out[spec.fqn]["split"] = ""
+    return out
+
+
+def main(host, out, frames):
+    frames = int(frames)
+    if host == "all":
+        dep, extra = load("all"), {}
+    else:
+        from sense_nodes.runtime.sites import host_deployment
+        dep, extra = host_deployment("all", host)
+    params = overrides(dep, frames)
+    for k, v in extra.items():
+        params.setdefault(k, {}).update(v)
+    for k in list(params):  # only this host's nodes
+        if k not in {s.fqn for s in dep.nodes}:
+            del params[k]
+    comp = compose(dep, extra_params=params)
+    probe = Node(f"probe_{host}", context=comp.context)
+    comp.executor.add_node(probe)
+    got = {t: {} for t in RESULTS}
+    sizes = {t: [] for t in SENT + RAW}
+    if host in ("centre", "all"):
+        from sense_nodes.msg import PositionEstimate, TrackArray, UavDetection, VoxelImage
+        types = {"/bs/tracks": TrackArray, "/isac/image": VoxelImage, "/diffloc/position": PositionEstimate,
+                 "/fwa/detection": UavDetection}
+        for topic, summary in RESULTS.items():
+            probe.create_subscription(types[topic], topic, lambda m, t=topic, f=summary: got[t].__setitem__(
+                str(stamp_ns_of(m)), f(m)), RESULT_QOS)
+    if host == "all":
+        from rclpy.serialization import deserialize_message  # noqa: F401 (raw bytes are counted, not decoded)
+        types = {p.topic_name: (p.msg_type, p.qos_profile) for n in comp.nodes for p in n.publishers}
+        for topic in sizes:
+            msg_type, qos = types[topic]
+            probe.create_subscription(msg_type, topic, lambda raw, t=topic: sizes[t].append(len(raw)),
+                                      SENSOR_QOS if topic == "/bs/points" else RESULT_QOS, raw=True)
+    done = Path(out + ".done")
+    t0 = time.monotonic()
+    if host in ("centre", "all"):
+        comp.spin(DEADLINE_S, until=lambda: all(len(v) >= frames for v in got.values()))
+        Path(out).write_text(json.dumps({"results": got, "sizes": sizes}))
+        done.touch()
+    else:
+        comp.spin(DEADLINE_S, until=done.exists)
+    print(f"{host}: ran {time.monotonic() - t0:.1f} s; results {[len(v) for v in got.values()]}", flush=True)
+    from sense_nodes.cli.run import _summary
+    _summary(comp)
+    comp.close()
+    return 0 if host not in ("centre", "all") or all(len(v) >= frames for v in got.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
