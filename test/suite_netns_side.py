@@ -39,26 +39,42 @@ def overrides(dep, frames):
            "/fwa/fwa_fusion_center": {"timeout_s": 10.0}}
     for spec in dep.nodes:
         if spec.source:
-            out.setdefault(spec.fqn, {}).update({"max_frames": frames, "start_delay_s": 3.0})
+            out.setdefault(spec.fqn, {}).update({"max_frames": frames, "start_delay_s": 2.0})
             if spec.executable == "csi_source":
                 out[spec.fqn]["split"] = ""
     return out
 
 
+def _wait_for_graph(comp, names, timeout_s=90.0):
+    """Spin until every node in ``names`` (fully qualified) is in the graph."""
+    probe = comp.nodes[0]
+    comp.spin(timeout_s, until=lambda: names <= {(ns.rstrip("/") + "/" + n)
+                                                 for n, ns in probe.get_node_names_and_namespaces()})
+
+
 def main(host, out, frames):
     frames = int(frames)
     if host == "all":
-        dep, extra = load("all"), {}
+        dep, extra, everyone = load("all"), {}, set()
     else:
-        from sense_nodes.runtime.sites import host_deployment
+        from sense_nodes.runtime.sites import host_deployment, hosts
         dep, extra = host_deployment("all", host)
-    params = overrides(dep, frames)
-    for k, v in extra.items():
+        everyone = {n.spec.fqn for nodes in hosts("all").values() for n in nodes if not n.spec.source}
+    params = {k: dict(v) for k, v in extra.items()}
+    for k, v in overrides(dep, frames).items():
         params.setdefault(k, {}).update(v)
-    for k in list(params):  # only this host's nodes
-        if k not in {s.fqn for s in dep.nodes}:
-            del params[k]
-    comp = compose(dep, extra_params=params)
+    # the processing nodes of every host first; the sources once all of them
+    # are in the graph (the hosts start at different speeds)
+    part = lambda src: type(dep)(dep.name, dep.description, dep.params_file, dep.rviz_file,  # noqa: E731
+                                 tuple(s for s in dep.nodes if s.source == src))
+    comp = compose(part(False), extra_params={k: v for k, v in params.items()
+                                              if k in {s.fqn for s in part(False).nodes}})
+    _wait_for_graph(comp, everyone)
+    srcs = compose(part(True), context=comp.context,
+                   extra_params={k: v for k, v in params.items() if k in {s.fqn for s in part(True).nodes}})
+    for n in srcs.nodes:
+        comp.executor.add_node(n)
+        comp.nodes.append(n)
     probe = Node(f"probe_{host}", context=comp.context)
     comp.executor.add_node(probe)
     got = {t: {} for t in RESULTS}
