@@ -24,7 +24,7 @@ GLOSSARY = {
     "basic_false_per_frame": "false outputs per frame of the basic pipeline",
     "imaging_scenes": "simulated airspace scenes imaged by the imager node",
     "imaging_ospa_m": "OSPA of the detected targets against the true off-grid UAVs, c3 = 1 (imaging Eq. 25)",
-    "imaging_dr_pct": "share of true UAVs with a detection within one voxel diagonal (imaging DR)",
+    "imaging_dr_pct": "share of true UAVs detected by a target with a voxel within one voxel of theirs (imaging DR)",
     "diffloc_ues": "UE positions estimated by the DiffLoc node and scored",
     "diffloc_mean_error_cm": "mean 2D distance from the fused estimate to the true UE (DiffLoc Table IV)",
     "diffloc_median_error_m": "median 2D distance from the fused estimate to the true UE",
