@@ -136,3 +136,12 @@ def test_suite_over_three_hosts_gives_the_single_process_results(three_hosts, tm
         per_msg = float(np.mean(sizes[topic])) if sizes[topic] else 0.0
         print(f"  {topic:<20} {per_msg:>12,.0f} B a message {per_msg / period_s:>14,.0f} B/s")
     assert all(after[s] > before[s] for s in ends)
+
+
+def test_a_moved_node_keeps_its_parameters_and_an_unknown_host_is_refused():
+    dep, extra = sites.host_deployment("all", "site1")
+    assert "/fwa/site1/csi_source" in {s.fqn for s in dep.nodes}
+    assert extra["/fwa/site1/csi_source"]["kind"] == "fwa"           # its section of all.yaml
+    assert extra["/fwa/bs1/fwa_bs_encoder"]["csi_topic"] == "/fwa/site1/csi"
+    with pytest.raises(sites.DeploymentError, match="no host 'site9'.*site0"):
+        sites.host_deployment("all", "site9")

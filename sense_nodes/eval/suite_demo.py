@@ -101,8 +101,8 @@ def collect(deployment: str, topics: dict, convert: dict, frames: int, rate: flo
     from sense_nodes.data.bags import stamp_ns_of
     from sense_nodes.nodes.base import RESULT_QOS
     from sense_nodes.runtime.compose import compose
-
     from sense_nodes.runtime.deployment import load
+
     params = {k: dict(v) for k, v in (extra_params or {}).items()}
     for spec in load(deployment).nodes:
         if spec.source:
@@ -128,11 +128,21 @@ def collect(deployment: str, topics: dict, convert: dict, frames: int, rate: flo
         comp.spin(timeout_s, until=lambda: all(s.finished for s in sources) and (
             len(got[result]) >= sum(s.frames_published for s in sources) or time.monotonic() - last[0] > 5.0))
         comp.spin(1.0)  # the last truth and markers
-        from sense_nodes.cli.run import _summary
-        _summary(comp)
+        _print_nodes(comp)
         return got
     finally:
         comp.close()
+
+
+def _print_nodes(comp) -> None:
+    """What each node did: frames processed, median latency, inputs dropped
+    (malformed, non-finite) or lost (its queue overflowed)."""
+    print(f"{'node':<40} {'processed':>9} {'latency_ms':>10} {'dropped':>7} {'lost':>6}")
+    for node in comp.nodes:
+        d = node.diagnostics
+        print(f"{node.get_fully_qualified_name():<40} {getattr(node, 'frames_published', d.processed):>9} "
+              f"{d.latency_ms():>10.2f} {sum(d.dropped.values()) + sum(d.nonfinite.values()):>7} "
+              f"{sum(d.lost.values()):>6}")
 
 
 def _xyz(points) -> np.ndarray:
