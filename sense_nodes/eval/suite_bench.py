@@ -129,7 +129,11 @@ def _print_trial(title: str, stats: dict) -> None:
 def main(args):
     import torch
 
+    from sense_nodes.cli.main import UserError
     from sense_nodes.runtime.deployment import load
+    if not args.seconds > 0 or args.max_sites < 1 or not all(r > 0 for r in args.rates):
+        raise UserError(f"--seconds and --rates must be positive and --max-sites at least 1 "
+                        f"(got {args.seconds}, {args.rates}, {args.max_sites})")
     torch.set_num_threads(1)
     dep = load("all")
     base = {"/diffloc/diffloc_server": {"draws": args.draws}} if args.draws else {}
