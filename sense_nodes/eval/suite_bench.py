@@ -67,15 +67,16 @@ class CpuMeter:
         return timed
 
 
-def _source_behind(node, wall_s: float) -> int:
-    """Frames a live source owed by now at its rate and period but had not
-    published (0 for a finished or bag-replaying source)."""
-    if node.p.bag or node.finished:
+def _source_behind(node) -> int:
+    """Frames a live source owed by now, at its rate and period from its own
+    first frame, but had not published (0 for a finished or bag-replaying
+    source); the frame due at this very moment may still be in its timer's
+    hands."""
+    first = node.diagnostics.first_arrival
+    if node.p.bag or node.finished or first is None:
         return 0
-    # the first frame went out at the trial's start; the one due at its very
-    # end may still be in its timer's hands
-    owed = int(wall_s * node.p.rate / node.frame_period_s())
-    return max(0, owed - node.frames_published)
+    owed = int((time.perf_counter() - first) * node.p.rate / node.frame_period_s()) + 1
+    return max(0, owed - node.frames_published - 1)
 
 
 def trial(dep, rate: float, seconds: float, extra_params: dict | None = None) -> dict:
@@ -97,7 +98,7 @@ def trial(dep, rate: float, seconds: float, extra_params: dict | None = None) ->
             fqn = node.get_fully_qualified_name()
             dropped = sum(d.lost.values()) + sum(d.dropped.values()) + sum(d.nonfinite.values())
             if node in sources:
-                dropped += _source_behind(node, wall)
+                dropped += _source_behind(node)
             out[fqn] = {"cpu_pct": 100.0 * meters[fqn].cpu_s / wall, "latency_ms": d.latency_ms(),
                         "processed": int(getattr(node, "frames_published", d.processed)), "dropped": int(dropped)}
         return out
