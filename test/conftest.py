@@ -51,6 +51,8 @@ def fwa_dataset(samples: int = 20):
 
 # Test modules that start every deployment on its defaults.
 EVERY_DEPLOYMENT = ("test_deployments", "test_parameters_runtime", "test_fuzz")
+# Test modules that start the whole suite (the all deployment).
+SUITE_MODULES = ("test_suite_all", "test_suite_sites")
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +63,7 @@ def _csi_deployments_ready(request):
     module = request.node.module.__name__ if request.node.module else ""
     callspec = getattr(request.node, "callspec", None)
     name = callspec.params.get("name") if callspec is not None else None
-    every = module in EVERY_DEPLOYMENT and name is None
+    every = (module in EVERY_DEPLOYMENT and name is None) or name == "all" or module in SUITE_MODULES
     if every or name == "diffloc" or ("diffloc" in request.node.nodeid and module == "test_deployments"):
         from diffloc_helpers import ensure_default_cache
         ensure_default_cache()

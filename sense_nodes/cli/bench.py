@@ -9,6 +9,7 @@ SYSTEMS = {
     "sim": "sense_nodes.eval.sim_bench",
     "diffloc": "sense_nodes.eval.diffloc_bench",
     "fwa": "sense_nodes.eval.fwa_bench",
+    "all": "sense_nodes.eval.suite_bench",
 }
 
 

@@ -25,6 +25,9 @@ def add_arguments(parser):
                         help="print a status line every S seconds (default 5; 0 = never)")
     parser.add_argument("--record", metavar="BAG", help="also record the deployment's topics to this bag")
     parser.add_argument("--record-topics", nargs="+", default=None, help="topics for --record (default: all)")
+    parser.add_argument("--host", metavar="NAME",
+                        help="run only this host's share of the deployment (config/sites/DEPLOYMENT.yaml: a "
+                             "base-station site or the fusion centre); the other hosts run theirs over DDS")
     parser.add_argument("--set", action="append", default=[], metavar="NODE:NAME=VALUE",
                         help="override a parameter, e.g. /bs/bs_radar_source:rate=5.0 (a node name alone will do where it is unique)")
 
@@ -52,7 +55,13 @@ def run(args):
     if args.record:
         check_output_path(args.record, "--record", directory=True)
     try:
-        comp = compose(args.deployment, bag=args.bag, rate=args.rate, extra_params=_overrides(args.set))
+        dep, extra = args.deployment, {}
+        if args.host:
+            from sense_nodes.runtime.sites import host_deployment
+            dep, extra = host_deployment(args.deployment, args.host)
+        for node, params in _overrides(args.set).items():
+            extra.setdefault(node, {}).update(params)
+        comp = compose(dep, bag=args.bag, rate=args.rate, extra_params=extra)
     except (DeploymentError, ParameterError) as exc:
         raise UserError(str(exc)) from None
     recorder = None
@@ -107,7 +116,9 @@ class StatusPrinter:
         if self.period_s <= 0 or now < self.next + self.period_s:
             return
         self.next = now
-        parts = [f"{n.get_name()}: {n.status_phrase()}" for n in self.comp.nodes]
+        names = [n.get_name() for n in self.comp.nodes]
+        parts = [f"{n.get_name() if names.count(n.get_name()) == 1 else n.get_fully_qualified_name()}: "
+                 f"{n.status_phrase()}" for n in self.comp.nodes]
         print(f"[{now - self.t0:5.0f} s] " + " | ".join(parts), flush=True)
 
 

@@ -22,6 +22,18 @@ GLOSSARY = {
     "frames_tracked_pct": "share of the source's frames the tracker node processed (the rest were lost in its queue)",
     "basic_f1_pct": "F1 of the basic pipeline (DBSCAN clustering and the tracker, no filtering: BSense's baseline)",
     "basic_false_per_frame": "false outputs per frame of the basic pipeline",
+    "imaging_scenes": "simulated airspace scenes imaged by the imager node",
+    "imaging_ospa_m": "OSPA of the detected targets against the true off-grid UAVs, c3 = 1 (imaging Eq. 25)",
+    "imaging_dr_pct": "share of true UAVs detected by a target with a voxel within one voxel of theirs (imaging DR)",
+    "diffloc_ues": "UE positions estimated by the DiffLoc node and scored",
+    "diffloc_mean_error_cm": "mean 2D distance from the fused estimate to the true UE (DiffLoc Table IV)",
+    "diffloc_median_error_m": "median 2D distance from the fused estimate to the true UE",
+    "diffloc_model": "the consistency-model checkpoint the node ran",
+    "fwa_samples": "BS-CPE CSI samples decided by the fusion centre",
+    "fwa_with_uav": "of them, samples with a UAV in the airspace",
+    "fwa_mdp_pct": "missed-detection probability: UAV present, none declared (FWA Sec. VI)",
+    "fwa_fap_pct": "false-alarm probability: no UAV, one declared (FWA Sec. VI)",
+    "fwa_ape_mean_m": "mean 3D error of the UAV position on detected UAVs (FWA APE)",
 }
 
 

@@ -108,7 +108,9 @@ class SourceNode(SenseNode):
         raise NotImplementedError
 
     def _live_tick(self) -> None:
-        if self.finished or time.monotonic() < self._start_at:
+        if self.finished:
+            return self._keep_clock()
+        if time.monotonic() < self._start_at:
             return
         if self.p.max_frames and self.frames_published >= self.p.max_frames:
             return self._finish("max_frames reached")
@@ -117,6 +119,7 @@ class SourceNode(SenseNode):
         if frame is None:
             return self._finish("scenario ended")
         stamp_ns, messages = frame
+        self._last_stamp_ns = stamp_ns
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=time_msg(stamp_ns)))
         for name, msg in messages.items():
@@ -125,6 +128,17 @@ class SourceNode(SenseNode):
             self.publish(self.pubs["truth_markers"], truth_markers(messages["truth"], size_m=self.TRUTH_MARKER_M))
         self.frames_published += 1
         self.diagnostics.record(t0)
+
+    def _keep_clock(self) -> None:
+        """After the live scenario ended, simulation time goes on at the
+        source's pace: the other nodes' timers run on /clock (a node that
+        batches its input, a timeout) and sources of other systems sharing
+        this clock may still be publishing."""
+        last = getattr(self, "_last_stamp_ns", None)
+        if self.clock_pub is None or last is None:
+            return
+        self._last_stamp_ns = last + int(round(self.frame_period_s() * 1e9))
+        self.clock_pub.publish(Clock(clock=time_msg(self._last_stamp_ns)))
 
     def _finish(self, why: str) -> None:
         self.finished = True
@@ -144,7 +158,7 @@ class SourceNode(SenseNode):
         except bags.BagError as exc:
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'bag': {exc}") from None
         self._bag_map = {}
-        for t in info:
+        for t in self._own_topics(info):
             out = t.name.rstrip("/").rsplit("/", 1)[-1]
             if out in self.OUTPUTS:
                 want = self.OUTPUTS[out][0]
@@ -174,6 +188,16 @@ class SourceNode(SenseNode):
         self.get_logger().info(
             f"replaying {self.p.bag} at {self.p.rate}x: {', '.join(f'{k} -> {v}' for k, v in self._bag_map.items())}")
         self.timer = self.create_timer(0.002, self._replay_tick)
+
+    def _own_topics(self, info):
+        """The bag's topics this source replays: those under its own
+        namespace when the bag has any (a bag of a whole suite holds
+        ``/fwa/csi`` and ``/diffloc/csi``), else every topic (a bag recorded
+        under another namespace)."""
+        own = self.get_namespace().rstrip("/")
+        mine = [t for t in info if t.name.rstrip("/").rsplit("/", 1)[0] == own
+                and t.name.rstrip("/").rsplit("/", 1)[-1] in self.OUTPUTS]
+        return mine or list(info)
 
     def _replay_messages(self) -> Iterator[tuple[str, str, int, bytes]]:
         """The bag's messages in time order; with ``loop`` the bag again and
