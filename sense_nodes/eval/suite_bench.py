@@ -130,7 +130,7 @@ def _print_trial(title: str, stats: dict) -> None:
 def main(args):
     import torch
 
-    from sense_nodes.cli.main import UserError
+    from sense_nodes.errors import UserError
     from sense_nodes.runtime.deployment import load
     if not args.seconds > 0 or args.max_sites < 1 or not all(r > 0 for r in args.rates):
         raise UserError(f"--seconds and --rates must be positive and --max-sites at least 1 "

@@ -85,66 +85,13 @@ def fwa_assets() -> tuple[str, str]:
     ds = full.with_name("fwa-demo-seed0")
     if not (ds / "manifest.json").exists():
         from sense_nodes.data.csi import fwa_pairs
-        _say(f"FWA: no dataset in the cache; ray-tracing a small one ({FWA_DEMO_SAMPLES} samples of the dataset's scene, new draws) -> {ds}")
+        _say(f"FWA: no dataset in the cache; ray-tracing a small one ({FWA_DEMO_SAMPLES} samples of the "
+             f"dataset's scene, new draws) -> {ds}")
         fwa_pairs.generate(ds, seed=FWA_DEMO_SEED, samples=FWA_DEMO_SAMPLES, progress=sys.stderr.isatty())
     return str(ds), ""
 
 
 # --- running a deployment and collecting what it published ------------------
-def collect(deployment: str, topics: dict, convert: dict, frames: int, rate: float,
-            extra_params: dict | None = None, timeout_s: float = 240.0) -> dict:
-    """Run ``deployment`` at ``rate`` until its source has published
-    ``frames`` frames and the results of the last one came back; returns
-    {name: {stamp_ns: convert[name](msg)}} for ``topics`` = {name: topic}."""
-    from rclpy.node import Node
-
-    from sense_nodes.data.bags import stamp_ns_of
-    from sense_nodes.nodes.base import RESULT_QOS
-    from sense_nodes.runtime.compose import compose
-    from sense_nodes.runtime.deployment import load
-
-    params = {k: dict(v) for k, v in (extra_params or {}).items()}
-    for spec in load(deployment).nodes:
-        if spec.source:
-            params.setdefault(spec.fqn, {})["max_frames"] = frames
-    comp = compose(deployment, rate=rate, extra_params=params)
-    try:
-        probe = Node(f"demo_probe_{deployment}", context=comp.context)
-        comp.executor.add_node(probe)
-        got = {name: {} for name in topics}
-        types = {p.topic_name: p.msg_type for n in comp.nodes for p in n.publishers}
-        last = [time.monotonic()]
-
-        def keep(name, msg):
-            got[name][stamp_ns_of(msg)] = convert[name](msg)
-            last[0] = time.monotonic()
-
-        for name, topic in topics.items():
-            probe.create_subscription(types[topic], topic, lambda m, k=name: keep(k, m), RESULT_QOS)
-        sources = [n for n in comp.nodes if hasattr(n, "finished")]
-        result = next(iter(topics))
-        # done: every frame answered, or the sources ended and nothing came for
-        # a while (a node may leave a frame unanswered: not localised)
-        comp.spin(timeout_s, until=lambda: all(s.finished for s in sources) and (
-            len(got[result]) >= sum(s.frames_published for s in sources) or time.monotonic() - last[0] > 5.0))
-        comp.spin(1.0)  # the last truth and markers
-        _print_nodes(comp)
-        return got
-    finally:
-        comp.close()
-
-
-def _print_nodes(comp) -> None:
-    """What each node did: frames processed, median latency, inputs dropped
-    (malformed, non-finite) or lost (its queue overflowed)."""
-    print(f"{'node':<40} {'processed':>9} {'latency_ms':>10} {'dropped':>7} {'lost':>6}")
-    for node in comp.nodes:
-        d = node.diagnostics
-        print(f"{node.get_fully_qualified_name():<40} {getattr(node, 'frames_published', d.processed):>9} "
-              f"{d.latency_ms():>10.2f} {sum(d.dropped.values()) + sum(d.nonfinite.values()):>7} "
-              f"{sum(d.lost.values()):>6}")
-
-
 def _xyz(points) -> np.ndarray:
     return np.array([[p.x, p.y, p.z] for p in points], float).reshape(-1, 3)
 
@@ -166,7 +113,8 @@ def imaging(frames: int = 24, rate: float = 2.0) -> tuple[dict, dict]:
                 "origin": np.array([m.origin.x, m.origin.y, m.origin.z]), "voxel": np.asarray(m.voxel_size, float),
                 "detections": _xyz(m.detections)}
 
-    got = collect("imaging", {"image": "/isac/image", "truth": "/isac/truth"},
+    from sense_nodes.runtime.collect import run_and_collect
+    got = run_and_collect("imaging", {"image": "/isac/image", "truth": "/isac/truth"},
                   {"image": image, "truth": _truth_xyz}, frames, rate)
     stamps = [s for s in sorted(got["image"]) if s in got["truth"] and got["image"][s]["values"] is not None]
     ospas, hit, total = [], 0, 0
@@ -204,7 +152,8 @@ def diffloc(frames: int = 30, rate: float = 4.0) -> tuple[dict, dict]:
         return {"xy": np.array([m.position.x, m.position.y]),
                 "cov": np.asarray(m.covariance, float).reshape(3, 3)[:2, :2], "bs": _xyz(m.source_positions)}
 
-    got = collect("diffloc", {"position": "/diffloc/position", "truth": "/diffloc/truth"},
+    from sense_nodes.runtime.collect import run_and_collect
+    got = run_and_collect("diffloc", {"position": "/diffloc/position", "truth": "/diffloc/truth"},
                   {"position": estimate, "truth": _truth_xyz}, frames, rate,
                   {"/diffloc/csi_source": {"dataset": dataset, "split": split},
                    "/diffloc/diffloc_server": {"checkpoint": checkpoint}})
@@ -232,7 +181,8 @@ def fwa(frames: int = 20, rate: float = 2.0) -> tuple[dict, dict]:
                 "attention": np.asarray(m.attention, float), "valid": bool(m.position_valid),
                 "xyz": np.array([m.position.x, m.position.y, m.position.z])}
 
-    got = collect("fwa", {"detection": "/fwa/detection", "truth": "/fwa/truth"},
+    from sense_nodes.runtime.collect import run_and_collect
+    got = run_and_collect("fwa", {"detection": "/fwa/detection", "truth": "/fwa/truth"},
                   {"detection": detection, "truth": _truth_xyz}, frames, rate,
                   {"/fwa/csi_source": {"dataset": dataset, "split": split}})
     stamps = [s for s in sorted(got["detection"]) if s in got["truth"]]
