@@ -45,8 +45,8 @@ from sense_nodes.core.imaging.targets import SIGMA_REF
 # Defaults per ROI dimension, chosen on training-seed scenes (see the eval's
 # gridless rows): coarse grid step, local window half-width and step (metres).
 COARSE_STEP_M = {2: 2.0, 3: 4.0}
-WINDOW_M = {2: 0.75, 3: 0.5}
-FINE_STEP_M = {2: 0.02, 3: 0.05}
+WINDOW_M = {2: 0.15, 3: 0.15}
+FINE_STEP_M = {2: 0.01, 3: 0.02}
 GN_STEP_CAP_M = 0.01          # below a quarter of the lattice spacing (lambda / 2 ~ 6 cm)
 PRUNE_PFA = 1e-3              # false-alarm probability of the per-target test
 
@@ -71,7 +71,7 @@ class GridlessImager:
 
     def __init__(self, cfg: ImagingConfig, antennas: np.ndarray | None = None,
                  noise_var: float | None = None, max_targets: int = 24, gn_iters: int = 6,
-                 add_rounds: int = 3, threshold: float = DETECTION_THRESHOLD,
+                 add_rounds: int = 0, threshold: float = DETECTION_THRESHOLD,
                  coarse_step_m: float | None = None, window_m: float | None = None,
                  fine_step_m: float | None = None):
         self.cfg, self.threshold = cfg, threshold
@@ -132,7 +132,7 @@ class GridlessImager:
         peak = (m == ndimage.maximum_filter(m, size=3, mode="nearest")).ravel()
         idx = np.flatnonzero(peak)
         P = self.grid[idx[np.argsort(-m.ravel()[idx])][:k + spare]]
-        for scale in (1.0, 0.25):
+        for scale in (1.0, 0.25, 0.0625):
             cand = np.clip((P[:, None, :] + scale * self.local_offsets[None]).reshape(-1, self.dims),
                            self.lo, self.hi)
             vals = self.relaxed_map(Us, self._unit_channels(cand).astype(np.complex64))
