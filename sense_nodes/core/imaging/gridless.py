@@ -70,7 +70,7 @@ class GridlessImager:
     image in SIGMA_REF units, detections), as ``Imager.image``."""
 
     def __init__(self, cfg: ImagingConfig, antennas: np.ndarray | None = None,
-                 noise_var: float | None = None, max_targets: int = 24, gn_iters: int = 6,
+                 noise_var: float | None = None, max_targets: int = 24, gn_iters: int = 3,
                  add_rounds: int = 0, threshold: float = DETECTION_THRESHOLD,
                  coarse_step_m: float | None = None, window_m: float | None = None,
                  fine_step_m: float | None = None):
@@ -91,6 +91,7 @@ class GridlessImager:
         self.At = self._unit_channels(self.grid).astype(np.complex64)
         self.fine_offsets = _cube(self.window_m, self.fine_step_m, self.dims)
         self.local_offsets = _cube(self.step, self.step / 4, self.dims)
+        self.step_offsets = _cube(1.0, 1.0, self.dims)          # 3 x 3 (x 3) unit steps
         # per-target test: max of Exp(1) over the ROI's resolution cells (half-wavelength)
         cells = np.prod((self.hi - self.lo) / (self.model.lams.min() / 2))
         self.prune_tau = float(np.log(cells) + np.log(1 / PRUNE_PFA))
@@ -126,19 +127,25 @@ class GridlessImager:
 
     def coarse(self, Us: np.ndarray, k: int, spare: int = 2) -> np.ndarray:
         """Coarse detections (k', dims): the k + ``spare`` best local maxima of the
-        relaxed map on the coarse grid, each moved twice to the best point of a
-        grid four times finer around it; the k best of them, distinct."""
+        relaxed map on the coarse grid, each moved to the best point of a grid
+        four times finer around it; the k best of them (distinct) are then
+        moved twice more on grids halving in step (to 1/16 of the coarse step)."""
         m = self.relaxed_map(Us, self.At).reshape(self.grid_shape)
         peak = (m == ndimage.maximum_filter(m, size=3, mode="nearest")).ravel()
         idx = np.flatnonzero(peak)
         P = self.grid[idx[np.argsort(-m.ravel()[idx])][:k + spare]]
-        for scale in (1.0, 0.25, 0.0625):
-            cand = np.clip((P[:, None, :] + scale * self.local_offsets[None]).reshape(-1, self.dims),
-                           self.lo, self.hi)
-            vals = self.relaxed_map(Us, self._unit_channels(cand).astype(np.complex64))
-            vals = vals.reshape(len(P), -1)
-            P = cand.reshape(len(P), -1, self.dims)[np.arange(len(P)), vals.argmax(1)]
-        return _distinct(P, vals.max(1), k, self.step / 2)
+        P, vals = self._climb(Us, P, self.local_offsets)
+        P = _distinct(P, vals, k, self.step / 2)
+        for scale in (0.125, 0.0625):
+            P, _ = self._climb(Us, P, scale * self.step_offsets)
+        return P
+
+    def _climb(self, Us, P, offsets):
+        """Each row of P moved to the best relaxed-map point of P + offsets."""
+        cand = np.clip((P[:, None, :] + offsets[None]).reshape(-1, self.dims), self.lo, self.hi)
+        vals = self.relaxed_map(Us, self._unit_channels(cand).astype(np.complex64)).reshape(len(P), -1)
+        best = vals.argmax(1)
+        return cand.reshape(len(P), -1, self.dims)[np.arange(len(P)), best], vals.max(1)
 
     # --- stage 3: local exact search ---------------------------------------------
     def window_map(self, Us: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -185,7 +192,7 @@ class GridlessImager:
         step = -np.linalg.solve(JtJ, np.einsum("pri,pr->pi", Jr, er)[..., None])[..., 0]
         return frac, step
 
-    def fine(self, Us: np.ndarray, P: np.ndarray, n_starts: int = 8, iters: int = 4) -> np.ndarray:
+    def fine(self, Us: np.ndarray, P: np.ndarray, n_starts: int = 4, iters: int = 3) -> np.ndarray:
         """Per row of P: the ``n_starts`` best local maxima of ``window_map``, each
         polished by Gauss-Newton on the exact MUSIC fraction (steps capped below
         the lattice spacing), the best one kept. Mode C has no cross-BS phase:
