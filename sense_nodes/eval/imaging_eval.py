@@ -82,12 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma list of 2, 3, 4, 5, 6, 13 (Fig. 13 eta sweep), g (the gridless "
                         "imager's rows); 6 (Sionna RT canyon) needs the imaging CSI dataset and "
                         "trains its 3D imager once")
-    parser.add_argument("--gridless-n", type=int, default=200,
-                        help="frames per gridless row, 2D (default 200)")
-    parser.add_argument("--gridless-n-3d", type=int, default=50,
-                        help="frames of the gridless 3D row (default 50)")
-    parser.add_argument("--gridless-rows", default="", help="comma list of gridless row keys "
-                        "(default all; e.g. gridless,gridless_3d,gridless_phase15)")
+    from sense_nodes.eval.imaging_gridless import add_arguments as add_gridless_arguments
+    add_gridless_arguments(parser)
     parser.add_argument("--canyon-dataset", metavar="DIR", help="imaging CSI dataset for Table VI "
                         "(default: the cached full dataset, seed 0)")
     parser.add_argument("--canyon-minutes", type=float, default=8.0,
@@ -147,28 +143,14 @@ def main(args: argparse.Namespace) -> dict:
         figs.update(table6(args.canyon_dataset, minutes=args.canyon_minutes, seed=0,
                            device=str(device)))
     if "g" in tables:
-        figs.update(gridless(ctx, "6" in tables))
+        from sense_nodes.eval.imaging_gridless import eval_rows
+        figs.update(eval_rows(ctx))
     if getattr(ctx, "precision_used", None):
         figs["net_precision"] = ctx.precision_used
     if args.analysis:
         from sense_nodes.eval.imaging_analysis import draw_all
         figs.update(draw_all(Path(args.out_dir)))
     figs.update(target_lines(figs))
-    return figs
-
-
-def gridless(ctx, canyon_run: bool) -> dict:
-    """The gridless imager's rows (``imaging_gridless``) beside SP and Net-10."""
-    from sense_nodes.core.imaging.imager import Imager
-    from sense_nodes.eval.imaging_gridless import gridless_rows
-    path = ctx.checkpoint("net10")
-    learned = Imager.from_checkpoint(path, str(ctx.device), ctx.args.precision) if path else None
-    only = {r.strip() for r in ctx.args.gridless_rows.split(",") if r.strip()} or None
-    figs = gridless_rows(ctx.args.gridless_n, ctx.args.gridless_n_3d, ctx.args.seed, learned,
-                         ctx.args.sparsity, only)
-    figs["gridless_canyon_dr_pct"] = None   # the canyon CSI has no gridless row yet
-    print("gridless canyon row: not measured (needs the Sionna RT imaging CSI dataset and a "
-          "gridless model of its multi-subcarrier canyon geometry)")
     return figs
 
 

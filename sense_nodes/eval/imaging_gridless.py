@@ -175,3 +175,29 @@ def gridless_rows(n: int, n_3d: int, seed: int, learned=None, sparsity: int = 6,
               + ("n/a (no checkpoint for this geometry)" if net is None else
                  f"DR {net['dr_pct']:.2f} % FAR {net['far_pct']:.2f} %"), flush=True)
     return figs
+
+
+def add_arguments(parser) -> None:
+    """``sense eval imaging`` options of the gridless rows (``--tables g``)."""
+    parser.add_argument("--gridless-n", type=int, default=200,
+                        help="frames per gridless row, 2D (default 200)")
+    parser.add_argument("--gridless-n-3d", type=int, default=50,
+                        help="frames of the gridless 3D row (default 50)")
+    parser.add_argument("--gridless-rows", default="", help="comma list of gridless row keys "
+                        "(default all; e.g. gridless,gridless_3d,gridless_phase15)")
+
+
+def eval_rows(ctx) -> dict:
+    """The gridless rows for ``sense eval imaging``, beside SP and Net-10 (the
+    learned imager with the paper's best DR) from the checkpoint directory."""
+    from sense_nodes.core.imaging.imager import Imager
+    path = ctx.checkpoint("net10")
+    learned = Imager.from_checkpoint(path, str(ctx.device), ctx.args.precision) if path else None
+    only = {r.strip() for r in ctx.args.gridless_rows.split(",") if r.strip()} or None
+    figs = gridless_rows(ctx.args.gridless_n, ctx.args.gridless_n_3d, ctx.args.seed, learned,
+                         ctx.args.sparsity, only)
+    figs["gridless_canyon_dr_pct"] = None
+    print("gridless canyon row (Table VI): not measured; it needs the Sionna RT imaging CSI "
+          "dataset (`sense data generate --kind imaging`) and the canyon's geometry in the "
+          "gridless model")
+    return figs
