@@ -328,7 +328,6 @@ class GridlessImager:
         k = min(self.fold.order(H), self.max_targets)
         if k and self.fold.missing_diagonal:
             H = self.fold.impute(H, k)
-            k = max(1, min(self.fold.order(H), k))
         P = np.zeros((0, self.dims))
         if k:
             P = self.detect(self.subspace(H, k), k)

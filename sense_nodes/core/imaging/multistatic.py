@@ -14,9 +14,10 @@ singular values above the largest that noise alone produces count the UAVs
 TAP 1986), and its leading singular vectors span the steering vectors
 h_f(p_m), which the coarse search of ``gridless`` scans.
 
-Mode B measures no monostatic block: the missing diagonal blocks are filled
-by a few rounds of rank-K hard impute (replace the missing entries by those
-of the best rank-K approximation). Mode C measures only the diagonal
+Mode B measures no monostatic block: the order is counted on each BS's row
+of bistatic blocks (also of rank M), and the missing diagonal blocks are
+filled by a few rounds of rank-M hard impute (replace the missing entries by
+those of the best rank-M approximation). Mode C measures only the diagonal
 blocks, so each BS has its own subspace and no cross-BS phase survives.
 """
 from __future__ import annotations
@@ -75,10 +76,21 @@ class MultistaticFold:
         return np.stack([[Hf[b * a:(b + 1) * a, b * a:(b + 1) * a] for b in range(self.n_b)]
                          for Hf in H])
 
+    def station_rows(self, H: np.ndarray) -> np.ndarray:
+        """(N_f, N_b, N0^2, (N_b - 1) N0^2): each BS's bistatic blocks side by side,
+        sum_m sigma_m h_b(p_m) [h_c(p_m)^T]_{c != b}, of rank M without any
+        monostatic block (mode B)."""
+        a = self.n_a
+        return np.stack([[np.delete(Hf[b * a:(b + 1) * a], np.s_[b * a:(b + 1) * a], axis=1)
+                          for b in range(self.n_b)] for Hf in H])
+
     def singular_values(self, H: np.ndarray) -> np.ndarray:
-        """Singular values per subcarrier (N_f, N) (mode C: per BS block, (N_f, N_b, N0^2))."""
+        """Singular values per subcarrier (N_f, N); mode C: per BS block (N_f, N_b,
+        N0^2); mode B: per BS block row (``station_rows``)."""
         if not self.cross:
             return np.linalg.svd(self.station_blocks(H), compute_uv=False)
+        if self.missing_diagonal:
+            return np.linalg.svd(self.station_rows(H), compute_uv=False)
         return np.linalg.svd(H, compute_uv=False)
 
     def _noise_edge(self, noise_var, draws, margin, seed) -> float:
@@ -95,18 +107,32 @@ class MultistaticFold:
 
     def order(self, H: np.ndarray) -> int:
         """Model order: singular values above the noise edge (largest over
-        subcarriers; mode C: over BSs)."""
+        subcarriers; modes B and C: over BSs)."""
         s = self.singular_values(H)
         return int((s > self.edge).sum(axis=-1).max())
 
-    def impute(self, H: np.ndarray, rank: int, rounds: int = 4) -> np.ndarray:
-        """Mode B: fill the unmeasured diagonal blocks with those of the best rank-
-        ``rank`` approximation, ``rounds`` times (hard impute)."""
-        if not self.missing_diagonal or rank < 1:
+    def impute(self, H: np.ndarray, rank: int) -> np.ndarray:
+        """Mode B: fill each unmeasured monostatic block from bistatic ones. With
+        W_b = [h_b(p_1) .. h_b(p_M)] and D = diag(sigma), H_bc = W_b D W_c^T, so for
+        any two other BSs c != d, H_bc pinv_M(H_dc) H_db = W_b D W_b^T = H_bb
+        (pinv truncated to rank M against noise); the estimates over all (c, d)
+        are averaged. Exact without noise, unlike iterative hard impute, which
+        needs hundreds of SVDs to converge on this block pattern."""
+        if not self.missing_diagonal or rank < 1 or self.n_b < 3:
             return H
-        H = H.copy()
-        for _ in range(rounds):
-            U, s, Vh = np.linalg.svd(H)
-            low = (U[..., :rank] * s[..., None, :rank]) @ Vh[..., :rank, :]
-            H[~self.measured] = low[~self.measured]
+        a, H = self.n_a, H.copy()
+        blk = lambda Hf, i, j: Hf[i * a:(i + 1) * a, j * a:(j + 1) * a]      # noqa: E731
+        for Hf in H:
+            for b in range(self.n_b):
+                others = [c for c in range(self.n_b) if c != b]
+                fills = [blk(Hf, b, c) @ _pinv(blk(Hf, d, c), rank) @ blk(Hf, d, b)
+                         for c in others for d in others if c != d]
+                Hf[b * a:(b + 1) * a, b * a:(b + 1) * a] = np.mean(fills, axis=0)
         return H
+
+
+def _pinv(X: np.ndarray, rank: int) -> np.ndarray:
+    """Pseudo-inverse of X truncated to its ``rank`` largest singular values."""
+    U, s, Vh = np.linalg.svd(X)
+    r = min(rank, int((s > s[0] * 1e-12).sum()))
+    return (Vh[:r].conj().T / s[:r]) @ U[:, :r].conj().T
