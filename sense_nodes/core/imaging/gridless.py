@@ -114,11 +114,10 @@ class GridlessImager:
         return np.concatenate(out, axis=-1)
 
     # --- stage 2: coarse map with free per-BS phases ---------------------------
-    def relaxed_map(self, Us: np.ndarray, At: np.ndarray, exact: bool = True) -> np.ndarray:
-        """(N,) mean over subcarriers of lambda_max(E^H E), E[k, b] = U_b[:, k]^H a_b(p);
-        ``exact=False``: of its trace sum_b ||U_b^H a_b||^2 instead, an upper bound
-        that is also ~1 on a target and costs no eigenvalue (a screen). Mode C:
-        the mean over BSs of ||U_b^H a_b||^2, as no cross-BS phase exists."""
+    def relaxed_map(self, Us: np.ndarray, At: np.ndarray) -> np.ndarray:
+        """(N,) mean over subcarriers of lambda_max(E^H E), E[k, b] = U_b[:, k]^H a_b(p)
+        (float32: a ranking, not a fit). Mode C: the mean over BSs of
+        ||U_b^H a_b||^2, as no cross-BS phase exists."""
         nb, na = self.model.n_bs, self.model.n_a
         out = np.zeros(At.shape[-1], np.float32)
         for f in range(len(Us)):
@@ -126,8 +125,6 @@ class GridlessImager:
             E = np.matmul(Ub.transpose(0, 2, 1), At[f])                    # (N_b, K, N)
             if not self.fold.cross:
                 out += (np.abs(E) ** 2).sum(1).mean(0)
-            elif not exact:
-                out += (E.real ** 2 + E.imag ** 2).sum((0, 1))
             else:
                 E = E.transpose(2, 1, 0)                                      # (N, K, N_b)
                 out += _top_eigenvalue(np.matmul(E.conj().transpose(0, 2, 1), E))
@@ -232,7 +229,7 @@ class GridlessImager:
     # --- stage 4: joint Gauss-Newton and least-squares gains ------------------
     def gains(self, B: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Least-squares gains by the normal equations (K x K; B is well conditioned
-        for distinct targets, and ``prune`` removes near-duplicates)."""
+        for distinct targets; ``_dedupe`` removes a target found twice)."""
         BH = B.conj().T
         return np.linalg.solve(BH @ B + 1e-30 * np.eye(B.shape[1]), BH @ y)
 
