@@ -88,3 +88,19 @@ def test_other_sensing_modes_run_and_find_targets(mode):
     scene = sample_scene(cfg, rng)
     res = g.solve(measure(cfg, [scene], rng)[0])
     assert 1 <= len(res.gains) <= g.max_targets and np.isfinite(res.positions).all()
+
+
+def test_close_uav_frames_put_one_pair_a_voxel_apart_and_positions_still_count_them():
+    from sense_nodes.eval.imaging_gridless import draw, position_dr
+    cfg = ImagingConfig()
+    ys, labels, positions = draw(cfg, 4, 3, close_voxels=1)
+    assert np.isfinite(ys).all() and ys.shape == (4, 6250)
+    from sense_nodes.core.imaging.geometry import position_to_voxel
+    for lab, pos in zip(labels, positions):
+        v = np.stack(np.unravel_index(position_to_voxel(cfg, pos), cfg.grid_shape), 1)
+        assert (lab != 0).sum() == 6 and np.abs(v[0] - v[1]).sum() == 1   # UAVs 0 and 1 adjacent
+    # the image metric merges the adjacent pair into one target; positions do not
+    s = evaluate_images(labels, labels, positions, voxel_centres(cfg), cfg.grid_shape)
+    assert s["dr_pct"] == pytest.approx(100 * 5 / 6)
+    assert position_dr(positions, positions, cfg.voxel_m) == 100.0
+    assert position_dr([p + [4.0, 0, 0] for p in positions], positions, cfg.voxel_m) == 0.0
