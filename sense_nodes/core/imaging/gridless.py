@@ -33,7 +33,7 @@ least squares, and stop adding targets at the noise level. Where it departs:
    removal would raise the residual by more than a chi-square threshold at
    the noise level (the GLRT of one target).
 
-Defaults (grids, window, starts, add rounds and margin) were chosen on
+Defaults (grids, window, starts, wider search, add rounds and margin) were chosen on
 scenes of a validation seed, not on the evaluation's test seed.
 """
 from __future__ import annotations
@@ -45,6 +45,7 @@ from scipy import ndimage
 
 from sense_nodes.core.imaging.detection import DETECTION_THRESHOLD
 from sense_nodes.core.imaging.geometry import ImagingConfig, position_to_voxel, roi_bounds
+from sense_nodes.core.imaging.local_search import GN_STEP_CAP_M, LocalSearch, cube
 from sense_nodes.core.imaging.multistatic import MultistaticFold
 from sense_nodes.core.imaging.steering import SteeringModel
 from sense_nodes.core.imaging.targets import SIGMA_REF
@@ -54,8 +55,9 @@ from sense_nodes.core.imaging.targets import SIGMA_REF
 COARSE_STEP_M = {2: 2.0, 3: 4.0}
 WINDOW_M = {2: 0.15, 3: 0.15}
 FINE_STEP_M = {2: 0.01, 3: 0.02}
-GN_STEP_CAP_M = 0.01          # below a quarter of the lattice spacing (lambda / 2 ~ 6 cm)
+WIDEN_M = {2: 2.5, 3: 0.0}    # wider search's half-width (3D: off, a 5 m cube at 2 cm is 15 M points)
 PRUNE_PFA = 1e-3              # false-alarm probability of the per-target test
+MUSIC_FLOOR = 1e-3            # MUSIC shortfall of a polished point on its own peak
 
 
 @dataclass
@@ -72,7 +74,7 @@ class Detection:
     value: float              # |sigma| / SIGMA_REF
 
 
-class GridlessImager:
+class GridlessImager(LocalSearch):
     """``solve(y)`` -> continuous positions and gains; ``image(y)`` -> (voxel
     image in SIGMA_REF units, detections), as ``Imager.image``."""
 
@@ -80,7 +82,8 @@ class GridlessImager:
                  noise_var: float | None = None, max_targets: int = 24, gn_iters: int = 3,
                  add_rounds: int = 2, threshold: float = DETECTION_THRESHOLD,
                  coarse_step_m: float | None = None, window_m: float | None = None,
-                 fine_step_m: float | None = None, n_starts: int = 4, add_margin: float = 2.0):
+                 fine_step_m: float | None = None, n_starts: int = 4, add_margin: float = 2.0,
+                 widen_m: float | None = None):
         self.cfg, self.threshold = cfg, threshold
         self.model = SteeringModel(cfg, antennas)
         self.dims = self.model.dims
@@ -88,6 +91,7 @@ class GridlessImager:
         self.fold = MultistaticFold(cfg, self.noise_var)
         self.max_targets, self.gn_iters, self.add_rounds = max_targets, gn_iters, add_rounds
         self.n_starts, self.add_margin = n_starts, add_margin
+        self.widen_m = WIDEN_M[self.dims] if widen_m is None else widen_m
         self.window_m = window_m or WINDOW_M[self.dims]
         self.fine_step_m = fine_step_m or FINE_STEP_M[self.dims]
         self.step = coarse_step_m or COARSE_STEP_M[self.dims]
@@ -97,9 +101,9 @@ class GridlessImager:
         self.grid_shape = tuple(len(a) for a in axes)
         self.grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.dims)
         self.At = self._unit_channels(self.grid).astype(np.complex64)
-        self.fine_offsets = _cube(self.window_m, self.fine_step_m, self.dims)
-        self.local_offsets = _cube(self.step, self.step / 4, self.dims)
-        self.step_offsets = _cube(1.0, 1.0, self.dims)          # 3 x 3 (x 3) unit steps
+        self.fine_offsets = cube(self.window_m, self.fine_step_m, self.dims)
+        self.local_offsets = cube(self.step, self.step / 4, self.dims)
+        self.step_offsets = cube(1.0, 1.0, self.dims)          # 3 x 3 (x 3) unit steps
         # per-target test: max of Exp(1) over the ROI's resolution cells (half-wavelength)
         cells = np.prod((self.hi - self.lo) / (self.model.lams.min() / 2))
         self.prune_tau = float(np.log(cells) + np.log(1 / PRUNE_PFA))
@@ -156,75 +160,6 @@ class GridlessImager:
         vals = self.relaxed_map(Us, self._unit_channels(cand).astype(np.complex64)).reshape(len(P), -1)
         best = vals.argmax(1)
         return cand.reshape(len(P), -1, self.dims)[np.arange(len(P)), best], vals.max(1)
-
-    # --- stage 3: local exact search ---------------------------------------------
-    def window_map(self, Us: np.ndarray, P: np.ndarray) -> np.ndarray:
-        """(K, N_w) exact MUSIC fraction ||U^H h(p)||^2 / ||h(p)||^2 on the window
-        around each row of P, each BS's beam frozen at the window centre and its
-        phase exact: one N_b x N_b quadratic form per point."""
-        nb, na = self.model.n_bs, self.model.n_a
-        h0 = self.model.station_channels(P)                                # (F, N_b, N_a, K)
-        c = np.linalg.norm(h0, axis=2)                                     # (F, N_b, K)
-        pts = (P[:, None, :] + self.fine_offsets[None]).reshape(-1, self.dims)
-        dph = self.model.centre_phases(pts).reshape(len(Us), nb, len(P), -1) - \
-            self.model.centre_phases(P)[..., None]
-        score = np.zeros((len(P), len(self.fine_offsets)))
-        for f in range(len(Us)):
-            Ub = Us[f].reshape(nb, na, -1).conj()
-            E = np.einsum("bnk,bnm->mkb", Ub, h0[f] / c[f][:, None, :])        # (K, k, N_b)
-            Q = np.einsum("mkb,mkc->mbc", E.conj(), E)
-            w = (c[f].T[:, :, None] * np.exp(-1j * dph[f]).transpose(1, 0, 2)).astype(np.complex64)
-            Qw = np.einsum("mbc,mcp->mbp", Q.astype(np.complex64), w)
-            score += (w.conj() * Qw).real.sum(1) / (c[f] ** 2).sum(0)[:, None]
-        return score / len(Us)
-
-    def music(self, Us: np.ndarray, P: np.ndarray, grad: bool = False):
-        """Exact MUSIC fraction at points P (N,) (mean over subcarriers); with ``grad``
-        also the Gauss-Newton step that shrinks ||(I - U U^H) h(p)|| / ||h(p)||."""
-        n = self.model.n_bs * self.model.n_a
-        if not grad:
-            h = self.model.station_channels(P).reshape(len(Us), n, -1)
-        else:
-            h, dh = self.model.station_channels(P, grad=True)
-            h, dh = h.reshape(len(Us), n, -1), dh.reshape(self.dims, len(Us), n, -1)
-        nrm = np.linalg.norm(h, axis=1)                                      # (F, N)
-        proj = np.einsum("fnk,fnp->fkp", Us.conj(), h)
-        frac = ((np.abs(proj) ** 2).sum(1) / nrm ** 2).mean(0)
-        if not grad:
-            return frac
-        e = (h - np.einsum("fnk,fkp->fnp", Us, proj)) / nrm[:, None]        # (F, n, N)
-        J = np.stack([dh[i] - np.einsum("fnk,fkp->fnp", Us, np.einsum("fnk,fnp->fkp", Us.conj(),
-                                                                           dh[i])) for i in range(self.dims)], -1)
-        J = J / nrm[:, None, :, None]                                        # (F, n, N, dims)
-        Jr = np.concatenate([J.real, J.imag], 1).transpose(2, 0, 1, 3).reshape(len(P), -1, self.dims)
-        er = np.concatenate([e.real, e.imag], 1).transpose(2, 0, 1).reshape(len(P), -1)
-        JtJ = np.einsum("pri,prj->pij", Jr, Jr) + 1e-12 * np.eye(self.dims)
-        step = -np.linalg.solve(JtJ, np.einsum("pri,pr->pi", Jr, er)[..., None])[..., 0]
-        return frac, step
-
-    def fine(self, Us: np.ndarray, P: np.ndarray, iters: int = 3) -> np.ndarray:
-        """Per row of P: the ``n_starts`` best local maxima of ``window_map``, each
-        polished by Gauss-Newton on the exact MUSIC fraction (steps capped below
-        the lattice spacing), the best one kept. Mode C has no cross-BS phase:
-        P is returned as it is."""
-        if not self.fold.cross or len(P) == 0:
-            return P
-        n_starts = self.n_starts
-        score = self.window_map(Us, P)
-        side = round(2 * self.window_m / self.fine_step_m) + 1
-        peaks = score == ndimage.maximum_filter(score.reshape((len(P),) + (side,) * self.dims),
-                                                size=(1,) + (3,) * self.dims).reshape(len(P), -1)
-        masked = np.where(peaks, score, -np.inf)
-        best = np.argsort(-masked, axis=1)[:, :n_starts]
-        S = (P[:, None, :] + self.fine_offsets[best]).reshape(-1, self.dims)
-        for _ in range(iters):
-            frac, step = self.music(Us, S, grad=True)
-            norm = np.linalg.norm(step, axis=1, keepdims=True)
-            cand = S + step * np.minimum(1.0, GN_STEP_CAP_M / np.maximum(norm, 1e-15))
-            better = self.music(Us, cand) > frac
-            S[better] = cand[better]
-        frac = self.music(Us, S).reshape(len(P), -1)
-        return S.reshape(len(P), -1, self.dims)[np.arange(len(P)), frac.argmax(1)]
 
     # --- stage 4: joint Gauss-Newton and least-squares gains ------------------
     def gains(self, B: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -284,17 +219,33 @@ class GridlessImager:
         return P, np.zeros(0, complex)
 
     # --- the pipeline ---------------------------------------------------------
-    def subspace(self, H: np.ndarray, k: int) -> np.ndarray:
-        """(N_f, N, k) leading left singular vectors (mode B: after imputation;
-        mode C: per BS block, stacked block-diagonally)."""
+    def subspace(self, H: np.ndarray, k: int):
+        """((N_f, N, k) leading left singular vectors, largest s_{k+1} / s_k over
+        subcarriers); mode B: after imputation; mode C: per BS block, stacked."""
         if not self.fold.cross:
-            U = np.linalg.svd(self.fold.station_blocks(H))[0][..., :k]      # (F, N_b, N_a, k)
-            return U.reshape(U.shape[0], -1, k)
-        return np.linalg.svd(H)[0][..., :k]
+            U, s, _ = np.linalg.svd(self.fold.station_blocks(H))            # (F, N_b, N_a, .)
+            return U[..., :k].reshape(U.shape[0], -1, k), float(np.max(s[..., k] / s[..., k - 1]))
+        U, s, _ = np.linalg.svd(H)
+        return U[..., :k], float(np.max(s[..., k] / s[..., k - 1]))
 
-    def detect(self, Us: np.ndarray, k: int) -> np.ndarray:
-        """Coarse then fine detections of k targets, one target found twice kept once."""
-        return self._dedupe(self.fine(Us, self.coarse(Us, k)))
+    def detect(self, Us: np.ndarray, k: int, ratio: float) -> np.ndarray:
+        """Coarse then fine detections of k targets, one target found twice kept
+        once; a detection whose exact MUSIC fraction falls short of 1 by more
+        than the frame's noise allows is searched again in a wider window
+        (``widen``). Allowance: a target of singular value s is tilted out of the
+        subspace by about sqrt(N - K) sigma / s and the noise edge s_{K+1} is about
+        2 sqrt(N) sigma, so its shortfall is below (s_{K+1} / s_K)^2 / 4 = ratio^2 / 4;
+        never below MUSIC_FLOOR, the shortfall of a polished point itself."""
+        P = self._dedupe(self.fine(Us, self.coarse(Us, k)))
+        if not self.fold.cross or not self.widen_m:
+            return P
+        allowed = max(ratio ** 2 / 4.0, MUSIC_FLOOR)
+        frac = self.music(Us, P)
+        for i in np.flatnonzero(1.0 - frac > allowed):
+            p, f = self.widen(Us, P[i], self.widen_m)
+            if f > frac[i]:
+                P[i] = p
+        return self._dedupe(P)
 
     def _dedupe(self, P: np.ndarray, coherence: float = 0.9) -> np.ndarray:
         """P without rows whose steering vector is nearly collinear with an earlier
@@ -327,13 +278,14 @@ class GridlessImager:
             H = self.fold.impute(H, k)
         P = np.zeros((0, self.dims))
         if k:
-            P = self.detect(self.subspace(H, k), k)
+            Us, ratio = self.subspace(H, k)
+            P = self.detect(Us, k, ratio)
         P, g, r = self.refine(y, P) if len(P) else (P, np.zeros(0, complex), y)
         for _ in range(self.add_rounds):
             top = float(self.fold.singular_values(self.fold.fold(r)).max())
             if len(P) >= self.max_targets or top <= self.add_margin * self.fold.edge:
                 break
-            u = self.subspace(self.fold.fold(r), 1)
+            u = self.subspace(self.fold.fold(r), 1)[0]
             P, g, r = self.refine(y, np.vstack([P, self.fine(u, self.coarse(u, 1))]))
         P, g = self.prune(y, P, k)
         return GridlessResult(positions=self.model.to_3d(P), gains=g, order=k)
@@ -381,9 +333,3 @@ def _distinct(P: np.ndarray, score: np.ndarray, k: int, min_dist: float) -> np.n
         if len(keep) == k:
             break
     return P[keep]
-
-
-def _cube(half: float, step: float, dims: int) -> np.ndarray:
-    """Offsets of a square (cube) grid of half-width ``half`` and ``step``."""
-    a = np.arange(-half, half + 1e-9, step)
-    return np.stack(np.meshgrid(*([a] * dims), indexing="ij"), -1).reshape(-1, dims)
