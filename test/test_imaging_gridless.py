@@ -104,3 +104,13 @@ def test_close_uav_frames_put_one_pair_a_voxel_apart_and_positions_still_count_t
     assert s["dr_pct"] == pytest.approx(100 * 5 / 6)
     assert position_dr(positions, positions, cfg.voxel_m) == 100.0
     assert position_dr([p + [4.0, 0, 0] for p in positions], positions, cfg.voxel_m) == 0.0
+
+
+def test_eval_rows_report_every_solver_on_the_same_frames():
+    from sense_nodes.eval.imaging_gridless import gridless_rows
+    figs = gridless_rows(2, 1, seed=4, only={"gridless"})
+    for key in ("gridless_dr_pct", "gridless_far_pct", "gridless_ospa", "gridless_pos_rmse_m",
+                "gridless_sp_dr_pct", "gridless_truth_image_dr_pct", "gridless_pos_dr_pct"):
+        assert figs[key] is not None and np.isfinite(figs[key])
+    assert figs["gridless_learned_dr_pct"] is None       # no learned imager passed
+    assert figs["gridless_n"] == 2 and not any(k.startswith("gridless_3d") for k in figs)

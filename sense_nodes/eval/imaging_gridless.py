@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from sense_nodes.core.imaging.geometry import ImagingConfig, config_3d, voxel_centres
 from sense_nodes.core.imaging.targets import Scene, label_image, sample_scene
+from sense_nodes.eval.imaging_metrics import evaluate_images
 
 PT_SWEEP_DBM = (30.0, 40.0, 50.0)
 PHASE_RMS_DEG = (5.0, 15.0)
@@ -122,7 +123,6 @@ def score_gridless(cfg: ImagingConfig, ys, labels, positions, imager=None) -> di
     """The gridless imager on frames ys: the five metrics, position RMSE and the
     median ms per frame."""
     from sense_nodes.core.imaging.gridless import GridlessImager
-    from sense_nodes.eval.imaging_metrics import evaluate_images
     g = imager or GridlessImager(cfg)
     preds, est, times = [], [], []
     for y in tqdm(ys, desc="gridless", unit="frame", leave=False):
@@ -140,7 +140,6 @@ def score_gridless(cfg: ImagingConfig, ys, labels, positions, imager=None) -> di
 def score_sp(cfg: ImagingConfig, ys, labels, positions, sparsity: int) -> dict:
     from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
     from sense_nodes.core.imaging.subspace_pursuit import sp_image
-    from sense_nodes.eval.imaging_metrics import evaluate_images
     S = build_sensing_matrix(cfg)
     preds = np.stack([sp_image(S, y, sparsity) for y in tqdm(ys, desc="SP", unit="frame", leave=False)])
     s = evaluate_images(preds, labels, positions, voxel_centres(cfg), cfg.grid_shape)
@@ -150,7 +149,6 @@ def score_sp(cfg: ImagingConfig, ys, labels, positions, sparsity: int) -> dict:
 
 def score_learned(imager, cfg: ImagingConfig, ys, labels, positions):
     """The learned imager, only where its checkpoint was made for this geometry."""
-    from sense_nodes.eval.imaging_metrics import evaluate_images
     if imager is None or imager.cfg.replace(pt_dbm=cfg.pt_dbm, pn_dbm=cfg.pn_dbm,
                                             mean_uavs=cfg.mean_uavs) != cfg:
         return None
