@@ -235,12 +235,15 @@ class GridlessImager(LocalSearch):
         (``widen``). Allowance: a target of singular value s is tilted out of the
         subspace by about sqrt(N - K) sigma / s and the noise edge s_{K+1} is about
         2 sqrt(N) sigma, so its shortfall is below (s_{K+1} / s_K)^2 / 4 = ratio^2 / 4;
-        never below MUSIC_FLOOR, the shortfall of a polished point itself."""
+        never below MUSIC_FLOOR, the shortfall of a polished point itself, nor
+        below four times the frame's median shortfall."""
         P = self._dedupe(self.fine(Us, self.coarse(Us, k)))
         if not self.fold.cross or not self.widen_m:
             return P
-        allowed = max(ratio ** 2 / 4.0, MUSIC_FLOOR)
         frac = self.music(Us, P)
+        # a model error (calibration, BS positions) lowers every detection's
+        # fraction alike; only one well below the frame's typical one is searched
+        allowed = max(ratio ** 2 / 4.0, MUSIC_FLOOR, 4.0 * float(np.median(1.0 - frac)))
         for i in np.flatnonzero(1.0 - frac > allowed):
             p, f = self.widen(Us, P[i], self.widen_m)
             if f > frac[i]:
