@@ -79,8 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table2-n", type=int, default=20,
                         help="on-grid scenes per Table II cell (default 20)")
     parser.add_argument("--tables", default="2,3,4,5,13",
-                        help="comma list of 2, 3, 4, 5, 6, 13 (Fig. 13 eta sweep); 6 (Sionna RT "
-                        "canyon) needs the imaging CSI dataset and trains its 3D imager once")
+                        help="comma list of 2, 3, 4, 5, 6, 13 (Fig. 13 eta sweep), g (the gridless "
+                        "imager's rows); 6 (Sionna RT canyon) needs the imaging CSI dataset and "
+                        "trains its 3D imager once")
+    from sense_nodes.eval.imaging_gridless import add_arguments as add_gridless_arguments
+    add_gridless_arguments(parser)
     parser.add_argument("--canyon-dataset", metavar="DIR", help="imaging CSI dataset for Table VI "
                         "(default: the cached full dataset, seed 0)")
     parser.add_argument("--canyon-minutes", type=float, default=8.0,
@@ -108,9 +111,11 @@ def main(args: argparse.Namespace) -> dict:
 
     try:
         tables = {t.strip() for t in args.tables.split(",") if t.strip()}
-        bad = tables - {"2", "3", "4", "5", "6", "13"}
+        bad = tables - {"2", "3", "4", "5", "6", "13", "g"}
         if bad:
-            raise ValueError(f"--tables: unknown {sorted(bad)}; choose from 2, 3, 4, 5, 6, 13")
+            raise ValueError(f"--tables: unknown {sorted(bad)}; choose from 2, 3, 4, 5, 6, 13, g")
+        if "g" in tables and min(args.gridless_n, args.gridless_n_3d) < 1:
+            raise ValueError("--gridless-n and --gridless-n-3d must be >= 1")
         if args.n_test < 1 or args.table2_n < 1 or args.sparsity < 1:
             raise ValueError("--n-test, --table2-n and --sparsity must be >= 1")
         device = pick_device(args.device)
@@ -137,6 +142,9 @@ def main(args: argparse.Namespace) -> dict:
         from sense_nodes.eval.imaging_canyon import table6
         figs.update(table6(args.canyon_dataset, minutes=args.canyon_minutes, seed=0,
                            device=str(device)))
+    if "g" in tables:
+        from sense_nodes.eval.imaging_gridless import eval_rows
+        figs.update(eval_rows(ctx))
     if getattr(ctx, "precision_used", None):
         figs["net_precision"] = ctx.precision_used
     if args.analysis:
