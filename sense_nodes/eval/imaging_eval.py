@@ -39,38 +39,8 @@ import numpy as np
 from tqdm import tqdm
 
 from sense_nodes.errors import UserError
-
-# --- the paper's values ------------------------------------------------------
-PAPER_TABLE2 = {  # on-grid, N0 = 4, P_s = 40 dBm, 140 m; MSE x 1e-4, DR %, FAR %
-    "A": dict(mse=[1.8598, 0.3293, 0.0574, 0.0444, 0.0429], dr=[40.78, 83.22, 96.47, 98.99, 99.78],
-              far=[70.92, 34.04, 12.60, 5.37, 1.18]),
-    "B": dict(mse=[60.741, 2.0121, 0.7762, 0.4432, 0.2236], dr=[24.07, 63.63, 86.34, 95.27, 98.02],
-              far=[81.63, 54.15, 31.76, 18.73, 8.88]),
-    "C": dict(mse=[466.72, 21.370, 13.519, 7.9370, 4.6723], dr=[0.32, 2.25, 8.67, 22.58, 43.24],
-              far=[98.77, 93.26, 78.99, 60.44, 44.09]),
-}
-PAPER_TABLE3 = {  # mse, ssim, ospa, dr %, far %, run time ms
-    "sp": (0.0067, 0.6909, 27.7465, 46.52, 69.41, 52.05),
-    "bp": (0.0308, 0.0534, 72.5825, 45.56, 85.99, 0.08),
-    "dnn_y": (0.0037, 0.6895, 50.0, 0.0, 0.0, 11.41),
-    "dnn_sp": (0.0033, 0.7778, 29.2561, 35.06, 15.28, 65.07),
-    "net9": (0.0009, 0.9186, 7.5957, 86.24, 3.29, 13.35),
-}
-PAPER_TABLE4 = {  # mse, ssim, ospa, dr %, far %
-    "net1": (0.0021, 0.8117, 21.1022, 73.99, 3.97), "net2": (0.0021, 0.8200, 20.6430, 75.19, 4.09),
-    "net3": (0.0019, 0.8352, 19.1941, 76.25, 3.91), "net4": (0.0037, 0.7699, 50.0, 0.0, 0.0),
-    "net5": (0.0017, 0.8457, 17.5013, 78.29, 3.93), "net6": (0.0037, 0.7699, 50.0, 0.0, 0.0),
-    "net7": (0.0018, 0.8658, 16.7250, 76.24, 3.95), "net8": (0.0012, 0.9156, 8.7960, 86.48, 4.01),
-    "net9": (0.0009, 0.9186, 7.5957, 86.24, 3.29), "net10": (0.0029, 0.8546, 29.9405, 97.55, 3.22),
-}
-PAPER_TABLE5 = {  # dataset -> (UAV count, P_n dBm, OSPA-A, OSPA-B)
-    "2": (6, -120.0, 9.6810, 9.0680), "3": (6, -110.0, 10.2537, 10.5033),
-    "4": (6, -100.0, 12.1318, 12.3616), "5": (4, None, 6.9136, 6.5370),
-    "6": (8, None, 11.3106, 11.2219),
-}
-ETAS = (1, 5, 10, 15, 20, 25, 30)
-METRICS = ("mse", "ssim", "ospa", "dr_pct", "far_pct")
-VOXEL_METRICS = ("voxel_dr_pct", "voxel_far_pct")
+from sense_nodes.eval.imaging_paper import (ETAS, METRICS, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5,
+                                            VOXEL_METRICS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="off-grid test scenes (paper: 10,000; default 500)")
     parser.add_argument("--table2-n", type=int, default=20,
                         help="on-grid scenes per Table II cell (default 20)")
-    parser.add_argument("--tables", default="2,3,4,5,13",
+    parser.add_argument("--tables", default="2,3,4,5,13,g",
                         help="comma list of 2, 3, 4, 5, 6, 13 (Fig. 13 eta sweep), g (the gridless "
                         "imager's rows); 6 (Sionna RT canyon) needs the imaging CSI dataset and "
                         "trains its 3D imager once")
