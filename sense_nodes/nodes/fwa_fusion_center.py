@@ -108,9 +108,11 @@ class FwaFusionCenter(SenseNode):
             if f.pair_index // n != mine or f.bs_index != mine:
                 raise MalformedMessage(f"{bs} reported pair {f.pair_index} (BS {f.bs_index}), not one of its own")
             v = np.asarray(f.embedding, np.float32)
-            p = np.array([f.coarse_position.x, f.coarse_position.y, f.coarse_position.z], np.float32)
-            if v.size == 0 or not (np.isfinite(v).all() and np.isfinite(p).all()):
+            p = np.array([f.coarse_position.x, f.coarse_position.y, f.coarse_position.z], np.float64)
+            # checked in float64: a position beyond float32's range would overflow in the cast
+            if v.size == 0 or not (np.isfinite(v).all() and np.isfinite(p).all() and np.abs(p).max() < 1e30):
                 raise MalformedMessage(f"{bs}: pair {f.pair_index} carries an empty or non-finite vector")
+            p = p.astype(np.float32)
             data[int(f.pair_index)] = v if rnd == 1 else (p, v)
         key = stamp_key(msg.header)
         now = time.monotonic()

@@ -121,8 +121,10 @@ class IsacImager(SenseNode):
             n = na * na * nf
             if len(f.real) != n or len(f.imag) != n:
                 raise MalformedMessage(f"link {f.tx_id}->{f.rx_id}: {len(f.real)} values, expected {n}")
-            h = (np.asarray(f.real, np.float32) + 1j * np.asarray(f.imag, np.float32)).reshape(na, na, nf)
-            if not np.isfinite(h).all() or np.abs(h).max(initial=0.0) > MAX_CSI_AMPLITUDE:
+            re, im = np.asarray(f.real, np.float32), np.asarray(f.imag, np.float32)
+            finite = np.isfinite(re).all() and np.isfinite(im).all()  # before any arithmetic on them
+            h = (re + 1j * im).reshape(na, na, nf) if finite else None
+            if not finite or np.abs(h).max(initial=0.0) > MAX_CSI_AMPLITUDE:
                 raise NonFiniteInput(f"link {f.tx_id}->{f.rx_id}: non-finite or implausible CSI "
                                      f"(|H| must be finite and at most {MAX_CSI_AMPLITUDE:g})")
             key = pair if pair in self.pairs else pair[::-1]  # reciprocal pairs carry the same channel
