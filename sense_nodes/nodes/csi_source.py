@@ -8,6 +8,9 @@ Publishes (in its namespace):
 """
 from __future__ import annotations
 
+import array
+
+import numpy as np
 from geometry_msgs.msg import Point, Vector3
 
 from sense_nodes.msg import CsiBundle, CsiFrame, GroundTruth, GroundTruthArray
@@ -75,11 +78,17 @@ def csi_frame(link, hdr) -> CsiFrame:
                    num_rx_antennas=f["num_rx_antennas"], num_tx_antennas=f["num_tx_antennas"],
                    num_subcarriers=f["num_subcarriers"], carrier_frequency=f["carrier_frequency"],
                    subcarrier_spacing=f["subcarrier_spacing"], snr_db=finite_snr_db(f["snr_db"]))
-    # float32[] fields take array.array('f') without per-element checks
-    import array
-    msg.real = array.array("f", f["real"].tobytes())
-    msg.imag = array.array("f", f["imag"].tobytes())
+    msg.real, msg.imag = float32_array(f["real"]), float32_array(f["imag"])
     return msg
+
+
+def float32_array(values) -> array.array:
+    """A float32[] field's value: ``array.array('f')``, which the message
+    takes without per-element checks, filled from the numpy buffer in one
+    copy."""
+    out = array.array("f")
+    out.frombytes(memoryview(np.ascontiguousarray(values, dtype=np.float32)).cast("B"))
+    return out
 
 
 # A message never carries an infinity: CSI without receiver noise (infinite

@@ -90,7 +90,7 @@ def frame_fields(link: LinkCsi) -> dict:
     n_rx, n_tx, n_k = H.shape
     return {"tx_id": link.tx_id, "rx_id": link.rx_id, "link_index": int(link.link_index),
             "num_rx_antennas": n_rx, "num_tx_antennas": n_tx, "num_subcarriers": n_k,
-            "real": H.real.ravel().astype(np.float32), "imag": H.imag.ravel().astype(np.float32),
+            "real": np.ascontiguousarray(H.real).ravel(), "imag": np.ascontiguousarray(H.imag).ravel(),
             "carrier_frequency": float(link.carrier_hz), "subcarrier_spacing": float(link.scs_hz),
             "snr_db": float(link.snr_db)}
 
