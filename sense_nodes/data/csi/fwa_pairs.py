@@ -300,7 +300,7 @@ def _pair_paths_of_sample(ds, index: int, augment: bool = True) -> list:
     for i, ve in enumerate(echo_t >= 0):
         a = np.concatenate([bg.a[i], echo_a[i][:, :, ve]], axis=-1)
         if augment:
-            a = a * np.concatenate([rot[i, :nb][bg.valid[i]], rot[i, nb:][ve]])
+            a *= np.concatenate([rot[i, :nb][bg.valid[i]], rot[i, nb:][ve]])
         out.append((a, echo_t[i, ve]))
     return out
 
