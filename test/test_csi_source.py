@@ -55,3 +55,18 @@ def test_every_sample_arrives_as_a_bundle_with_its_truth(ros_context, tiny_imagi
 def test_missing_dataset_is_refused_naming_the_parameter(ros_context, tmp_path):
     with pytest.raises(ParameterError, match="dataset"):
         CsiSource(context=ros_context, parameter_overrides=[Parameter("dataset", value=str(tmp_path / "none"))])
+
+
+def test_a_frame_carries_the_links_cfr_row_major_whatever_its_memory_layout():
+    from sense_nodes.data.csi.dataset import LinkCsi
+    from sense_nodes.nodes import convert
+    from sense_nodes.nodes.csi_source import csi_frame
+    rng = np.random.default_rng(3)
+    full = rng.standard_normal((4, 3, 10)) + 1j * rng.standard_normal((4, 3, 10))  # complex128
+    H = full[::2, :, 1:9]                                                          # strided view [2, 3, 8]
+    msg = csi_frame(LinkCsi("cpe1", "bs0", 1, H, 2.8e9, 30e3, 12.5), convert.header(0, "map"))
+    assert (msg.num_rx_antennas, msg.num_tx_antennas, msg.num_subcarriers) == (2, 3, 8)
+    assert msg.real.typecode == "f" and len(msg.real) == len(msg.imag) == 48
+    assert np.array_equal(np.asarray(msg.real), H.real.astype(np.float32).ravel())
+    assert np.array_equal(np.asarray(msg.imag), H.imag.astype(np.float32).ravel())
+    assert msg.imag[1] == np.float32(H[0, 0, 1].imag)  # subcarrier fastest

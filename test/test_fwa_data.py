@@ -61,3 +61,29 @@ def test_feature_cache_holds_every_sample_and_is_reused(ds):
     again = load_features(ds, progress=False)
     assert np.array_equal(np.asarray(again.x[2]), np.asarray(f.x[2]))
     assert len(f.indices("train")) + len(f.indices("val")) + len(f.indices("test")) == ds.num_samples
+
+
+def test_receiver_noise_has_each_links_power_and_is_one_seeded_draw():
+    from sense_nodes.data.csi.cfr import receiver_noise
+    std = np.array([0.1, 1.0, 30.0])
+    w = receiver_noise(np.random.default_rng(5), (4, 5000), std)
+    assert w.shape == (3, 4, 5000) and w.dtype == np.complex64
+    power = np.mean(np.abs(w) ** 2, axis=(1, 2))
+    assert np.allclose(power, std ** 2, rtol=0.03)                  # CN(0, std^2) per link
+    assert np.allclose(np.mean(w.real ** 2, axis=(1, 2)), std ** 2 / 2, rtol=0.03)
+    assert abs(np.mean(w.real * w.imag)) < 0.01 * np.mean(np.abs(w) ** 2)  # real, imaginary independent
+    assert abs(np.mean(w)) < 0.01 * np.sqrt(np.mean(np.abs(w) ** 2))       # zero mean
+    again = receiver_noise(np.random.default_rng(5), (4, 5000), std)
+    assert np.array_equal(w, again)                                  # same seed, same draw
+    assert not np.allclose(w, receiver_noise(np.random.default_rng(6), (4, 5000), std))
+    g = np.random.default_rng(5)                                     # = one draw per link in turn
+    per_link = [receiver_noise(g, (4, 5000), std[i:i + 1])[0] for i in range(3)]
+    assert np.array_equal(w, np.stack(per_link))
+
+
+def test_a_sample_is_the_same_from_a_fresh_load_and_after_other_samples(ds):
+    first = _H(ds.sample(4))
+    ds.sample(0, num_subcarriers=64)
+    ds.sample(1, augment=False, noise=False)
+    assert np.array_equal(first, _H(ds.sample(4)))
+    assert np.array_equal(first, _H(load_dataset(fwa_dataset()).sample(4)))

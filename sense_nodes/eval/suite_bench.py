@@ -7,7 +7,10 @@ Every node runs in one process on one multi-threaded executor, as ``sense
 run all`` runs them, torch on one thread. A node's CPU share is the CPU time
 its callbacks used (the executor thread's CPU clock around each callback)
 over the wall time of the trial; its latency is the median time from a
-message's arrival in its callback to the callback's end.
+message's arrival in its callback to the callback's end. The process's CPU
+share (every thread: callbacks, taking and decoding messages, the DDS
+threads) says how much work lies outside the callbacks, and the machine's
+load average, with its core count, how much CPU the suite had to share.
 
 What counts as dropped, per node:
 
@@ -23,6 +26,7 @@ no paper column.
 from __future__ import annotations
 
 import functools
+import os
 import time
 
 DEFAULT_RATES = (0.5, 1.0, 2.0, 4.0)
@@ -79,9 +83,9 @@ def _source_behind(node) -> int:
     return max(0, owed - node.frames_published - 1)
 
 
-def trial(dep, rate: float, seconds: float, extra_params: dict | None = None) -> dict:
-    """Run ``dep`` for ``seconds`` at ``rate``; per node fqn: cpu_pct,
-    latency_ms, processed, dropped."""
+def trial(dep, rate: float, seconds: float, extra_params: dict | None = None) -> tuple[dict, float]:
+    """Run ``dep`` for ``seconds`` at ``rate``: per node fqn cpu_pct,
+    latency_ms, processed, dropped; and the whole process's CPU share, %."""
     from sense_nodes.runtime.compose import compose
 
     comp = compose(dep, rate=rate, extra_params=extra_params)
@@ -89,9 +93,10 @@ def trial(dep, rate: float, seconds: float, extra_params: dict | None = None) ->
         meters = {n.get_fully_qualified_name(): CpuMeter(n) for n in comp.nodes}
         sources = [n for n in comp.nodes if hasattr(n, "finished")]
         comp.spin(until=lambda: any(s.frames_published for s in sources))  # models loaded, delay over
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         comp.spin(seconds)
         wall = time.monotonic() - t0
+        process_cpu_pct = 100.0 * (time.process_time() - cpu0) / wall
         out = {}
         for node in comp.nodes:
             d = node.diagnostics
@@ -101,7 +106,7 @@ def trial(dep, rate: float, seconds: float, extra_params: dict | None = None) ->
                 dropped += _source_behind(node)
             out[fqn] = {"cpu_pct": 100.0 * meters[fqn].cpu_s / wall, "latency_ms": d.latency_ms(),
                         "processed": int(getattr(node, "frames_published", d.processed)), "dropped": int(dropped)}
-        return out
+        return out, process_cpu_pct
     finally:
         comp.close()
 
@@ -119,12 +124,19 @@ def with_sites(dep, sites: int):
     return type(dep)(dep.name, dep.description, dep.params_file, dep.rviz_file, dep.nodes + tuple(extra)), params
 
 
-def _print_trial(title: str, stats: dict) -> None:
-    print(f"\n{title}")
+def _print_trial(title: str, stats: dict, process_cpu_pct: float) -> None:
+    print(f"\n{title}: process CPU {process_cpu_pct:.0f} % (callbacks {sum(s['cpu_pct'] for s in stats.values()):.0f} %), "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  {'node':<34} {'cpu_%':>6} {'latency_ms':>10} {'processed':>9} {'dropped':>7}")
     for fqn, s in stats.items():
         print(f"  {fqn:<34} {s['cpu_pct']:>6.1f} {s['latency_ms']:>10.1f} {s['processed']:>9} {s['dropped']:>7}",
               flush=True)
+
+
+def _droppers(stats: dict) -> str:
+    """The nodes that dropped frames in a trial, with their counts and CPU shares."""
+    return ", ".join(f"{fqn} ({s['dropped']} frames, {s['cpu_pct']:.0f} % CPU, latency {s['latency_ms']:.0f} ms)"
+                     for fqn, s in stats.items() if s["dropped"])
 
 
 def main(args):
@@ -140,8 +152,10 @@ def main(args):
     base = {"/diffloc/diffloc_server": {"draws": args.draws}} if args.draws else {}
     figures: dict = {"trial_s": args.seconds}
 
-    real = trial(dep, 1.0, args.seconds, base)
-    _print_trial("real time (rate 1), one site per system", real)
+    real, process_cpu = trial(dep, 1.0, args.seconds, base)
+    figures["process_cpu_pct"], figures["load_avg_1min"] = process_cpu, os.getloadavg()[0]
+    figures["cores"] = os.cpu_count()
+    _print_trial("real time (rate 1), one site per system", real, process_cpu)
     for fqn, s in real.items():
         for k, v in s.items():
             figures[f"{node_key(fqn)}_{k}"] = v
@@ -150,21 +164,23 @@ def main(args):
 
     figures["max_realtime_rate"] = 0.0
     for rate in sorted(args.rates):
-        stats = real if rate == 1.0 else trial(dep, rate, args.seconds, base)
+        stats = real if rate == 1.0 else trial(dep, rate, args.seconds, base)[0]
         lost = sum(s["dropped"] for s in stats.values())
         print(f"rate {rate:g}: {lost} frames dropped, suite CPU {sum(s['cpu_pct'] for s in stats.values()):.0f} %",
               flush=True)
         if lost:
+            print(f"  dropped by {_droppers(stats)}", flush=True)
             break
         figures["max_realtime_rate"] = rate
 
     figures["sites_per_centre"] = 0
     for sites in range(1, args.max_sites + 1):
         d, params = with_sites(dep, sites)
-        stats = real if sites == 1 else trial(d, 1.0, args.seconds, {**base, **params})
+        stats = real if sites == 1 else trial(d, 1.0, args.seconds, {**base, **params})[0]
         lost = sum(s["dropped"] for s in stats.values())
         print(f"{sites} BSense site(s) at real time: {lost} frames dropped", flush=True)
         if lost:
+            print(f"  dropped by {_droppers(stats)}", flush=True)
             break
         figures["sites_per_centre"] = sites
     return figures

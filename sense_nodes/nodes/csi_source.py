@@ -8,6 +8,9 @@ Publishes (in its namespace):
 """
 from __future__ import annotations
 
+import array
+
+import numpy as np
 from geometry_msgs.msg import Point, Vector3
 
 from sense_nodes.msg import CsiBundle, CsiFrame, GroundTruth, GroundTruthArray
@@ -70,16 +73,24 @@ class CsiSource(SourceNode):
 def csi_frame(link, hdr) -> CsiFrame:
     from sense_nodes.data.csi.dataset import frame_fields
 
-    f = frame_fields(link)
+    f = frame_fields(link, values=False)
     msg = CsiFrame(header=hdr, tx_id=f["tx_id"], rx_id=f["rx_id"], link_index=f["link_index"],
                    num_rx_antennas=f["num_rx_antennas"], num_tx_antennas=f["num_tx_antennas"],
                    num_subcarriers=f["num_subcarriers"], carrier_frequency=f["carrier_frequency"],
                    subcarrier_spacing=f["subcarrier_spacing"], snr_db=finite_snr_db(f["snr_db"]))
-    # float32[] fields take array.array('f') without per-element checks
-    import array
-    msg.real = array.array("f", f["real"].tobytes())
-    msg.imag = array.array("f", f["imag"].tobytes())
+    H = np.asarray(link.H, dtype=np.complex64)
+    msg.real, msg.imag = float32_array(H.real), float32_array(H.imag)  # row-major, subcarrier fastest
     return msg
+
+
+def float32_array(values: np.ndarray) -> array.array:
+    """A float32[] field's value, ``values`` flattened row-major: an
+    ``array.array('f')`` (the message takes it without per-element checks)
+    made at its size and filled in place, one copy from any numpy layout
+    (a strided real or imaginary part too)."""
+    out = array.array("f", bytes(4 * values.size))
+    np.copyto(np.frombuffer(out, np.float32).reshape(values.shape), values, casting="same_kind")
+    return out
 
 
 # A message never carries an infinity: CSI without receiver noise (infinite

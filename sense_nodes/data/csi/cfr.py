@@ -28,6 +28,33 @@ def subcarrier_offsets(num_subcarriers: int, spacing_hz: float) -> np.ndarray:
     return k * float(spacing_hz)
 
 
+def delay_phasors(tau: np.ndarray, freqs_hz: np.ndarray) -> np.ndarray:
+    """``exp(-j 2 pi f_k tau_p)`` [paths, K] complex64, computed in float64."""
+    return np.exp(-2j * np.pi * np.asarray(tau, np.float64)[:, None] * freqs_hz).astype(np.complex64)
+
+
+def receiver_noise(rng: np.random.Generator, shape: tuple, std: np.ndarray) -> np.ndarray:
+    """``w ~ CN(0, std[i]^2)`` complex64 of shape ``(len(std),) + shape``,
+    i.i.d. per link and entry: one float32 draw of every real and imaginary
+    part (interleaved, so that it reads as complex64 without a copy), each
+    scaled by ``std[i] / sqrt(2)``. Link after link, it draws the same
+    numbers as one call per link of that link's shape."""
+    w = rng.standard_normal((len(std),) + tuple(shape) + (2,), dtype=np.float32)
+    w *= (np.asarray(std, np.float64) / np.sqrt(2)).astype(np.float32).reshape((-1,) + (1,) * (w.ndim - 1))
+    return w.view(np.complex64)[..., 0]
+
+
+def dirichlet(u: np.ndarray, k: int) -> np.ndarray:
+    """(1/k) sum_{m=-k/2}^{k/2-1} exp(2j pi m u), elementwise (closed form):
+    a path's delay tap response over ``k`` centred subcarriers."""
+    r = np.exp(2j * np.pi * u)
+    den = 1.0 - r
+    near = np.abs(den) < 1e-9
+    num = np.exp(-1j * np.pi * k * u) * (1.0 - np.exp(2j * np.pi * k * u))
+    out = np.where(near, np.exp(-1j * np.pi * k * u) * k, num / np.where(near, 1.0, den))
+    return out / k
+
+
 def cir_numpy(paths, reverse_direction: bool = False):
     """``(a, tau)`` of a Sionna ``Paths`` as numpy: ``a`` complex64
     [rx, rx_ant, tx, tx_ant, paths] (baseband, zero for invalid paths),

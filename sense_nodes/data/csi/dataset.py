@@ -83,16 +83,20 @@ class CsiSample:
     truth: dict = field(default_factory=dict)
 
 
-def frame_fields(link: LinkCsi) -> dict:
+def frame_fields(link: LinkCsi, values: bool = True) -> dict:
     """The fields of a ``CsiFrame`` message (all but the header) for one
-    link: ``H[rx, tx, k]`` flattened row-major (subcarrier fastest)."""
-    H = np.ascontiguousarray(link.H, dtype=np.complex64)
-    n_rx, n_tx, n_k = H.shape
-    return {"tx_id": link.tx_id, "rx_id": link.rx_id, "link_index": int(link.link_index),
-            "num_rx_antennas": n_rx, "num_tx_antennas": n_tx, "num_subcarriers": n_k,
-            "real": H.real.ravel().astype(np.float32), "imag": H.imag.ravel().astype(np.float32),
-            "carrier_frequency": float(link.carrier_hz), "subcarrier_spacing": float(link.scs_hz),
-            "snr_db": float(link.snr_db)}
+    link: ``H[rx, tx, k]`` flattened row-major (subcarrier fastest);
+    without ``real`` and ``imag`` unless ``values`` (for a caller that
+    copies them from ``link.H`` straight into the message)."""
+    n_rx, n_tx, n_k = np.shape(link.H)
+    fields = {"tx_id": link.tx_id, "rx_id": link.rx_id, "link_index": int(link.link_index),
+              "num_rx_antennas": n_rx, "num_tx_antennas": n_tx, "num_subcarriers": n_k,
+              "carrier_frequency": float(link.carrier_hz), "subcarrier_spacing": float(link.scs_hz),
+              "snr_db": float(link.snr_db)}
+    if values:
+        H = np.asarray(link.H, dtype=np.complex64)
+        fields["real"], fields["imag"] = np.ascontiguousarray(H.real).ravel(), np.ascontiguousarray(H.imag).ravel()
+    return fields
 
 
 def truth_object(obj_id: int, object_class: int, position, velocity=(0.0, 0.0, 0.0),

@@ -49,6 +49,8 @@ Layout of ``arrays.h5`` (S samples, P = 32 pairs ordered ``m * 16 + n``,
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from sense_nodes.data.csi import cfr as cfrmod
@@ -254,16 +256,60 @@ def noise_std(ds, snr_offset_db: float = 0.0) -> np.ndarray:
     """Per-pair standard deviation of the complex receiver noise per CFR
     entry: the background power per entry over the pair's link SNR
     (``link_snr_db``) raised by ``snr_offset_db`` (positive = cleaner)."""
-    bg = ds.arrays["bg_a"]
-    p_bg = np.mean(np.abs(bg) ** 2, axis=(1, 2)).sum(-1)  # [P], per CFR entry
     snr = 10 ** ((ds.arrays["link_snr_db"].astype(np.float64) + snr_offset_db) / 10)
-    return np.sqrt(p_bg / snr)
+    return np.sqrt(_background(ds).power / snr)
 
 
-def add_receiver_noise(H: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """``H + w``, ``w ~ CN(0, std^2)`` i.i.d. per antenna pair and subcarrier."""
-    w = rng.standard_normal(H.shape + (2,), dtype=np.float32) * np.float32(std / np.sqrt(2))
-    return (H + (w[..., 0] + 1j * w[..., 1])).astype(np.complex64)
+class _Background:
+    """What does not change from sample to sample: per pair the background
+    paths without their zero padding (coefficients ``[bs_ant, cpe_ant,
+    paths]``, delays), the power per CFR entry, and per number of
+    subcarriers the paths' delay phasors ``exp(-j 2 pi f_k tau_p)``."""
+
+    def __init__(self, ds):
+        bg_a, bg_t = ds.arrays["bg_a"], ds.arrays["bg_tau"]
+        self.power = np.mean(np.abs(bg_a) ** 2, axis=(1, 2)).sum(-1)  # [P]
+        self.valid = [t >= 0 for t in bg_t]
+        self.a = [a[:, :, v] for a, v in zip(bg_a, self.valid)]
+        self.tau = [t[v] for t, v in zip(bg_t, self.valid)]
+        self.scs_hz, self._phasors = ds.scs_hz, {}
+
+    def phasors(self, k: int) -> list:
+        if k not in self._phasors:
+            freqs = cfrmod.subcarrier_offsets(k, self.scs_hz)
+            self._phasors[k] = [cfrmod.delay_phasors(t, freqs) for t in self.tau]
+        return self._phasors[k]
+
+
+_BACKGROUNDS = weakref.WeakKeyDictionary()  # dataset -> its _Background, freed with it
+
+
+def _background(ds) -> _Background:
+    return _BACKGROUNDS.get(ds) or _BACKGROUNDS.setdefault(ds, _Background(ds))
+
+
+def _pair_paths_of_sample(ds, index: int, augment: bool = True) -> list:
+    """Per pair (coefficients ``[bs_ant, cpe_ant, paths]`` with the Eq. 27
+    phases when ``augment``, the echo paths' delays): the background's
+    paths, then the sample's UAV echo paths, zero padding dropped."""
+    bg = _background(ds)
+    echo_a, echo_t = ds.arrays["echo_a"][index], ds.arrays["echo_tau"][index]
+    nb = ds.arrays["bg_tau"].shape[-1]
+    rot = np.exp(1j * eq27_phases(ds, index)).astype(np.complex64) if augment else None
+    out = []
+    for i, ve in enumerate(echo_t >= 0):
+        a = np.concatenate([bg.a[i], echo_a[i][:, :, ve]], axis=-1)
+        if augment:
+            a *= np.concatenate([rot[i, :nb][bg.valid[i]], rot[i, nb:][ve]])
+        out.append((a, echo_t[i, ve]))
+    return out
+
+
+def _noise(ds, index: int, shape: tuple, snr_offset_db: float) -> np.ndarray:
+    """The receiver noise of sample ``index`` [P, *shape], drawn from
+    ``default_rng([seed, sample, 28])`` pair after pair."""
+    nrng = np.random.default_rng([int(ds.manifest["seed"]), int(index), 28])
+    return cfrmod.receiver_noise(nrng, shape, noise_std(ds, snr_offset_db))
 
 
 def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | None = None,
@@ -277,24 +323,18 @@ def sample_links(ds, index: int, augment: bool = True, num_subcarriers: int | No
     k = int(num_subcarriers or ds.manifest["num_subcarriers"])
     if not np.isfinite(snr_offset_db):
         raise ValueError(f"snr_offset_db must be finite (got {snr_offset_db})")
-    std = noise_std(ds, snr_offset_db) if noise else None
-    nrng = np.random.default_rng([int(ds.manifest["seed"]), int(index), 28])
     freqs = cfrmod.subcarrier_offsets(k, ds.scs_hz)
-    a = np.concatenate([ds.arrays["bg_a"], ds.arrays["echo_a"][index]], axis=-1)
-    t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
-    if augment:
-        a = a * np.exp(1j * eq27_phases(ds, index)).astype(np.complex64)[:, None, None, :]
-    out = []
-    for p in ds.links:
-        i = p["index"]
-        valid = t[i] >= 0  # drop the zero padding
-        e = np.exp(-2j * np.pi * t[i, valid].astype(np.float64)[:, None] * freqs).astype(np.complex64)
-        aa = a[i][:, :, valid]
-        h = (aa.reshape(-1, aa.shape[-1]) @ e).reshape(aa.shape[0], aa.shape[1], k).astype(np.complex64)
-        if noise:
-            h = add_receiver_noise(h, float(std[i]), nrng)
-        out.append(dsmod.LinkCsi(p["tx_id"], p["rx_id"], i, h, ds.carrier_hz, ds.scs_hz,
-                                 float(ds.arrays["link_snr_db"][i]) + (snr_offset_db if noise else 0.0)))
+    phasors = _background(ds).phasors(k)
+    paths = _pair_paths_of_sample(ds, index, augment)
+    H = np.empty((len(paths),) + paths[0][0].shape[:2] + (k,), np.complex64)
+    for i, (aa, echo_tau) in enumerate(paths):
+        e = np.concatenate([phasors[i], cfrmod.delay_phasors(echo_tau, freqs)])
+        np.matmul(aa.reshape(-1, aa.shape[-1]), e, out=H[i].reshape(-1, k))
+    if noise:  # one draw and one sum for all pairs (few large numpy calls per sample)
+        H += _noise(ds, index, H.shape[1:], snr_offset_db)
+    snr = ds.arrays["link_snr_db"].astype(np.float64) + (snr_offset_db if noise else 0.0)
+    out = [dsmod.LinkCsi(p["tx_id"], p["rx_id"], p["index"], H[p["index"]], ds.carrier_hz, ds.scs_hz,
+                         float(snr[p["index"]])) for p in ds.links]
     truth = {"uav_present": bool(ds.arrays["uav_present"][index]), "uav_pos": ds.arrays["uav_pos"][index],
              "pair_label": ds.arrays["pair_label"][index]}
     truth["objects"] = ([dsmod.truth_object(0, 1, truth["uav_pos"], visible=bool(truth["pair_label"].any()))]
@@ -326,16 +366,6 @@ def periodic_blackman(n: int) -> np.ndarray:
     return np.blackman(n + 1)[:-1]
 
 
-def _dirichlet(u: np.ndarray, k: int) -> np.ndarray:
-    """(1/k) sum_{m=-k/2}^{k/2-1} exp(2j pi m u), elementwise (closed form)."""
-    r = np.exp(2j * np.pi * u)
-    den = 1.0 - r
-    near = np.abs(den) < 1e-9
-    num = np.exp(-1j * np.pi * k * u) * (1.0 - np.exp(2j * np.pi * k * u))
-    out = np.where(near, np.exp(-1j * np.pi * k * u) * k, num / np.where(near, 1.0, den))
-    return out / k
-
-
 def sample_taps(ds, index: int, n_taps: int = 64, noise: bool = True, snr_offset_db: float = 0.0):
     """The first ``n_taps`` delay taps of each pair's CFR of
     :func:`sample_links` (same Eq. 27 phases, same noise draws), without
@@ -348,28 +378,22 @@ def sample_taps(ds, index: int, n_taps: int = 64, noise: bool = True, snr_offset
     k = int(ds.manifest["num_subcarriers"])
     if not np.isfinite(snr_offset_db):
         raise ValueError(f"snr_offset_db must be finite (got {snr_offset_db})")
-    std = noise_std(ds, snr_offset_db) if noise else None
-    nrng = np.random.default_rng([int(ds.manifest["seed"]), int(index), 28])
-    a = np.concatenate([ds.arrays["bg_a"], ds.arrays["echo_a"][index]], axis=-1)
-    t = np.concatenate([ds.arrays["bg_tau"], ds.arrays["echo_tau"][index]], axis=-1)
-    a = a * np.exp(1j * eq27_phases(ds, index)).astype(np.complex64)[:, None, None, :]
+    bg = _background(ds)
     n = np.arange(-2, n_taps + 2)  # two extra taps each side for the window
-    win = periodic_blackman(k).astype(np.float32)
-    P = len(ds.links)
-    taps = np.zeros((P,) + a.shape[1:3] + (n_taps,), np.complex64)
+    paths = _pair_paths_of_sample(ds, index)
+    taps = np.zeros((len(paths),) + paths[0][0].shape[:2] + (n_taps,), np.complex64)
     taps_w = np.zeros_like(taps)
-    for p in ds.links:
-        i = p["index"]
-        valid = t[i] >= 0
-        u = n[None, :] / k - t[i, valid].astype(np.float64)[:, None] * ds.scs_hz
-        d = _dirichlet(u, k)  # [paths, n_taps + 4]
-        aa = a[i][:, :, valid]
+    for i, (aa, echo_tau) in enumerate(paths):
+        tau = np.concatenate([bg.tau[i], echo_tau]).astype(np.float64)
+        d = cfrmod.dirichlet(n[None, :] / k - tau[:, None] * ds.scs_hz, k)  # [paths, n_taps + 4]
         full = (aa.reshape(-1, aa.shape[-1]).astype(np.complex128) @ d).reshape(aa.shape[0], aa.shape[1], -1)
         taps[i] = full[..., 2:-2]
         taps_w[i] = (0.42 * full[..., 2:-2] + 0.25 * (full[..., 3:-1] + full[..., 1:-3])
                      + 0.04 * (full[..., 4:] + full[..., :-4]))
-        if noise:
-            w = add_receiver_noise(np.zeros(aa.shape[:2] + (k,), np.complex64), float(std[i]), nrng)
-            taps[i] += np.fft.ifft(np.fft.ifftshift(w, axes=-1), axis=-1)[..., :n_taps]
-            taps_w[i] += np.fft.ifft(np.fft.ifftshift(w * win, axes=-1), axis=-1)[..., :n_taps]
+    if noise:
+        w = _noise(ds, index, taps.shape[1:3] + (k,), snr_offset_db)
+        win = periodic_blackman(k).astype(np.float32)
+        for i in range(len(w)):  # pair by pair: a pair's noise stays in cache for its two FFTs
+            taps[i] += np.fft.ifft(np.fft.ifftshift(w[i], axes=-1), axis=-1)[..., :n_taps]
+            taps_w[i] += np.fft.ifft(np.fft.ifftshift(w[i] * win, axes=-1), axis=-1)[..., :n_taps]
     return taps, taps_w
