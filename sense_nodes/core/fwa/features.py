@@ -31,7 +31,8 @@ def code_version() -> str:
     from sense_nodes.data.paths import source_hash
     here = Path(__file__).parent
     files = [here / f"{m}.py" for m in _CODE]
-    files.append(Path(__file__).parents[2] / "data" / "csi" / "fwa_pairs.py")
+    csi = Path(__file__).parents[2] / "data" / "csi"
+    files += [csi / "fwa_pairs.py", csi / "cfr.py"]  # the sampler and its noise and phasor helpers
     return source_hash(files, [f.name for f in files])
 
 
