@@ -83,14 +83,14 @@ class GridlessImager(LocalSearch):
                  add_rounds: int = 2, threshold: float = DETECTION_THRESHOLD,
                  coarse_step_m: float | None = None, window_m: float | None = None,
                  fine_step_m: float | None = None, n_starts: int = 4, add_margin: float = 2.0,
-                 widen_m: float | None = None):
+                 widen_m: float | None = None, redetect_rounds: int = 2):
         self.cfg, self.threshold = cfg, threshold
         self.model = SteeringModel(cfg, antennas)
         self.dims = self.model.dims
         self.noise_var = cfg.noise_var if noise_var is None else float(noise_var)
         self.fold = MultistaticFold(cfg, self.noise_var)
         self.max_targets, self.gn_iters, self.add_rounds = max_targets, gn_iters, add_rounds
-        self.n_starts, self.add_margin = n_starts, add_margin
+        self.n_starts, self.add_margin, self.redetect_rounds = n_starts, add_margin, redetect_rounds
         self.widen_m = WIDEN_M[self.dims] if widen_m is None else widen_m
         self.window_m = window_m or WINDOW_M[self.dims]
         self.fine_step_m = fine_step_m or FINE_STEP_M[self.dims]
@@ -120,7 +120,10 @@ class GridlessImager(LocalSearch):
     # --- stage 2: coarse map with free per-BS phases ---------------------------
     def relaxed_map(self, Us: np.ndarray, At: np.ndarray) -> np.ndarray:
         """(N,) mean over subcarriers of lambda_max(E^H E), E[k, b] = U_b[:, k]^H a_b(p)
-        (float32: a ranking, not a fit). Mode C: the mean over BSs of
+        (float32: a ranking, not a fit). The eigenvalue is LAPACK's (batched
+        eigvalsh), not a few power steps: where UAVs share a beam the two top
+        eigenvalues can lie within a few per cent of each other, and an
+        unconverged one ranks a target's own point below its neighbours'. Mode C: the mean over BSs of
         ||U_b^H a_b||^2, as no cross-BS phase exists."""
         nb, na = self.model.n_bs, self.model.n_a
         out = np.zeros(At.shape[-1], np.float32)
@@ -131,7 +134,7 @@ class GridlessImager(LocalSearch):
                 out += (np.abs(E) ** 2).sum(1).mean(0)
             else:
                 E = E.transpose(2, 1, 0)                                      # (N, K, N_b)
-                out += _top_eigenvalue(np.matmul(E.conj().transpose(0, 2, 1), E))
+                out += np.linalg.eigvalsh(np.matmul(E.conj().transpose(0, 2, 1), E))[:, -1]
         return out / len(Us)
 
     def coarse(self, Us: np.ndarray, k: int, spare: int = 2) -> np.ndarray:
@@ -244,11 +247,31 @@ class GridlessImager(LocalSearch):
         # a model error (calibration, BS positions) lowers every detection's
         # fraction alike; only one well below the frame's typical one is searched
         allowed = max(ratio ** 2 / 4.0, MUSIC_FLOOR, 4.0 * float(np.median(1.0 - frac)))
+        for _ in range(self.redetect_rounds):
+            bad = 1.0 - frac > allowed
+            if not bad.any():
+                break
+            P, frac = self.redetect(Us, P, frac, bad, k)
         for i in np.flatnonzero(1.0 - frac > allowed):
             p, f = self.widen(Us, P[i], self.widen_m)
             if f > frac[i]:
                 P[i] = p
         return self._dedupe(P)
+
+    def redetect(self, Us: np.ndarray, P: np.ndarray, frac: np.ndarray, bad: np.ndarray, k: int):
+        """Detections whose fraction falls short searched again with the good ones
+        projected out of the subspace (``_deflate``): a neighbour's signal biases
+        the free-phase coarse map by metres (two UAVs within one array beam), and
+        removing it leaves the missed target's own peak. The new points are fine
+        searched on the full subspace; of old and new, the k best distinct kept."""
+        good = P[~bad]
+        Ud = self._deflate(Us, good, k - len(good)) if len(good) else Us
+        Q = self.fine(Us, self.coarse(Ud, int(bad.sum())))
+        C = np.vstack([good, Q, P[bad]])
+        fc = self.music(Us, C)
+        order = np.argsort(1.0 - fc, kind="stable")
+        C = self._dedupe(C[order])[:k]
+        return C, self.music(Us, C)
 
     def _dedupe(self, P: np.ndarray, coherence: float = 0.9) -> np.ndarray:
         """P without rows whose steering vector is nearly collinear with an earlier
@@ -310,21 +333,6 @@ class GridlessImager(LocalSearch):
                 for v, p, g in zip(vox, res.positions, res.gains)
                 if abs(g) / SIGMA_REF >= self.threshold]
         return self.render(res), dets
-
-
-def _top_eigenvalue(G: np.ndarray, iters: int = 8) -> np.ndarray:
-    """Largest eigenvalue of each small Hermitian PSD matrix in G (N, n, n) by power
-    iteration and a Rayleigh quotient; far faster than a batched eigvalsh for
-    n = N_b and exact enough to rank peaks (the quotient's error is quadratic in
-    the vector's). It starts from the column of largest diagonal, which for
-    a near rank-one G (a point on a target) is already its eigenvector."""
-    diag = np.einsum("pbb->pb", G).real
-    v = np.take_along_axis(G, diag.argmax(1)[:, None, None], axis=2)[..., 0]   # the heaviest column
-    v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-30
-    for _ in range(iters):
-        v = np.matmul(G, v[..., None])[..., 0]
-        v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-30
-    return np.einsum("pb,pb->p", v.conj(), np.matmul(G, v[..., None])[..., 0]).real
 
 
 def _distinct(P: np.ndarray, score: np.ndarray, k: int, min_dist: float) -> np.ndarray:
