@@ -21,7 +21,11 @@ least squares, and stop adding targets at the noise level. Where it departs:
    centimetre lattice, so a metre grid suffices.
 3. A local exact search: the MUSIC fraction with exact per-BS phases in a
    small window, array beams frozen at the window's centre (one N_b x N_b
-   quadratic form per point).
+   quadratic form per point). The exact fraction is 1 on a target and short
+   of 1 on any other lattice peak, so a detection that falls short of what
+   the frame's noise allows is searched again: with the good detections
+   deflated from the subspace (a UAV hidden in a neighbour's beam), in a
+   window twice as fine with more starts, and in a wider window.
 4. Gauss-Newton on all positions jointly (variable projection: the LS
    gains are eliminated), analytic derivatives of Eq. 10-11 (``steering``),
    steps capped below the lattice spacing. Where the residual's multistatic
@@ -257,8 +261,8 @@ class GridlessImager(LocalSearch):
     def detect(self, Us: np.ndarray, k: int, ratio: float) -> np.ndarray:
         """Coarse then fine detections of k targets, one target found twice kept
         once; a detection whose exact MUSIC fraction falls short of 1 by more
-        than the frame's noise allows is searched again in a wider window
-        (``widen``). Allowance: a target of singular value s is tilted out of the
+        than the frame's noise allows is searched again (``redetect``, ``_deepen``,
+        then ``widen`` and ``_deepen`` around its result). Allowance: a target of singular value s is tilted out of the
         subspace by about sqrt(N - K) sigma / s and the noise edge s_{K+1} is about
         2 sqrt(N) sigma, so its shortfall is below (s_{K+1} / s_K)^2 / 4 = ratio^2 / 4;
         never below MUSIC_FLOOR, the shortfall of a polished point itself, nor
@@ -274,7 +278,7 @@ class GridlessImager(LocalSearch):
             bad = 1.0 - frac > allowed
             if not bad.any() and len(P) >= k:
                 break
-            P, frac = self.redetect(Us, P, frac, bad, k)
+            P, frac = self.redetect(Us, P, bad, k)
         self._deepen(Us, P, frac, np.flatnonzero(1.0 - frac > allowed))
         short = np.flatnonzero(1.0 - frac > allowed)
         for i in short:
@@ -293,13 +297,14 @@ class GridlessImager(LocalSearch):
             up = fq > frac[idx]
             P[idx[up]], frac[idx[up]] = Q[up], fq[up]
 
-    def redetect(self, Us: np.ndarray, P: np.ndarray, frac: np.ndarray, bad: np.ndarray, k: int):
+    def redetect(self, Us: np.ndarray, P: np.ndarray, bad: np.ndarray, k: int):
         """Detections whose fraction falls short, and targets the coarse map missed
         (fewer than k distinct peaks), searched again with the good detections
         projected out of the subspace (``_deflate``): a neighbour's signal biases
         the free-phase coarse map or hides a UAV in its flank (two UAVs within
-        one array beam), and removing it leaves the other's own peak. The new points are fine
-        searched on the full subspace; of old and new, the k best distinct kept."""
+        one array beam), and removing it leaves the other's own peak. The new
+        points are fine searched on the full subspace; of old and new, the k
+        best distinct kept."""
         good = P[~bad]
         Ud, known = self._deflate(Us, good, k - len(good)) if len(good) else (Us, None)
         Q = self.fine(Us, self.coarse(Ud, k - len(good), known=known))
@@ -324,7 +329,7 @@ class GridlessImager(LocalSearch):
                 keep.append(i)
         return P[keep]
 
-    def _deflate(self, Us: np.ndarray, P: np.ndarray, k: int) -> np.ndarray:
+    def _deflate(self, Us: np.ndarray, P: np.ndarray, k: int) -> tuple:
         """((N_f, N, k) the k leading directions of span(Us) orthogonal to h(p), p in P;
         (N_f, N, len(P)) an orthonormal basis of those h(p))."""
         n = self.model.n_bs * self.model.n_a

@@ -7,8 +7,9 @@ a target and has peaks every few centimetres around it. Over a small region
 each BS's array beam barely changes while its phase 2 pi d_b(p) / lambda
 turns fast, so the fraction is evaluated with the beams frozen at a tile's
 centre and the per-BS phases exact: one N_b x N_b quadratic form per point
-(``window_map``). The best local maxima are polished by Gauss-Newton on the
-exact fraction with the analytic derivatives of ``steering``.
+(``window_map``). The local maxima with the highest parabola-interpolated
+heights are polished by Gauss-Newton on the exact fraction with the analytic
+derivatives of ``steering``.
 
 A detection whose fraction stays short of 1 by more than the frame's noise
 allows (two UAVs a few metres apart shared one coarse peak, or a neighbour
@@ -131,7 +132,8 @@ def _peak_heights(grid: np.ndarray) -> np.ndarray:
     window's step, so sampled heights rank peaks by where the samples fell:
     a target's own peak sampled on its flank can rank below neighbouring lattice
     peaks sampled near their tops. The parabola's rise (f+ - f-)^2 / (8 (2 f0 -
-    f+ - f-)) undoes most of that."""
+    f+ - f-)) undoes most of that; it is capped at |f+ - f-| where the three
+    samples are nearly collinear (a flank, not a peak)."""
     out = grid.copy()
     for ax in range(1, grid.ndim):
         f0 = grid
