@@ -37,9 +37,6 @@ def test_analytic_derivatives_match_finite_differences(cfg):
         assert np.abs(fd - dB[i]).max() < 1e-5 * np.abs(dB[i]).max()
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet: in some noiseless scenes one UAV ends 0.1-2.4 m "
-                   "off, where the frozen-beam window map ranks a neighbouring centimetre-lattice "
-                   "peak first or two UAVs that shared a coarse peak are not separated")
 @pytest.mark.parametrize("off_grid", [False, True], ids=["on-grid", "off-grid"])
 def test_noiseless_scenes_are_recovered_to_one_centimetre(imager_2d, off_grid):
     cfg = imager_2d.cfg

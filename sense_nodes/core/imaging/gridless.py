@@ -21,7 +21,11 @@ least squares, and stop adding targets at the noise level. Where it departs:
    centimetre lattice, so a metre grid suffices.
 3. A local exact search: the MUSIC fraction with exact per-BS phases in a
    small window, array beams frozen at the window's centre (one N_b x N_b
-   quadratic form per point).
+   quadratic form per point). The exact fraction is 1 on a target and short
+   of 1 on any other lattice peak, so a detection that falls short of what
+   the frame's noise allows is searched again: with the good detections
+   deflated from the subspace (a UAV hidden in a neighbour's beam), in a
+   window twice as fine with more starts, and in a wider window.
 4. Gauss-Newton on all positions jointly (variable projection: the LS
    gains are eliminated), analytic derivatives of Eq. 10-11 (``steering``),
    steps capped below the lattice spacing. Where the residual's multistatic
@@ -57,7 +61,11 @@ WINDOW_M = {2: 0.15, 3: 0.15}
 FINE_STEP_M = {2: 0.01, 3: 0.02}
 WIDEN_M = {2: 2.5, 3: 0.0}    # wider search's half-width (3D: off, a 5 m cube at 2 cm is 15 M points)
 PRUNE_PFA = 1e-3              # false-alarm probability of the per-target test
-MUSIC_FLOOR = 1e-3            # MUSIC shortfall of a polished point on its own peak
+KNOWN_EPS = 1e-2              # floor of the deflated norm in the re-detection map (a point on a
+                              # known target scores ~0 rather than 0 / 0)
+MUSIC_FLOOR = 1e-6            # shortfall a detection may keep where the frame's noise allows
+                              # none: a polished point on its own peak falls short by ~1e-15, a
+                              # neighbouring lattice peak by 1e-4 or more
 
 
 @dataclass
@@ -82,15 +90,15 @@ class GridlessImager(LocalSearch):
                  noise_var: float | None = None, max_targets: int = 24, gn_iters: int = 3,
                  add_rounds: int = 2, threshold: float = DETECTION_THRESHOLD,
                  coarse_step_m: float | None = None, window_m: float | None = None,
-                 fine_step_m: float | None = None, n_starts: int = 4, add_margin: float = 2.0,
-                 widen_m: float | None = None):
+                 fine_step_m: float | None = None, n_starts: int = 6, add_margin: float = 2.0,
+                 widen_m: float | None = None, redetect_rounds: int = 2):
         self.cfg, self.threshold = cfg, threshold
         self.model = SteeringModel(cfg, antennas)
         self.dims = self.model.dims
         self.noise_var = cfg.noise_var if noise_var is None else float(noise_var)
         self.fold = MultistaticFold(cfg, self.noise_var)
         self.max_targets, self.gn_iters, self.add_rounds = max_targets, gn_iters, add_rounds
-        self.n_starts, self.add_margin = n_starts, add_margin
+        self.n_starts, self.add_margin, self.redetect_rounds = n_starts, add_margin, redetect_rounds
         self.widen_m = WIDEN_M[self.dims] if widen_m is None else widen_m
         self.window_m = window_m or WINDOW_M[self.dims]
         self.fine_step_m = fine_step_m or FINE_STEP_M[self.dims]
@@ -102,6 +110,7 @@ class GridlessImager(LocalSearch):
         self.grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.dims)
         self.At = self._unit_channels(self.grid).astype(np.complex64)
         self.fine_offsets = cube(self.window_m, self.fine_step_m, self.dims)
+        self.deep_offsets = cube(2 * self.window_m, self.fine_step_m / 2, self.dims)
         self.local_offsets = cube(self.step, self.step / 4, self.dims)
         self.step_offsets = cube(1.0, 1.0, self.dims)          # 3 x 3 (x 3) unit steps
         # per-target test: max of Exp(1) over the ROI's resolution cells (half-wavelength)
@@ -118,9 +127,12 @@ class GridlessImager(LocalSearch):
         return np.concatenate(out, axis=-1)
 
     # --- stage 2: coarse map with free per-BS phases ---------------------------
-    def relaxed_map(self, Us: np.ndarray, At: np.ndarray) -> np.ndarray:
+    def relaxed_map(self, Us: np.ndarray, At: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
         """(N,) mean over subcarriers of lambda_max(E^H E), E[k, b] = U_b[:, k]^H a_b(p)
-        (float32: a ranking, not a fit). Mode C: the mean over BSs of
+        (float32: a ranking, not a fit). The eigenvalue is LAPACK's (batched
+        eigvalsh), not a few power steps: where UAVs share a beam the two top
+        eigenvalues can lie within a few per cent of each other, and an
+        unconverged one ranks a target's own point below its neighbours'. Mode C: the mean over BSs of
         ||U_b^H a_b||^2, as no cross-BS phase exists."""
         nb, na = self.model.n_bs, self.model.n_a
         out = np.zeros(At.shape[-1], np.float32)
@@ -131,33 +143,51 @@ class GridlessImager(LocalSearch):
                 out += (np.abs(E) ** 2).sum(1).mean(0)
             else:
                 E = E.transpose(2, 1, 0)                                      # (N, K, N_b)
-                out += _top_eigenvalue(np.matmul(E.conj().transpose(0, 2, 1), E))
+                G = np.matmul(E.conj().transpose(0, 2, 1), E)
+                if known is not None:
+                    G = self._whiten(G, known[f], At[f])
+                out += np.linalg.eigvalsh(G)[:, -1]
         return out / len(Us)
 
-    def coarse(self, Us: np.ndarray, k: int, spare: int = 2) -> np.ndarray:
+    def _whiten(self, G: np.ndarray, Qf: np.ndarray, Atf: np.ndarray) -> np.ndarray:
+        """G (N, N_b, N_b) -> L^-1 G L^-H with L L^H = M + KNOWN_EPS I, M = A^H (I - Q Q^H) A
+        (A: the point's per-BS unit channels as columns, Q: an orthonormal basis
+        of the known targets' channels). Its top eigenvalue is the relaxed map
+        of a subspace deflated by the known targets (``_deflate``) normalised by
+        the part of the steering vector the deflation leaves: 1 on a missed
+        target (rather than its share outside the known targets' span, which a
+        weak UAV beside a strong one can lose), near 0 on a known one."""
+        nb, na = self.model.n_bs, self.model.n_a
+        F = np.matmul(Qf.reshape(nb, na, -1).conj().astype(Atf.dtype).transpose(0, 2, 1), Atf)
+        F = F.transpose(2, 1, 0)                                             # (N, n_known, N_b)
+        M = np.eye(nb, dtype=G.dtype) * (1.0 + KNOWN_EPS) - np.matmul(F.conj().transpose(0, 2, 1), F)
+        Li = np.linalg.inv(np.linalg.cholesky(M))
+        return Li @ G @ Li.conj().transpose(0, 2, 1)
+
+    def coarse(self, Us: np.ndarray, k: int, spare: int = 2, known: np.ndarray | None = None) -> np.ndarray:
         """Coarse detections (k', dims): the k + ``spare`` best local maxima of the
         relaxed map on the coarse grid, each moved to the best point of a grid
         four times finer around it; the k best of them (distinct) are then
         hill-climbed on 3 x 3 grids of steps 1/8, 1/16 and 1/32 of the coarse step."""
-        m = self.relaxed_map(Us, self.At).reshape(self.grid_shape)
+        m = self.relaxed_map(Us, self.At, known).reshape(self.grid_shape)
         peak = (m == ndimage.maximum_filter(m, size=3, mode="nearest")).ravel()
         idx = np.flatnonzero(peak)
         P = self.grid[idx[np.argsort(-m.ravel()[idx])][:k + spare]]
-        P, vals = self._climb(Us, P, self.local_offsets)
+        P, vals = self._climb(Us, P, self.local_offsets, known)
         P = _distinct(P, vals, k, self.step / 2)
         for scale in (0.125, 0.0625, 0.03125):
             for _ in range(3):                         # hill-climb: stop once no point moves
-                Q, _ = self._climb(Us, P, scale * self.step_offsets)
+                Q, _ = self._climb(Us, P, scale * self.step_offsets, known)
                 moved = np.any(Q != P)
                 P = Q
                 if not moved:
                     break
         return P
 
-    def _climb(self, Us, P, offsets):
+    def _climb(self, Us, P, offsets, known=None):
         """Each row of P moved to the best relaxed-map point of P + offsets."""
         cand = np.clip((P[:, None, :] + offsets[None]).reshape(-1, self.dims), self.lo, self.hi)
-        vals = self.relaxed_map(Us, self._unit_channels(cand).astype(np.complex64)).reshape(len(P), -1)
+        vals = self.relaxed_map(Us, self._unit_channels(cand).astype(np.complex64), known).reshape(len(P), -1)
         best = vals.argmax(1)
         return cand.reshape(len(P), -1, self.dims)[np.arange(len(P)), best], vals.max(1)
 
@@ -231,8 +261,8 @@ class GridlessImager(LocalSearch):
     def detect(self, Us: np.ndarray, k: int, ratio: float) -> np.ndarray:
         """Coarse then fine detections of k targets, one target found twice kept
         once; a detection whose exact MUSIC fraction falls short of 1 by more
-        than the frame's noise allows is searched again in a wider window
-        (``widen``). Allowance: a target of singular value s is tilted out of the
+        than the frame's noise allows is searched again (``redetect``, ``_deepen``,
+        then ``widen`` and ``_deepen`` around its result). Allowance: a target of singular value s is tilted out of the
         subspace by about sqrt(N - K) sigma / s and the noise edge s_{K+1} is about
         2 sqrt(N) sigma, so its shortfall is below (s_{K+1} / s_K)^2 / 4 = ratio^2 / 4;
         never below MUSIC_FLOOR, the shortfall of a polished point itself, nor
@@ -244,11 +274,45 @@ class GridlessImager(LocalSearch):
         # a model error (calibration, BS positions) lowers every detection's
         # fraction alike; only one well below the frame's typical one is searched
         allowed = max(ratio ** 2 / 4.0, MUSIC_FLOOR, 4.0 * float(np.median(1.0 - frac)))
-        for i in np.flatnonzero(1.0 - frac > allowed):
+        for _ in range(self.redetect_rounds):
+            bad = 1.0 - frac > allowed
+            if not bad.any() and len(P) >= k:
+                break
+            P, frac = self.redetect(Us, P, bad, k)
+        self._deepen(Us, P, frac, np.flatnonzero(1.0 - frac > allowed))
+        short = np.flatnonzero(1.0 - frac > allowed)
+        for i in short:
             p, f = self.widen(Us, P[i], self.widen_m)
             if f > frac[i]:
-                P[i] = p
+                P[i], frac[i] = p, f
+        self._deepen(Us, P, frac, short)
         return self._dedupe(P)
+
+    def _deepen(self, Us: np.ndarray, P: np.ndarray, frac: np.ndarray, idx: np.ndarray) -> None:
+        """Rows idx of P (and frac) searched again, in place, in a window twice as
+        fine with four times the starts, kept where the fraction rises: a target's
+        own peak is about a centimetre wide and can fall between the samples."""
+        if len(idx):
+            Q, fq = self._best_peaks(Us, P[idx], self.deep_offsets, 4 * self.n_starts)
+            up = fq > frac[idx]
+            P[idx[up]], frac[idx[up]] = Q[up], fq[up]
+
+    def redetect(self, Us: np.ndarray, P: np.ndarray, bad: np.ndarray, k: int):
+        """Detections whose fraction falls short, and targets the coarse map missed
+        (fewer than k distinct peaks), searched again with the good detections
+        projected out of the subspace (``_deflate``): a neighbour's signal biases
+        the free-phase coarse map or hides a UAV in its flank (two UAVs within
+        one array beam), and removing it leaves the other's own peak. The new
+        points are fine searched on the full subspace; of old and new, the k
+        best distinct kept."""
+        good = P[~bad]
+        Ud, known = self._deflate(Us, good, k - len(good)) if len(good) else (Us, None)
+        Q = self.fine(Us, self.coarse(Ud, k - len(good), known=known))
+        C = np.vstack([good, Q, P[bad]])
+        fc = self.music(Us, C)
+        order = np.argsort(1.0 - fc, kind="stable")
+        C = self._dedupe(C[order])[:k]
+        return C, self.music(Us, C)
 
     def _dedupe(self, P: np.ndarray, coherence: float = 0.9) -> np.ndarray:
         """P without rows whose steering vector is nearly collinear with an earlier
@@ -265,12 +329,13 @@ class GridlessImager(LocalSearch):
                 keep.append(i)
         return P[keep]
 
-    def _deflate(self, Us: np.ndarray, P: np.ndarray, k: int) -> np.ndarray:
-        """(N_f, N, k): the k leading directions of span(Us) orthogonal to h(p), p in P."""
+    def _deflate(self, Us: np.ndarray, P: np.ndarray, k: int) -> tuple:
+        """((N_f, N, k) the k leading directions of span(Us) orthogonal to h(p), p in P;
+        (N_f, N, len(P)) an orthonormal basis of those h(p))."""
         n = self.model.n_bs * self.model.n_a
         Q = np.linalg.qr(self.model.station_channels(P).reshape(len(Us), n, -1))[0]
         R = Us - Q @ (Q.conj().transpose(0, 2, 1) @ Us)
-        return np.linalg.svd(R, full_matrices=False)[0][..., :k]
+        return np.linalg.svd(R, full_matrices=False)[0][..., :k], Q
 
     def solve(self, y: np.ndarray) -> GridlessResult:
         """Targets of one CSI vector y (N_1,) in A's row order (see the module text)."""
@@ -310,21 +375,6 @@ class GridlessImager(LocalSearch):
                 for v, p, g in zip(vox, res.positions, res.gains)
                 if abs(g) / SIGMA_REF >= self.threshold]
         return self.render(res), dets
-
-
-def _top_eigenvalue(G: np.ndarray, iters: int = 8) -> np.ndarray:
-    """Largest eigenvalue of each small Hermitian PSD matrix in G (N, n, n) by power
-    iteration and a Rayleigh quotient; far faster than a batched eigvalsh for
-    n = N_b and exact enough to rank peaks (the quotient's error is quadratic in
-    the vector's). It starts from the column of largest diagonal, which for
-    a near rank-one G (a point on a target) is already its eigenvector."""
-    diag = np.einsum("pbb->pb", G).real
-    v = np.take_along_axis(G, diag.argmax(1)[:, None, None], axis=2)[..., 0]   # the heaviest column
-    v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-30
-    for _ in range(iters):
-        v = np.matmul(G, v[..., None])[..., 0]
-        v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-30
-    return np.einsum("pb,pb->p", v.conj(), np.matmul(G, v[..., None])[..., 0]).real
 
 
 def _distinct(P: np.ndarray, score: np.ndarray, k: int, min_dist: float) -> np.ndarray:

@@ -7,8 +7,9 @@ a target and has peaks every few centimetres around it. Over a small region
 each BS's array beam barely changes while its phase 2 pi d_b(p) / lambda
 turns fast, so the fraction is evaluated with the beams frozen at a tile's
 centre and the per-BS phases exact: one N_b x N_b quadratic form per point
-(``window_map``). The best local maxima are polished by Gauss-Newton on the
-exact fraction with the analytic derivatives of ``steering``.
+(``window_map``). The local maxima with the highest parabola-interpolated
+heights are polished by Gauss-Newton on the exact fraction with the analytic
+derivatives of ``steering``.
 
 A detection whose fraction stays short of 1 by more than the frame's noise
 allows (two UAVs a few metres apart shared one coarse peak, or a neighbour
@@ -98,7 +99,7 @@ class LocalSearch:
         side = int(round(len(offsets) ** (1 / self.dims)))
         grid = score.reshape((len(P),) + (side,) * self.dims)
         peaks = grid == ndimage.maximum_filter(grid, size=(1,) + (3,) * self.dims)
-        masked = np.where(peaks.reshape(len(P), -1), score, -np.inf)
+        masked = np.where(peaks.reshape(len(P), -1), _peak_heights(grid).reshape(len(P), -1), -np.inf)
         best = np.argsort(-masked, axis=1)[:, :n_starts]
         S = self.polish(Us, (P[:, None, :] + offsets[best]).reshape(-1, self.dims), iters)
         frac = self.music(Us, S).reshape(len(P), -1)
@@ -122,3 +123,26 @@ def cube(half: float, step: float, dims: int) -> np.ndarray:
     """Offsets of a square (cube) grid of half-width ``half`` and ``step``."""
     a = np.arange(-half, half + 1e-9, step)
     return np.stack(np.meshgrid(*([a] * dims), indexing="ij"), -1).reshape(-1, dims)
+
+
+def _peak_heights(grid: np.ndarray) -> np.ndarray:
+    """Each sample of ``grid`` (K, side, ...) raised to the height of the parabola
+    through it and its two neighbours along each axis (the rises summed; edges
+    left as sampled). A lattice peak is about a centimetre wide, as wide as the
+    window's step, so sampled heights rank peaks by where the samples fell:
+    a target's own peak sampled on its flank can rank below neighbouring lattice
+    peaks sampled near their tops. The parabola's rise (f+ - f-)^2 / (8 (2 f0 -
+    f+ - f-)) undoes most of that; it is capped at |f+ - f-| where the three
+    samples are nearly collinear (a flank, not a peak)."""
+    out = grid.copy()
+    for ax in range(1, grid.ndim):
+        f0 = grid
+        fm, fp = np.roll(grid, 1, axis=ax), np.roll(grid, -1, axis=ax)
+        curv = 2 * f0 - fm - fp
+        rise = np.where(curv > 0, (fp - fm) ** 2 / (8 * np.maximum(curv, 1e-30)), 0.0)
+        edge = np.zeros(grid.shape[ax], bool)
+        edge[[0, -1]] = True
+        shape = [1] * grid.ndim
+        shape[ax] = -1
+        out = out + np.where(edge.reshape(shape), 0.0, np.minimum(rise, np.abs(fp - fm)))
+    return out
