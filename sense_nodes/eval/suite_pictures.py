@@ -35,9 +35,9 @@ def imaging_picture(shown: dict | None, png: Path) -> None:
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title("Off-grid ISAC imaging: voxel image against truth")
-    ax.legend(loc="upper right", fontsize=8)
+    _legend_below(ax)
     fig.tight_layout()
-    fig.savefig(png)
+    fig.savefig(png, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -62,9 +62,9 @@ def diffloc_picture(shown: dict, png: Path) -> None:
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title("DiffLoc: UE positions against truth")
-    ax.legend(loc="upper right", fontsize=8)
+    _legend_below(ax)
     fig.tight_layout()
-    fig.savefig(png)
+    fig.savefig(png, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -95,9 +95,9 @@ def fwa_picture(shown: dict, png: Path) -> None:
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title("FWA cooperative sensing: attention per BS-CPE pair")
-    ax.legend(loc="upper right", fontsize=8)
+    _legend_below(ax)
     fig.tight_layout()
-    fig.savefig(png)
+    fig.savefig(png, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -128,3 +128,8 @@ def page(sections: list[dict], path: Path) -> None:
                      + "".join(rows) + "</table></section>")
     parts.append("</body></html>")
     Path(path).write_text("\n".join(parts))
+
+
+def _legend_below(ax) -> None:
+    """The legend under the axes, where it hides no station or target."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
