@@ -19,6 +19,15 @@ What it runs (all numbers are measured here, on the cases drawn with
 4. The UAV-free 15-minute case (false-positive rate), the multi-UAV case and
    the cross-site case (its own site's fingerprints, no other retuning),
    each through the full system of fold 0.
+
+Work that does not change between stages, folds or runs is done once per
+case (:mod:`.bsense_cache`): the day's fingerprints, the point filter and
+clusters that every stage replays, the threshold source, each case's
+TrajFormer windows at a fold's thresholds, the trained networks and the
+Stone Soup peer's tracks, kept under a hash of their code and inputs
+(``--no-cache``: computed afresh, nothing read or written). The figures do
+not depend on it; the per-stage milliseconds of a replayed level are those
+measured when it was computed. ``eval_wall_s`` is the run's wall time.
 """
 from __future__ import annotations
 
@@ -129,16 +138,16 @@ def main(args):
              for n in tqdm(sorted(set(test_names) | set(train_names)), desc="cases", leave=False)}
     cache = StageCache(enabled=not args.no_cache)
     model_for = DayModels(args.seed, args.site_seed, cache)
-    clusters = CaseLevels(model_for, cache)
+    levels = CaseLevels(model_for, cache)
     print("object confidences of UAVs on every case (thresholds per fold come from its training cases) ...")
-    confs = {n: clusters.confidences(c) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
+    confs = {n: levels.confidences(c) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
     plot_cases = [n for n in test_names if cases[n].traj_type == "star"][:1] or test_names[:1]
     tally = Tally(test_names, plot_cases, args.peer_cases)
     folds_done = 0
     try:
         for fi, fold in enumerate(folds):
             _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
-            _run_fold(fi, len(folds), fold, cases, confs, clusters, tally, args)
+            _run_fold(fi, len(folds), fold, cases, confs, levels, tally, args)
             folds_done += 1
     except KeyboardInterrupt:  # keep what the finished cases measured
         print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
@@ -146,7 +155,7 @@ def main(args):
     interrupted = folds_done < len(folds)
     if tally.fold0 is None:
         raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
-    specials, interrupted = _specials(tally.fold0, clusters, args, max_frames, interrupted)
+    specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
     figures = _all_figures(tally, specials, len(folds), cache)
     print(cache.summary())
     figures["folds_completed"] = folds_done
@@ -176,7 +185,7 @@ def _folds(args):
     return folds, test_names, train_names
 
 
-def _run_fold(fi, n_folds, fold, cases, confs, clusters, tally: Tally, args) -> None:
+def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> None:
     """One fold: thresholds and TrajFormer from its training cases, then its
     test cases through every stage."""
     from tqdm import tqdm
@@ -187,9 +196,9 @@ def _run_fold(fi, n_folds, fold, cases, confs, clusters, tally: Tally, args) -> 
     if tr.shape[0] == 0:
         raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
     thresholds = confidence_thresholds(tr[:, 0], tr[:, 1])
-    classifier, verify, table = train_classifier([cases[n] for n in fold.train], clusters.model_for, thresholds,
-                                                 args.epochs, seed=fi, quick=args.quick, cache=clusters.cache,
-                                                 clusters=clusters)
+    classifier, verify, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
+                                                 args.epochs, seed=fi, quick=args.quick, cache=levels.cache,
+                                                 clusters=levels)
     if fi == 0:
         tally.fold0 = (classifier, thresholds, verify)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds[0],
@@ -197,30 +206,30 @@ def _run_fold(fi, n_folds, fold, cases, confs, clusters, tally: Tally, args) -> 
                             "heldout_f1_by_threshold": table})
     for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
         case = cases[name]
-        model = clusters.model_for(case)
+        model = levels.model_for(case)
         for s in STAGES:
             probes = tally.probes(s, fi)
-            levels = clusters(case, with_model=s >= 2)
-            r = run_stage(case, s, model, thresholds, classifier, verify if s == 5 else None, probes, clusters=levels)
+            kept = levels(case, with_model=s >= 2)
+            r = run_stage(case, s, model, thresholds, classifier, verify if s == 5 else None, probes, clusters=kept)
             tally.add(name, case, s, r, probes)
             if s == 5:
                 tally.at_default = tally.at_default.merge(
-                    run_stage(case, 5, model, thresholds, classifier, clusters=levels).det)
+                    run_stage(case, 5, model, thresholds, classifier, clusters=kept).det)
 
 
-def _specials(fold0, clusters, args, max_frames: int, interrupted: bool):
+def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     """The UAV-free, multi-UAV and cross-site cases through fold 0's full
     system (and the basic pipeline beside); (figures by case, interrupted)."""
     classifier0, thresholds0, verify0 = fold0
-    model_for = clusters.model_for
+    model_for = levels.model_for
 
     def full(case, site_kind="A", verify=verify0):
         model = model_for(case, site_kind)
         return run_stage(case, 5, model, thresholds0, classifier0, verify,
-                         clusters=clusters(case, site_kind=site_kind)).det
+                         clusters=levels(case, site_kind=site_kind)).det
 
     def basic(case):
-        return run_stage(case, 1, None, thresholds0, None, clusters=clusters(case, with_model=False)).det
+        return run_stage(case, 1, None, thresholds0, None, clusters=levels(case, with_model=False)).det
     print("the special cases (UAV-free, multi-UAV, cross-site) through fold 0's full system"
           + (" (Ctrl-C to skip them)" if not interrupted else " are skipped") + " ...", flush=True)
     specials = collections.defaultdict(M.DetectionCounts)   # a skipped case scores as empty (NaN figures)
