@@ -86,3 +86,21 @@ def test_quick_eval_cached_and_uncached_give_the_same_figures(tmp_path, monkeypa
         return json.dumps({k: v for k, v in figures.items() if k not in timed}, sort_keys=True)
     for name in ("cold", "warm"):
         assert untimed(runs[name]) == untimed(runs["none"]), name
+
+
+def test_a_network_read_back_predicts_what_the_trained_one_predicts(tmp_path):
+    from sense_nodes.core.bsense.training import TrainConfig
+    from sense_nodes.core.bsense.trajformer import N_FEATURES
+    from sense_nodes.eval.bsense_verify import _trained
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 6, N_FEATURES)).astype(np.float32)
+    y = np.arange(64) % 2
+    config = TrainConfig(epochs=1, seed=3, device="cpu")
+    trained = _trained(X, y, config, StageCache(root=tmp_path))
+    cache = StageCache(root=tmp_path)
+    again = _trained(X, y, config, cache)
+    assert cache.hits == 1 and again is not trained
+    np.testing.assert_array_equal(again.predict_proba(X), trained.predict_proba(X))
+    _trained(X, y, TrainConfig(epochs=1, seed=4, device="cpu"), cache)      # another seed: trained anew
+    assert cache.misses == 1

@@ -85,7 +85,10 @@ def _trained(X, y, config, cache=None):
     if cache is None or not cache.enabled:
         return train(config, None, samples=(X, y), progress=False)[0]
     from sense_nodes.eval.bsense_cache import digest
-    path = cache.path("classifier", digest(cache.chain_code, X, y, config.epochs, config.seed), ".pt")
+    import torch
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    # the weights depend on the device and torch's kernels too: a network trained elsewhere is not reused
+    path = cache.path("classifier", digest(cache.chain_code, X, y, repr(config), device, torch.__version__), ".pt")
     if path.exists():
         try:
             model = load_checkpoint(path)
