@@ -19,6 +19,7 @@ class CaseData:
     day: int
     frames: list
     dt: float
+    source: str = ""     # the scenario spec and frame cap that drew the frames (a cache key)
 
 
 def load_case(name: str, seed=None, site_seed=None, max_frames: int = 0, spec=None) -> CaseData:
@@ -28,7 +29,8 @@ def load_case(name: str, seed=None, site_seed=None, max_frames: int = 0, spec=No
     sp = spec if spec is not None else library.spec(name, seed, site_seed)
     sc = Scenario(sp)
     n = len(sc) if not max_frames else min(len(sc), max_frames)
-    return CaseData(sp.name, sp.family, sp.traj_type, int(sp.day), [sc.frame(k) for k in range(n)], sc.dt)
+    return CaseData(sp.name, sp.family, sp.traj_type, int(sp.day), [sc.frame(k) for k in range(n)], sc.dt,
+                    f"{sp!r} frames={n}")
 
 
 def uav_truth(frame) -> tuple[np.ndarray, np.ndarray]:
@@ -51,17 +53,51 @@ def calibration_spec(day: int, seed=None, site_seed=None, site_kind: str = "A", 
 class DayModels:
     """``model_for(case, site_kind="A")``: the noise fingerprints of the
     case's day and site, fitted once on that day's UAV-free frames
-    (:func:`calibration_spec`) and kept."""
+    (:func:`calibration_spec`) and kept (in ``cache`` too, a
+    :class:`~sense_nodes.eval.bsense_cache.StageCache`, when given).
+    ``key_of(model)``: the digest of a model's file, the cache key of what
+    is computed with it."""
 
-    def __init__(self, seed=None, site_seed=None):
-        self.seed, self.site_seed = seed, site_seed
+    def __init__(self, seed=None, site_seed=None, cache=None):
+        self.seed, self.site_seed, self.cache = seed, site_seed, cache
         self.models: dict = {}
+        self.keys: dict = {}
 
     def __call__(self, case: CaseData, site_kind: str = "A"):
-        from sense_nodes.core.bsense.noise_model import NoiseModel
-
         key = (case.day, site_kind)
         if key not in self.models:
-            calib = load_case("", spec=calibration_spec(case.day, self.seed, self.site_seed, site_kind))
-            self.models[key] = NoiseModel().fit([f.points for f in calib.frames])
+            spec = calibration_spec(case.day, self.seed, self.site_seed, site_kind)
+            self.models[key], self.keys[key] = self._fit(spec)
         return self.models[key]
+
+    def key_of(self, model) -> str:
+        for k, m in self.models.items():
+            if m is model:
+                return self.keys[k]
+        raise KeyError("a noise model this DayModels did not fit")
+
+    def _fit(self, spec):
+        """(model, digest of its file): from the cache, else fitted."""
+        import tempfile
+        from pathlib import Path
+
+        from sense_nodes.core.bsense.noise_model import NoiseModel, NoiseModelFileError
+        from sense_nodes.eval.bsense_cache import digest
+
+        path = None
+        if self.cache is not None and self.cache.enabled:
+            path = self.cache.path("model", digest(self.cache.point_code, repr(spec)))
+            if path.exists():
+                try:
+                    model = NoiseModel.load(path)
+                    self.cache.hits += 1
+                    return model, digest(path.read_bytes())
+                except NoiseModelFileError as exc:
+                    print(f"{exc}: fitting the model again")
+        if self.cache is not None:
+            self.cache.misses += 1
+        calib = load_case("", spec=spec)
+        model = NoiseModel().fit([f.points for f in calib.frames])
+        with tempfile.TemporaryDirectory() as tmp:   # the key is the file's bytes, written or not
+            data = model.save(path or Path(tmp) / "model.npz").read_bytes()
+        return model, digest(data)

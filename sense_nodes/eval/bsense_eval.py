@@ -19,6 +19,15 @@ What it runs (all numbers are measured here, on the cases drawn with
 4. The UAV-free 15-minute case (false-positive rate), the multi-UAV case and
    the cross-site case (its own site's fingerprints, no other retuning),
    each through the full system of fold 0.
+
+Work that does not change between stages, folds or runs is done once per
+case (:mod:`.bsense_cache`): the day's fingerprints, the point filter and
+clusters that every stage replays, the threshold source, each case's
+TrajFormer windows at a fold's thresholds, the trained networks and the
+Stone Soup peer's tracks, kept under a hash of their code and inputs
+(``--no-cache``: computed afresh, nothing read or written). The figures do
+not depend on it; the per-stage milliseconds of a replayed level are those
+measured when it was computed. ``eval_wall_s`` is the run's wall time.
 """
 from __future__ import annotations
 
@@ -30,10 +39,11 @@ import numpy as np
 
 from sense_nodes.errors import UserError
 from sense_nodes.eval import bsense_metrics as M
+from sense_nodes.eval.bsense_cache import StageCache
 from sense_nodes.eval.bsense_cases import CaseData, DayModels, calibration_spec, load_case, uav_truth  # noqa: F401
 from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, plot_figure14, print_details,  # noqa: F401
                                             stage_figures)
-from sense_nodes.eval.bsense_stage import Probes, StageResult, run_stage, uav_confidences  # noqa: F401
+from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
 from sense_nodes.eval.bsense_verify import choose_verify_threshold, train_classifier  # noqa: F401
 
 STAGES = (1, 2, 3, 4, 5)
@@ -54,6 +64,9 @@ def add_arguments(parser):
     parser.add_argument("--plots", default="out/bsense", help="folder for the PNGs ('' = none)")
     parser.add_argument("--peer-cases", type=int, default=2,
                         help="fold-0 test cases run through the Stone Soup peer (it takes ~0.4 s a frame)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
+                             "point filter, clusters, windows, networks and peer tracks are computed afresh")
 
 
 class Tally:
@@ -123,16 +136,18 @@ def main(args):
     print(f"loading {len(set(test_names) | set(train_names))} cases ...")
     cases = {n: load_case(n, args.seed, args.site_seed, max_frames)
              for n in tqdm(sorted(set(test_names) | set(train_names)), desc="cases", leave=False)}
-    model_for = DayModels(args.seed, args.site_seed)
+    cache = StageCache(enabled=not args.no_cache)
+    model_for = DayModels(args.seed, args.site_seed, cache)
+    levels = CaseLevels(model_for, cache)
     print("object confidences of UAVs on every case (thresholds per fold come from its training cases) ...")
-    confs = {n: uav_confidences(c, model_for(c)) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
+    confs = {n: levels.confidences(c) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
     plot_cases = [n for n in test_names if cases[n].traj_type == "star"][:1] or test_names[:1]
     tally = Tally(test_names, plot_cases, args.peer_cases)
     folds_done = 0
     try:
         for fi, fold in enumerate(folds):
             _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
-            _run_fold(fi, len(folds), fold, cases, confs, model_for, tally, args)
+            _run_fold(fi, len(folds), fold, cases, confs, levels, tally, args)
             folds_done += 1
     except KeyboardInterrupt:  # keep what the finished cases measured
         print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
@@ -140,8 +155,9 @@ def main(args):
     interrupted = folds_done < len(folds)
     if tally.fold0 is None:
         raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
-    specials, interrupted = _specials(tally.fold0, model_for, args, max_frames, interrupted)
-    figures = _all_figures(tally, specials, len(folds))
+    specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
+    figures = _all_figures(tally, specials, len(folds), cache)
+    print(cache.summary())
     figures["folds_completed"] = folds_done
     figures["interrupted"] = interrupted
     figures["frames_evaluated"] = tally.per_stage[5].frames
@@ -169,7 +185,7 @@ def _folds(args):
     return folds, test_names, train_names
 
 
-def _run_fold(fi, n_folds, fold, cases, confs, model_for, tally: Tally, args) -> None:
+def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> None:
     """One fold: thresholds and TrajFormer from its training cases, then its
     test cases through every stage."""
     from tqdm import tqdm
@@ -180,8 +196,9 @@ def _run_fold(fi, n_folds, fold, cases, confs, model_for, tally: Tally, args) ->
     if tr.shape[0] == 0:
         raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
     thresholds = confidence_thresholds(tr[:, 0], tr[:, 1])
-    classifier, verify, table = train_classifier([cases[n] for n in fold.train], model_for, thresholds,
-                                                 args.epochs, seed=fi, quick=args.quick)
+    classifier, verify, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
+                                                 args.epochs, seed=fi, quick=args.quick, cache=levels.cache,
+                                                 clusters=levels)
     if fi == 0:
         tally.fold0 = (classifier, thresholds, verify)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds[0],
@@ -189,19 +206,30 @@ def _run_fold(fi, n_folds, fold, cases, confs, model_for, tally: Tally, args) ->
                             "heldout_f1_by_threshold": table})
     for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
         case = cases[name]
-        model = model_for(case)
+        model = levels.model_for(case)
         for s in STAGES:
             probes = tally.probes(s, fi)
-            r = run_stage(case, s, model, thresholds, classifier, verify if s == 5 else None, probes)
+            kept = levels(case, with_model=s >= 2)
+            r = run_stage(case, s, model, thresholds, classifier, verify if s == 5 else None, probes, clusters=kept)
             tally.add(name, case, s, r, probes)
             if s == 5:
-                tally.at_default = tally.at_default.merge(run_stage(case, 5, model, thresholds, classifier).det)
+                tally.at_default = tally.at_default.merge(
+                    run_stage(case, 5, model, thresholds, classifier, clusters=kept).det)
 
 
-def _specials(fold0, model_for, args, max_frames: int, interrupted: bool):
+def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     """The UAV-free, multi-UAV and cross-site cases through fold 0's full
     system (and the basic pipeline beside); (figures by case, interrupted)."""
     classifier0, thresholds0, verify0 = fold0
+    model_for = levels.model_for
+
+    def full(case, site_kind="A", verify=verify0):
+        model = model_for(case, site_kind)
+        return run_stage(case, 5, model, thresholds0, classifier0, verify,
+                         clusters=levels(case, site_kind=site_kind)).det
+
+    def basic(case):
+        return run_stage(case, 1, None, thresholds0, None, clusters=levels(case, with_model=False)).det
     print("the special cases (UAV-free, multi-UAV, cross-site) through fold 0's full system"
           + (" (Ctrl-C to skip them)" if not interrupted else " are skipped") + " ...", flush=True)
     specials = collections.defaultdict(M.DetectionCounts)   # a skipped case scores as empty (NaN figures)
@@ -209,24 +237,24 @@ def _specials(fold0, model_for, args, max_frames: int, interrupted: bool):
         return specials, interrupted
     try:
         free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
-        specials["uav_free"] = run_stage(free, 5, model_for(free), thresholds0, classifier0, verify0).det
-        specials["uav_free_default"] = run_stage(free, 5, model_for(free), thresholds0, classifier0).det
+        specials["uav_free"] = full(free)
+        specials["uav_free_default"] = full(free, verify=None)
         multi = load_case("multi_uav", args.seed, args.site_seed, max_frames)
-        specials["multi_uav"] = run_stage(multi, 5, model_for(multi), thresholds0, classifier0, verify0).det
-        specials["multi_uav_basic"] = run_stage(multi, 1, None, thresholds0, None).det
+        specials["multi_uav"] = full(multi)
+        specials["multi_uav_basic"] = basic(multi)
         cross = load_case("cross_site", args.seed, args.site_seed, max_frames)
-        specials["cross_site"] = run_stage(cross, 5, model_for(cross, "B"), thresholds0, classifier0, verify0).det
-        specials["cross_site_basic"] = run_stage(cross, 1, None, thresholds0, None).det
+        specials["cross_site"] = full(cross, "B")
+        specials["cross_site_basic"] = basic(cross)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted in the special cases: their figures are left empty")
     return specials, interrupted
 
 
-def _all_figures(tally: Tally, specials, n_folds: int) -> dict:
+def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
     figures = stage_figures(tally.per_stage, tally.gospa, tally.hota_frames, tally.points, tally.objects,
                             tally.raw_objects, specials, tally.timing, n_folds)
-    figures.update(peer_figures(tally.peer_dets, tally.ours_stage4, tally.ours_gospa4, tally.timing))
+    figures.update(peer_figures(tally.peer_dets, tally.ours_stage4, tally.ours_gospa4, tally.timing, cache))
     figures.update(tally.sources.figures())
     figures["objects_and_false_objects_per_frame"] = tally.objects_and.false_per_frame
     figures["objects_and_object_recall_pct"] = tally.objects_and.recall_pct

@@ -2,6 +2,8 @@
 of the command-line contract, the printed tables and the Figure 14 picture."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from sense_nodes.eval import bsense_metrics as M
@@ -21,22 +23,54 @@ PAPER = {
 STAGE_NAMES = {1: "basic", 2: "fingerprint", 3: "spatial", 4: "velocity", 5: "full"}
 
 
-def peer_figures(peer_dets, ours, ours_gospa, timing) -> dict:
+def peer_figures(peer_dets, ours, ours_gospa, timing, cache=None) -> dict:
     """Stone Soup and our IMM-UKF tracker on the same (stage-4) detections of
-    the first ``--peer-cases`` test cases of fold 0."""
-    from sense_nodes.eval.stonesoup_peer import run_peer
-
+    the first ``--peer-cases`` test cases of fold 0 (the peer's tracks kept
+    in ``cache``, a StageCache, keyed by the detections)."""
     counts, gospa, times = M.DetectionCounts(), 0.0, []
     for case in peer_dets:   # each case is its own sequence: a fresh tracker
-        r = run_peer([d for d, _ in case], [g for _, g in case])
-        counts = counts.merge(r["counts"])
-        gospa += r["gospa"] * r["counts"].frames
-        times += r["times_ms"]
+        outs, ms = _peer_tracks([d for d, _ in case], cache)
+        c, g = M.DetectionCounts(), 0.0          # scored as stonesoup_peer.run_peer scores them
+        for out, (_, gt) in zip(outs, case):
+            c.add(out, gt)
+            g += M.gospa(out, gt)["total"]
+        counts = counts.merge(c)
+        gospa += g / max(c.frames, 1) * c.frames
+        times += [float(t) for t in ms]
     return {"tracker_f1_pct": ours.f1_pct, "stonesoup_f1_pct": counts.f1_pct,
             "tracker_mean_loc_error_m": ours.mean_error_m, "stonesoup_mean_loc_error_m": counts.mean_error_m,
             "tracker_gospa": ours_gospa / max(ours.frames, 1), "stonesoup_gospa": gospa / max(counts.frames, 1),
             "tracker_median_ms": float(np.median(timing["tracker"])) if timing.get("tracker") else float("nan"),
             "stonesoup_median_ms": float(np.median(times)) if times else float("nan")}
+
+
+def _peer_tracks(detections, cache=None) -> tuple[list, np.ndarray]:
+    """Stone Soup's (N, 3) outputs per frame over one case's detections and
+    its ms per frame (as measured when the tracks were computed)."""
+    from sense_nodes.eval.stonesoup_peer import StoneSoupTracker
+
+    def compute():
+        tracker, outs, ms = StoneSoupTracker(), [], []
+        for det in detections:
+            t0 = time.perf_counter()
+            outs.append(np.asarray(tracker.step(det), float).reshape(-1, 3))
+            ms.append((time.perf_counter() - t0) * 1e3)
+        return outs, np.asarray(ms, float)
+    if cache is None:
+        return compute()
+    from importlib.metadata import version
+
+    from sense_nodes.eval.bsense_cache import code_hash, digest
+    key = digest(code_hash(("eval/stonesoup_peer.py", "eval/bsense_cache.py")), version("stonesoup"),
+                 *[np.asarray(d, float) for d in detections])
+    return cache.memoised("peer", key, compute, _encode_rows,
+                          lambda z: ([z["rows"][a:b] for a, b in zip(z["off"], z["off"][1:])], z["ms"]))
+
+
+def _encode_rows(value) -> dict:
+    outs, ms = value
+    off = np.concatenate([[0], np.cumsum([len(o) for o in outs])]).astype(np.int64)
+    return {"rows": np.concatenate(outs) if outs else np.zeros((0, 3)), "off": off, "ms": ms}
 
 
 def stage_figures(per_stage, gospa, hota_frames, points, objects, raw_objects, specials, timing, n_folds):

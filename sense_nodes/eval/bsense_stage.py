@@ -66,12 +66,126 @@ class Probes:
                          gt, SOURCE_NAMES)
 
 
+@dataclass
+class CaseClusters:
+    """One case's point and cluster levels, frame by frame: the noise
+    filter's keep masks (Section 3.2), the clusters of the kept points
+    (Section 3.3.1) and the milliseconds each took when computed. They
+    depend on the frames and the noise model only, so every stage >= 2 (and
+    stage 1, without a model) of every fold replays them."""
+    keep: list
+    objects: list
+    noise_filter_ms: np.ndarray
+    clustering_ms: np.ndarray
+
+    def encode(self) -> dict:
+        """Plain arrays (concatenated over frames, with offsets) for an ``.npz``."""
+        o = self.objects
+        return {"keep": _cat([k for k in self.keep], bool), "point_off": _offsets([k.size for k in self.keep]),
+                "obj_off": _offsets([len(x) for x in o]), "pos": _cat([x.pos for x in o], float, (0, 3)),
+                "doppler": _cat([x.doppler for x in o], float), "features": _cat([x.features for x in o], float,
+                                                                                   (0, o[0].features.shape[1] if o else 0)),
+                "n_points": _cat([x.n_points for x in o], int), "point_cluster": _cat([x.point_cluster for x in o], int),
+                "noise_filter_ms": self.noise_filter_ms, "clustering_ms": self.clustering_ms}
+
+    @classmethod
+    def decode(cls, z: dict) -> "CaseClusters":
+        from sense_nodes.core.bsense.clustering import Objects
+
+        po, oo = z["point_off"], z["obj_off"]
+        keep = [z["keep"][a:b] for a, b in zip(po, po[1:])]
+        objects = [Objects(z["pos"][a:b], z["doppler"][a:b], z["features"][a:b], z["n_points"][a:b],
+                           z["point_cluster"][c:d]) for a, b, c, d in zip(oo, oo[1:], po, po[1:])]
+        return cls(keep, objects, z["noise_filter_ms"], z["clustering_ms"])
+
+
+def _offsets(sizes) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+
+
+def _cat(arrays, dtype, empty_shape=(0,)) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(empty_shape, dtype)
+
+
+def case_clusters(case: CaseData, model, cache=None, model_key: str = "none") -> CaseClusters:
+    """:class:`CaseClusters` of ``case`` with noise ``model`` (None: every
+    point kept, stage 1), from ``cache`` (a StageCache) when it has them."""
+    if cache is None:
+        return _compute_clusters(case, model)
+    from sense_nodes.eval.bsense_cache import digest
+    key = digest(cache.point_code, case.source, model_key if model is not None else "none")
+    return cache.memoised("clusters", key, lambda: _compute_clusters(case, model), CaseClusters.encode,
+                          CaseClusters.decode)
+
+
+def _compute_clusters(case: CaseData, model) -> CaseClusters:
+    import time
+
+    from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
+
+    pipe = BSensePipeline(PipelineConfig(stage=2 if model is not None else 1), noise_model=model)
+    keep, objects, t_nf, t_cl = [], [], [], []
+    for frame in case.frames:
+        t0 = time.perf_counter()
+        k = pipe.points.keep(frame.points)
+        t1 = time.perf_counter()
+        objects.append(pipe.objects.cluster(frame.points, k))
+        t2 = time.perf_counter()
+        keep.append(np.asarray(k, bool))
+        t_nf.append((t1 - t0) * 1e3)
+        t_cl.append((t2 - t1) * 1e3)
+    return CaseClusters(keep, objects, np.asarray(t_nf, float), np.asarray(t_cl, float))
+
+
+class Replay:
+    """Stands in for a pipeline's point level and its object level's
+    clustering: frame k's keep mask and clusters come from
+    :class:`CaseClusters`; the object filter (``score``) is the pipeline's own."""
+
+    def __init__(self, clusters: CaseClusters, object_level):
+        self.clusters, self.level, self.k = clusters, object_level, -1
+
+    @property
+    def filter(self):
+        return self.level.filter
+
+    def keep(self, points):
+        self.k += 1
+        return self.clusters.keep[self.k]
+
+    def cluster(self, points, keep=None):
+        return self.clusters.objects[self.k]
+
+    def score(self, objects, dt=None, stamp_s=None):
+        return self.level.score(objects, dt, stamp_s)
+
+    def reset(self):
+        self.level.reset()
+
+    def timing(self, timing_ms: dict) -> None:
+        """The replayed frame's measured noise-filter and clustering times in ``timing_ms``."""
+        timing_ms["noise_filter"] = float(self.clusters.noise_filter_ms[self.k])
+        timing_ms["clustering"] = float(self.clusters.clustering_ms[self.k])
+        timing_ms["total"] = sum(v for k, v in timing_ms.items() if k != "total")
+
+
+def replaying(pipe, clusters: CaseClusters | None) -> Replay | None:
+    """Make ``pipe`` (a BSensePipeline) replay ``clusters``; None leaves it computing."""
+    if clusters is None:
+        return None
+    replay = Replay(clusters, pipe.objects)
+    pipe.points = pipe.objects = replay
+    return replay
+
+
 def run_stage(case: CaseData, stage: int, model, thresholds, classifier, verify_threshold: float | None = None,
-              probes: Probes | None = None, combine: str = "or") -> StageResult:
+              probes: Probes | None = None, combine: str = "or", clusters: CaseClusters | None = None) -> StageResult:
     """Run ``case`` through ablation ``stage`` with object thresholds
     ``thresholds`` (tau_s, tau_v), the ``combine`` keep rule (Section 3.3.4:
     "or") and, at stage 5, TrajFormer verifying at ``verify_threshold``
-    (None: the pipeline's default); accumulate its metrics and ``probes``."""
+    (None: the pipeline's default); accumulate its metrics and ``probes``.
+    ``clusters`` (:func:`case_clusters` with this stage's model) replays the
+    point and cluster levels instead of computing them again."""
     from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
 
@@ -80,10 +194,13 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, verify_
     cfg = PipelineConfig(stage=stage, objects=ObjectFilterConfig(tau_s=tau_s, tau_v=tau_v, combine=combine), **extra)
     pipe = BSensePipeline(cfg, noise_model=model if stage >= 2 else None,
                           classifier=classifier if stage >= 5 else None)
+    replay = replaying(pipe, clusters)
     res = StageResult()
     for frame in case.frames:
         ids, gt = uav_truth(frame)
         r = pipe.step(frame.points, case.dt)
+        if replay is not None:
+            replay.timing(r.timing_ms)
         out = np.array([s.position for s in r.output]).reshape(-1, 3)
         out_ids = np.array([s.id for s in r.output], dtype=int)
         res.det.add(out, gt)
@@ -98,9 +215,53 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, verify_
     return res
 
 
-def uav_confidences(case: CaseData, model) -> np.ndarray:
+def uav_confidences(case: CaseData, model, clusters: CaseClusters | None = None) -> np.ndarray:
     """(n, 2) spatial and velocity confidences of the objects matched to a UAV
-    (Section 3.3.4's threshold source), objects unfiltered (thresholds 0)."""
+    (Section 3.3.4's threshold source), objects unfiltered (thresholds 0).
+    With ``clusters`` only the object filter runs: the confidences do not
+    depend on the tracker downstream."""
     conf: list = []
-    run_stage(case, 4, model, (0.0, 0.0), None, probes=Probes(confidences=conf))
+    if clusters is None:
+        run_stage(case, 4, model, (0.0, 0.0), None, probes=Probes(confidences=conf))
+    else:
+        _object_confidences(case, clusters, conf)
     return np.concatenate(conf) if conf else np.zeros((0, 2))
+
+
+def _object_confidences(case: CaseData, clusters: CaseClusters, conf: list) -> None:
+    """What a stage-4 run at thresholds 0 adds to ``Probes(confidences=conf)``."""
+    from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
+    from sense_nodes.core.bsense.stages import ObjectLevel
+
+    level = ObjectLevel(filter_config=ObjectFilterConfig(tau_s=0.0, tau_v=0.0))
+    for frame, objects in zip(case.frames, clusters.objects):
+        _, gt = uav_truth(frame)
+        scores = level.score(objects, case.dt)
+        if len(objects) and gt.shape[0]:
+            di, _, _ = M.match(objects.pos, gt)
+            conf.append(np.stack([scores.c_s[di], scores.c_v[di]], 1))
+
+
+class CaseLevels:
+    """``levels(case, with_model=True, site_kind="A")``: the case's
+    :class:`CaseClusters` with its day's noise model (``model_for``, a
+    DayModels) or, ``with_model=False``, with none (stage 1); and
+    ``levels.confidences(case)``: :func:`uav_confidences` from them. Both
+    kept in ``cache`` (a StageCache)."""
+
+    def __init__(self, model_for, cache):
+        self.model_for, self.cache = model_for, cache
+
+    def __call__(self, case: CaseData, with_model: bool = True, site_kind: str = "A") -> CaseClusters:
+        if not with_model:
+            return case_clusters(case, None, self.cache)
+        model = self.model_for(case, site_kind)
+        return case_clusters(case, model, self.cache, self.model_for.key_of(model))
+
+    def confidences(self, case: CaseData) -> np.ndarray:
+        from sense_nodes.eval.bsense_cache import digest
+
+        model = self.model_for(case)
+        key = digest(self.cache.chain_code, case.source, self.model_for.key_of(model))
+        return self.cache.memoised("confidences", key, lambda: uav_confidences(case, model, self(case)),
+                                   lambda v: {"conf": v}, lambda z: z["conf"])
