@@ -109,7 +109,8 @@ def test_recorded_frames_keep_their_stamps(fresh_cache, tmp_path):
 def test_wrong_inputs_are_said(fresh_cache, tmp_path):
     env, _ = fresh_cache
     bag = tmp_path / "bs"
-    proc = _sense("run", "bsense", "--duration", "3", "--rate", "4", "--record", str(bag),
+    proc = _sense("run", "bsense", "--duration", "120", "--rate", "4", "--until-sources-finish",
+                  "--set", "bs_radar_source:max_frames=4", "--record", str(bag),
                   "--record-topics", "/bs/points", "/bs/truth", env=env)
     assert proc.returncode == 0
     proc = _sense("run", "imaging", "--bag", str(bag), "--rate", "8", env=env, timeout=120)
