@@ -32,13 +32,7 @@ def imaging_picture(shown: dict | None, png: Path) -> None:
     if shown and shown["truth"] is not None:
         t = shown["truth"]
         ax.plot(t[:, 0], t[:, 1], "x", c="red", ms=10, mew=2, label=f"true UAVs ({len(t)})")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_title("Off-grid ISAC imaging: voxel image against truth")
-    _legend_below(ax)
-    fig.tight_layout()
-    fig.savefig(png, bbox_inches="tight")
-    plt.close(fig)
+    _finish(fig, ax, "Off-grid ISAC imaging: voxel image against truth", png, equal=False)
 
 
 def diffloc_picture(shown: dict, png: Path) -> None:
@@ -58,14 +52,7 @@ def diffloc_picture(shown: dict, png: Path) -> None:
     ax.plot(est[:, 0], est[:, 1], "+", c="tab:blue", ms=8, label="estimate (2-sigma ellipse)")
     bs = shown["bs"]
     ax.plot(bs[:, 0], bs[:, 1], "^", c="black", ms=10, label="base stations")
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_title("DiffLoc: UE positions against truth")
-    _legend_below(ax)
-    fig.tight_layout()
-    fig.savefig(png, bbox_inches="tight")
-    plt.close(fig)
+    _finish(fig, ax, "DiffLoc: UE positions against truth", png, equal=True)
 
 
 def fwa_picture(shown: dict, png: Path) -> None:
@@ -91,14 +78,7 @@ def fwa_picture(shown: dict, png: Path) -> None:
     ax.plot(bs[:, 0], bs[:, 1], "^", c="tab:blue", mec="black", ms=12, label="BSs")
     if shown["truth"] is not None and len(shown["truth"]):
         ax.plot(*shown["truth"][0, :2], "*", c="lime", mec="black", ms=15, label="true UAV")
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_title("FWA cooperative sensing: attention per BS-CPE pair")
-    _legend_below(ax)
-    fig.tight_layout()
-    fig.savefig(png, bbox_inches="tight")
-    plt.close(fig)
+    _finish(fig, ax, "FWA cooperative sensing: attention per BS-CPE pair", png, equal=True)
 
 
 def page(sections: list[dict], path: Path) -> None:
@@ -130,6 +110,16 @@ def page(sections: list[dict], path: Path) -> None:
     Path(path).write_text("\n".join(parts))
 
 
-def _legend_below(ax) -> None:
-    """The legend under the axes, where it hides no station or target."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
+def _finish(fig, ax, title: str, png: Path, equal: bool) -> None:
+    """Axes in metres seen from above, the legend under them (where it hides
+    no station or target), the file written and the figure closed."""
+    if equal:
+        ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(png, bbox_inches="tight")
+    _plt().close(fig)
