@@ -21,6 +21,14 @@ def fresh_cache(tmp_path):
     return env, tmp_path / "cache" / "bsense" / "noise_model.npz"
 
 
+def _record_bsense(bag, frames, *topics, env):
+    """Record ``frames`` frames of the live bsense deployment (a frame count,
+    not seconds: a loaded machine publishes fewer frames per second)."""
+    return _sense("run", "bsense", "--duration", "120", "--rate", "4", "--until-sources-finish",
+                  "--set", f"bs_radar_source:max_frames={frames}", "--record", str(bag),
+                  "--record-topics", *topics, env=env)
+
+
 def test_live_bsense_never_fits_noise_on_a_uav(fresh_cache):
     """The live scenario's UAV flies from about 19 s: a run of 150 frames
     (96 s of scenario time at 8x) has too few UAV-free frames to fit on, so
@@ -48,9 +56,7 @@ def test_a_calibrated_model_is_used_and_says_where_it_came_from(fresh_cache):
 def test_a_replay_ends_by_itself_with_a_summary(fresh_cache, tmp_path):
     env, _ = fresh_cache
     bag = tmp_path / "run1"
-    proc = _sense("run", "bsense", "--duration", "120", "--rate", "4", "--until-sources-finish",
-                  "--set", "bs_radar_source:max_frames=8", "--record", str(bag),
-                  "--record-topics", "/bs/points", "/bs/truth", env=env)
+    proc = _record_bsense(bag, 8, "/bs/points", "/bs/truth", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = _sense("run", "bsense", "--bag", str(bag), "--rate", "4", "--status-every", "1", env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -91,10 +97,7 @@ def test_recorded_frames_keep_their_stamps(fresh_cache, tmp_path):
     from sense_nodes.data import bags
     env, _ = fresh_cache
     bag = tmp_path / "run"
-    # a frame count, not a duration: a loaded machine publishes fewer frames per second
-    proc = _sense("run", "bsense", "--duration", "120", "--rate", "4", "--until-sources-finish",
-                  "--set", "bs_radar_source:max_frames=6", "--record", str(bag),
-                  "--record-topics", "/bs/points", "/bs/truth", "/clock", env=env)
+    proc = _record_bsense(bag, 6, "/bs/points", "/bs/truth", "/clock", env=env)
     assert proc.returncode == 0, proc.stderr[-1500:]
     times = {}
     for topic, _, t, _ in bags.read_raw(bag):
@@ -109,9 +112,7 @@ def test_recorded_frames_keep_their_stamps(fresh_cache, tmp_path):
 def test_wrong_inputs_are_said(fresh_cache, tmp_path):
     env, _ = fresh_cache
     bag = tmp_path / "bs"
-    proc = _sense("run", "bsense", "--duration", "120", "--rate", "4", "--until-sources-finish",
-                  "--set", "bs_radar_source:max_frames=4", "--record", str(bag),
-                  "--record-topics", "/bs/points", "/bs/truth", env=env)
+    proc = _record_bsense(bag, 4, "/bs/points", "/bs/truth", env=env)
     assert proc.returncode == 0
     proc = _sense("run", "imaging", "--bag", str(bag), "--rate", "8", env=env, timeout=120)
     assert "has no topic for csi" in proc.stderr
