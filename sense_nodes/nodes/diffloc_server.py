@@ -146,13 +146,14 @@ class DiffLocServer(SenseNode):
             return
         batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.p.max_batch))]
         self.batches.append(len(batch))
-        for (t0, msg, _fp, _m), est in zip(batch, self.localise([b[2] for b in batch], [b[3] for b in batch],
-                                                                 [b[0] for b in batch], [b[1] for b in batch])):
+        t0s, msgs, fps, masks = zip(*batch)
+        for est in self.localise(fps, masks, t0s, msgs):
             if est is not None and self.publish(self.pub, est):
                 self.publish(self.markers, self._markers(est))
 
     def localise(self, fps, masks, t0s, msgs):
         """PositionEstimate per bundle (None when not localised)."""
+        from sense_nodes.core.diffloc.covariance import cov3
         fp, mask = np.stack(fps), np.stack(masks)
         self.links_without_path += int((~mask).sum())
         out = self.est.estimate(fp, mask, per_bs=self.p.per_bs)
@@ -163,7 +164,6 @@ class DiffLocServer(SenseNode):
                 self.not_localised += 1
                 res.append(None)
                 continue
-            from sense_nodes.core.diffloc.covariance import cov3
             z = float(self.p.ue_height_m)
             e = PositionEstimate(header=stamped_like(msg.header), ue_id=msg.frames[0].tx_id if msg.frames else "",
                                  method=f"{self.est.method}-{self.est.fusion}",
@@ -187,11 +187,12 @@ class DiffLocServer(SenseNode):
             response.success, response.message = False, str(exc)
             return response
         est = self.localise([fp], [mask], [t0], [request.bundle])[0]
+        bad = None if est is None else first_nonfinite(est)
         if est is None:
             response.success, response.message = False, "no usable link at any base station: not localised"
-        elif first_nonfinite(est) is not None:
+        elif bad is not None:
             self.diagnostics.suppressed["localize"] += 1
-            response.success, response.message = False, f"the estimate's {first_nonfinite(est)} is not finite"
+            response.success, response.message = False, f"the estimate's {bad} is not finite"
         else:
             response.success, response.estimate = True, est
         return response

@@ -5,7 +5,6 @@ rclpy message class (fields read from ``get_fields_and_field_types``)."""
 from __future__ import annotations
 
 import copy
-import importlib
 import re
 
 import numpy as np
@@ -22,8 +21,9 @@ _BOUNDED_STR = re.compile(r"^(w?string)<=\d+$")
 
 
 def _msg_class(type_name: str):
-    pkg, name = type_name.split("/")
-    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+    """The class of a nested field's type, given as ``pkg/Name``."""
+    from sense_nodes.nodes.source import message_class
+    return message_class(type_name.replace("/", "/msg/", 1))
 
 
 def _random_scalar(kind: str, rng: np.random.Generator):

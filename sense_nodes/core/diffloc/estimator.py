@@ -36,7 +36,7 @@ from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyM
 from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
 from sense_nodes.core.diffloc.grid_fusion import fuse_maps
 from sense_nodes.core.diffloc.networks import ScoreUNet
-from sense_nodes.core.diffloc.sampler import DDIMScheduler
+from sense_nodes.core.diffloc.sampler import NUM_TRAIN_TIMESTEPS, DDIMScheduler
 from sense_nodes.core.diffloc.stacked import StackedUNet
 from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise, gaussian_product
 from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
@@ -163,7 +163,7 @@ class Estimator:
             for n in self.norms:
                 n.compute_dtype = getattr(torch, projection)
         if steps is not None:
-            if steps < 1 or (self.model in ("mlp", "unet") and steps > DDIMScheduler().num_train_timesteps):
+            if steps < 1 or (self.model in ("mlp", "unet") and steps > NUM_TRAIN_TIMESTEPS):
                 raise ValueError(f"steps = {steps} out of range for {self.model}")
             self.steps = int(steps)
         if draws is not None:
@@ -214,10 +214,9 @@ class Estimator:
         sched.set_timesteps(self.steps)
         x = noise
         pas = self._pass(feats, mask)
-        T = sched.num_train_timesteps
         for t in sched.timesteps:
             t = int(t)
-            tt = torch.full((len(x),), t / T, device=x.device)
+            tt = sched.time_input(t, len(x), x.device)
             eps = self._per_station(lambda net, f, xb: net(xb, tt[:xb.shape[-2]], f), pas, x)
             ab = float(sched.alphas_cumprod[t])
             prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
