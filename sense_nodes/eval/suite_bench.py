@@ -25,6 +25,8 @@ no paper column.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import os
 import time
@@ -121,7 +123,7 @@ def with_sites(dep, sites: int):
         ns = f"/bs{k}"
         extra += [NodeSpec(executable=n, name=n, namespace=ns, source=(n == "bs_radar_source")) for n in SITE_NODES]
         params[f"{ns}/bs_radar_source"] = {"seed": k, "publish_clock": False, "frame_id": "map"}
-    return type(dep)(dep.name, dep.description, dep.params_file, dep.rviz_file, dep.nodes + tuple(extra)), params
+    return dataclasses.replace(dep, nodes=dep.nodes + tuple(extra)), params
 
 
 def _print_trial(title: str, stats: dict, process_cpu_pct: float) -> None:

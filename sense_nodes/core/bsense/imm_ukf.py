@@ -227,7 +227,7 @@ class BatchIMM:
     mixing weights, and the combined estimate ``xc`` (T, 7), ``Pc`` (T, 7, 7).
     Rows are found by key (:meth:`rows`), so callers never track positions."""
 
-    FIELDS = ("x", "P", "mu", "omega", "sig", "xc", "Pc", "keys")
+    FIELDS = ("x", "P", "mu", "omega", "sig", "xc", "Pc")
 
     def __init__(self, dt: float = FRAME_S, origin=ANTENNA_POS):
         self.dt = float(dt)
@@ -239,7 +239,6 @@ class BatchIMM:
         self.sig = np.zeros((0, 2, 2 * DIM_X + 1, DIM_X))
         self.xc = np.zeros((0, DIM_X))
         self.Pc = np.zeros((0, DIM_X, DIM_X))
-        self.keys = np.zeros(0, np.int64)
         self._row: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -270,7 +269,6 @@ class BatchIMM:
         self.sig = np.concatenate([self.sig, sigma_points(x, P)])
         self.xc = np.concatenate([self.xc, X0])
         self.Pc = np.concatenate([self.Pc, P0])
-        self.keys = np.concatenate([self.keys, np.asarray(keys, np.int64).reshape(k)])
         self._row.update(zip(keys, range(start, start + k)))
 
     def keep(self, keys) -> None:

@@ -378,9 +378,8 @@ class Estimator:
             if not loc.any():
                 return Estimates(fused, cov, per, loc, np.tile(np.eye(2), (n, self.num_bs, 1, 1)))
             per, pcov = self._each_station(feats, mask)
-            if loc.any():
-                fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
-                                                        mask[loc].T)
+            fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
+                                                    mask[loc].T)
             return Estimates(fused, cov * self.cov_scale, per, loc, pcov * self.cov_scale)
         if loc.any():
             idx = torch.from_numpy(np.flatnonzero(loc)).to(self.device)
