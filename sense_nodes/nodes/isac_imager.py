@@ -32,21 +32,6 @@ SOLVER_NAMES = {"learned": "physics-embedded CNN on A^H y", "gridless": "gridles
                 "sp": "subspace pursuit (on-grid)"}
 
 
-class _SubspacePursuit:
-    """SP behind the imager interface: (voxel image, detections)."""
-
-    def __init__(self, cfg, threshold: float, sparsity: int):
-        from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
-        self.cfg, self.threshold, self.sparsity = cfg, threshold, sparsity
-        self.S = build_sensing_matrix(cfg)
-
-    def image(self, y):
-        from sense_nodes.core.imaging.imager import detect
-        from sense_nodes.core.imaging.subspace_pursuit import sp_image
-        vox = sp_image(self.S, y, self.sparsity).reshape(self.cfg.grid_shape)
-        return vox, detect(vox, self.cfg, self.threshold)
-
-
 class IsacImager(SenseNode):
     DEFAULT_NAME = "isac_imager"
     PARAMS = (
@@ -91,7 +76,8 @@ class IsacImager(SenseNode):
         if self.p.solver == "learned":
             return learned
         if self.p.solver == "sp":
-            return _SubspacePursuit(self.cfg, self.p.threshold, int(round(self.cfg.mean_uavs)) or 1)
+            from sense_nodes.core.imaging.imager import SpImager
+            return SpImager(self.cfg, self.p.threshold, int(round(self.cfg.mean_uavs)) or 1)
         from sense_nodes.core.imaging.gridless import GridlessImager
         return GridlessImager(self.cfg)
 

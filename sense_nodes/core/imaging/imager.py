@@ -32,6 +32,20 @@ def detect(image: np.ndarray, cfg: ImagingConfig, threshold: float = DETECTION_T
             for t in find_targets(img, voxel_centres(cfg), threshold)]
 
 
+class SpImager:
+    """Subspace pursuit (Algorithm 1, on-grid) behind the imager interface:
+    ``image(y)`` gives the voxel image and its detections, as the learned
+    and gridless imagers do, so a node can switch solvers."""
+
+    def __init__(self, cfg: ImagingConfig, threshold: float, sparsity: int):
+        self.cfg, self.threshold, self.sparsity = cfg, threshold, sparsity
+        self.S = build_sensing_matrix(cfg)
+
+    def image(self, y):
+        vox = sp_image(self.S, y, self.sparsity).reshape(self.cfg.grid_shape)
+        return vox, detect(vox, self.cfg, self.threshold)
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
