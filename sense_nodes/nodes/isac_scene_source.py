@@ -46,7 +46,7 @@ class IsacSceneSource(SourceNode):
         return self.p.period_s
 
     def live_frame(self, k: int):
-        from sense_nodes.core.imaging.targets import measure, sample_scene
+        from sense_nodes.core.imaging.targets import link_snr_db, measure, sample_scene
         from sense_nodes.data.csi.dataset import LinkCsi, truth_object
 
         if k >= self.p.scenes:
@@ -56,7 +56,7 @@ class IsacSceneSource(SourceNode):
         y = measure(cfg, [scene], self.rng)[0]
         blocks = y.reshape(len(self.pairs), cfg.n_subcarriers, cfg.n_antennas, cfg.n_antennas)  # [k, tx, rx]
         echo = measure(cfg, [scene], None, noise=False)[0].reshape(len(self.pairs), -1)
-        snr_db = snr_per_link(echo, cfg.noise_var)
+        snr_db = link_snr_db(echo, cfg.noise_var)  # csi_frame bounds it for the message
         stamp_ns = EPOCH_NS + int(round(k * self.p.period_s * 1e9))
         hdr = convert.header(stamp_ns, self.p.frame_id)
         frames = [csi_frame(LinkCsi(f"bs{b1}", f"bs{b2}", i, block.transpose(2, 1, 0), cfg.f0_hz,
@@ -65,15 +65,6 @@ class IsacSceneSource(SourceNode):
         truth = [truth_object(i, 1, p) for i, p in enumerate(scene.positions)]
         return stamp_ns, {"csi": CsiBundle(header=hdr, sample_index=k, frames=frames),
                           "truth": truth_array(truth, hdr)}
-
-
-def snr_per_link(echo: np.ndarray, noise_var: float, floor_db: float = -100.0) -> np.ndarray:
-    """Per link (row of ``echo``), mean echo power over the noise power
-    per CSI element, dB; a link without echo (no UAV) reads ``floor_db``,
-    not minus infinity, so the message stays finite."""
-    power = np.mean(np.abs(echo) ** 2, axis=1)
-    with np.errstate(divide="ignore"):
-        return np.maximum(10 * np.log10(power / noise_var), floor_db)
 
 
 NODE_CLASS = IsacSceneSource

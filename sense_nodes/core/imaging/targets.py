@@ -142,3 +142,11 @@ def csi_snr(cfg: ImagingConfig, n: int = 200, seed: int = 0) -> dict:
     signal = float(np.mean(np.abs(clean.astype(np.complex128)) ** 2))
     noise = float(np.mean(np.abs(noisy.astype(np.complex128)) ** 2))
     return dict(signal_w=signal, noise_w=noise, snr_db=10.0 * np.log10(signal / noise))
+
+
+def link_snr_db(echo: np.ndarray, noise_var: float) -> np.ndarray:
+    """Per link (row of a noise-free ``measure``), mean echo power over the
+    noise power per CSI element, dB; minus infinity for a link without echo."""
+    power = np.mean(np.abs(echo) ** 2, axis=1)
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(power / noise_var)
