@@ -56,7 +56,8 @@ def test_a_calibrated_model_is_used_and_says_where_it_came_from(fresh_cache):
 def test_a_replay_ends_by_itself_with_a_summary(fresh_cache, tmp_path):
     env, _ = fresh_cache
     bag = tmp_path / "run1"
-    proc = _record_bsense(bag, 8, "/bs/points", "/bs/truth", env=env)
+    # enough frames that the replay outlasts the summary probe's discovery
+    proc = _record_bsense(bag, 20, "/bs/points", "/bs/truth", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = _sense("run", "bsense", "--bag", str(bag), "--rate", "4", "--status-every", "1", env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
