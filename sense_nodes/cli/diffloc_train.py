@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soft-labels", choices=("on", "off"), help="dynamic soft labels (default: on "
                         "for mlp only)")
     parser.add_argument("--grid-spacing", type=float, help="grid: spacing in m (default: tuned on validation)")
+    parser.add_argument("--train-fraction", type=float, default=1.0,
+                        help="train on this seeded share of the training split, in (0, 1] (learning "
+                             "curves; the checkpoint name gets -frac<percent>)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -78,7 +81,7 @@ def main(args: argparse.Namespace) -> dict:
     import torch
     from sense_nodes.core.diffloc.calibration import choose_and_record
     from sense_nodes.core.diffloc.dataset import load_positioning
-    from sense_nodes.core.diffloc.models import default_path
+    from sense_nodes.core.diffloc.models import default_path, fraction_tag
     from sense_nodes.core.diffloc.training import TrainConfig, train
 
     set_threads(args)
@@ -88,6 +91,7 @@ def main(args: argparse.Namespace) -> dict:
                           components=args.components,
                           soft_labels=None if args.soft_labels is None else args.soft_labels == "on",
                           grid_spacing_m=args.grid_spacing, scheme=args.split, seed=args.seed,
+                          train_fraction=args.train_fraction,
                           time_budget_s=None if args.time_budget_min is None else 60 * args.time_budget_min)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -104,6 +108,8 @@ def main(args: argparse.Namespace) -> dict:
         tag = (tag + "-" if tag else "") + "hard"
     if args.magnitude != "linear":
         tag = (tag + "-" if tag else "") + args.magnitude.replace("_", "")
+    if args.train_fraction < 1:
+        tag = (tag + "-" if tag else "") + fraction_tag(args.train_fraction)
     if args.magnitude == "beam_db" and args.model == "cnn":
         raise UserError("--magnitude beam_db: the CNN reads the Eq. 4 fingerprint as an image (ports x taps)")
     out = Path(args.out) if args.out else default_path(args.model, args.split, tag)

@@ -28,7 +28,9 @@ per-BS Gaussian posteriors, Eq. 17; see score_fusion; the headline rule
 ``<m>_fusion`` is the one chosen on the validation split, never on these
 figures); ``ct_cov95_coverage_pct`` (share of test errors inside the 95 %
 ellipse of the estimate's covariance, its scale calibrated on the
-validation split; ``_uncalibrated_`` the raw spread of the draws); a CDF plot of the fused errors (PNG).
+validation split; ``_uncalibrated_`` the raw spread of the draws); the
+learning curve (``*_frac<p>_*``, error against training samples, see
+diffloc_learning); a CDF plot of the fused errors (PNG).
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and recorded in the checkpoint by `sense train diffloc`; the others are "
                              "reported beside, on test, for information only)")
     parser.add_argument("--skip", default="", help="comma list of studies to skip: "
-                        "fig7,fig8,fig9,fig11,table5,table6,fusion,db")
+                        "fig7,fig8,fig9,fig11,table5,table6,fusion,db,curve")
     parser.add_argument("--snrs", default=",".join(f"{s:g}" for s in SNRS),
                         help="Fig. 11: SNRs (dB) of the noisy test CSI (default 50,40,30,20,10)")
     parser.add_argument("--methods", default=",".join(METHODS),
@@ -229,6 +231,9 @@ def main(args: argparse.Namespace) -> dict:
     # --- beyond the paper: other fingerprints ------------------------------------------
     if "db" not in skip:
         fingerprint_variants(fig, curves, ds, models, args, te, skip, device)
+    if "curve" not in skip:
+        from sense_nodes.eval.diffloc_learning import learning_curve
+        learning_curve(fig, ds, models, args, device)
     # --- Fig. 11 ------------------------------------------------------------------------
     if "fig11" not in skip:
         regimes = {"clean": _load(models / "unet.pt", device), "mixed": _load(models / "unet-mixed.pt", device)}

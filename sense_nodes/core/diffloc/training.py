@@ -62,6 +62,7 @@ class TrainConfig:
     time_budget_s: float | None = None  # per BS
     eval_every: int = 250
     seed: int = 0
+    train_fraction: float = 1.0       # share of the training split used (learning curves)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -81,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"grid spacing must be > 0 m (got {self.grid_spacing_m})")
         if self.scheme not in ("random", "user"):
             raise ValueError(f"split scheme must be random or user (got {self.scheme!r})")
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train fraction must be in (0, 1] (got {self.train_fraction})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -187,10 +190,23 @@ def train_station(cfg: TrainConfig, feats_tr, x0_tr, xy_tr, feats_va, x0_va, xy_
                  "history": history}
 
 
+def training_subset(tr: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """A seeded random share of the training indices, in their original
+    order. A learning curve (error against training samples) says whether
+    a model is limited by how densely the area is sampled: the same draw
+    serves every model and the k-NN floor, so their curves are comparable."""
+    if fraction >= 1:
+        return tr
+    keep = max(1, int(round(fraction * len(tr))))
+    rng = np.random.default_rng([int(seed), 23])
+    return np.sort(rng.choice(tr, size=keep, replace=False))
+
+
 def prepare(data, cfg: TrainConfig):
     """Split indices, position normalisation and prior from the training
     split (shared by all stations)."""
     tr, va = data.indices("train", cfg.scheme), data.indices("val", cfg.scheme)
+    tr = training_subset(tr, cfg.train_fraction, cfg.seed)
     pos_norm = PositionNorm.fit(data.xy[tr])
     prior = GaussianPrior.fit(pos_norm.to_unit(data.xy[tr]))
     return tr, va, pos_norm, prior
