@@ -62,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as `sense eval diffloc`)")
 
 
+def _device(option: str) -> str:
+    """--device -> where the networks train: auto takes CUDA when present."""
+    import torch
+    if option == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device here")
+    return "cuda" if option == "cuda" or (option == "auto" and torch.cuda.is_available()) else "cpu"
+
+
 def noise_option(value: str):
     """--noise -> (load_positioning's noise argument, checkpoint tag)."""
     if value == "clean":
@@ -91,14 +99,12 @@ def main(args: argparse.Namespace) -> dict:
                           components=args.components,
                           soft_labels=None if args.soft_labels is None else args.soft_labels == "on",
                           grid_spacing_m=args.grid_spacing, scheme=args.split, seed=args.seed,
-                          train_fraction=args.train_fraction,
+                          train_fraction=args.train_fraction, device=_device(args.device),
                           time_budget_s=None if args.time_budget_min is None else 60 * args.time_budget_min)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.time_budget_min is not None and not args.time_budget_min > 0:
         raise UserError(f"--time-budget-min must be > 0 (got {args.time_budget_min})")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device here")
     if args.soft_labels is not None and args.model not in ("mlp", "unet"):
         raise UserError("--soft-labels applies to the DDIM score networks (mlp, unet)")
     ds = open_dataset(args)
@@ -120,7 +126,7 @@ def main(args: argparse.Namespace) -> dict:
     data = load_positioning(ds, noise=noise, seed=args.seed, progress=not args.no_progress, magnitude=args.magnitude)
     print(f"training {args.model} on {ds.path} ({data.num_bs} BSs, {args.magnitude} fingerprint of "
           f"{data.fp.shape[2]} values ({data.ports} ports, {data.taps} taps), {data.noise} CSI, split {args.split}, "
-          f"{cfg.steps} steps per BS, {torch.get_num_threads()} thread(s)) -> {out}")
+          f"{cfg.steps} steps per BS, on {cfg.device}, {torch.get_num_threads()} thread(s)) -> {out}")
     summary = train(data, cfg, out, progress=not args.no_progress)
     figures = {"model": args.model, "train_minutes": summary["train_seconds"] / 60,
                "steps_per_bs": max(s["steps"] for s in summary["stations"]),

@@ -108,12 +108,13 @@ class ConsistencyModel:
         c = self.cfg
         levels = karras_sigmas(c.train_levels, c.sigma_min, c.sigma_max, c.rho).to(x0.device)
         n = len(x0)
-        i = torch.randint(0, c.train_levels, (n,), generator=generator, device=x0.device)
-        j = torch.randint(0, c.train_levels, (n,), generator=generator, device=x0.device)
+        # drawn by the (CPU) generator and moved: one seed, one draw on any device
+        i = torch.randint(0, c.train_levels, (n,), generator=generator).to(x0.device)
+        j = torch.randint(0, c.train_levels, (n,), generator=generator).to(x0.device)
         j = torch.where(i == j, (j + 1) % c.train_levels, j)
         s_hi = torch.maximum(levels[i], levels[j]).to(x0.dtype)
         s_lo = torch.minimum(levels[i], levels[j]).to(x0.dtype)
-        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         x_hi, x_lo = x0 + s_hi[:, None] * z, x0 + s_lo[:, None] * z
         f_hi = self.denoise(x_hi, s_hi, cond)
         f_lo = self.denoise(x_lo, s_lo, cond)

@@ -63,6 +63,7 @@ class TrainConfig:
     eval_every: int = 250
     seed: int = 0
     train_fraction: float = 1.0       # share of the training split used (learning curves)
+    device: str = "cpu"               # where the networks train (cpu or cuda)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"grid spacing must be > 0 m (got {self.grid_spacing_m})")
         if self.scheme not in ("random", "user"):
             raise ValueError(f"split scheme must be random or user (got {self.scheme!r})")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda (got {self.device!r})")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train fraction must be in (0, 1] (got {self.train_fraction})")
 
@@ -116,18 +119,18 @@ class _Objective:
         m = self.cfg.model
         if m in DIFFUSION:
             T = self.sched.num_train_timesteps
-            t = torch.randint(0, T, (len(x0),), generator=gen)
+            t = torch.randint(0, T, (len(x0),), generator=gen).to(x0.device)
             if self.cfg.soft_labels:
                 s = self.cfg.sigma0_m / self.pos_norm.half * (t.float() / T) ** self.cfg.rho
-                x0 = x0 + s[:, None] * torch.randn(x0.shape, generator=gen)
-            eps = torch.randn(x0.shape, generator=gen)
+                x0 = x0 + s[:, None] * torch.randn(x0.shape, generator=gen).to(x0.device)
+            eps = torch.randn(x0.shape, generator=gen).to(x0.device)
             xt = self.sched.add_noise(x0, eps, t)
             return ((self.net(xt, t.float() / T, cond) - eps) ** 2).mean()
         if m == "ct":
             return self.cm.loss(x0, cond, generator=gen)[0]
         if m == "grid":
             centres, lo, spacing, shape = self.grid
-            q = torch.from_numpy(soft_labels(xy, lo, spacing, shape))
+            q = torch.from_numpy(soft_labels(xy, lo, spacing, shape)).to(cond.device)
             return -(q * torch.log_softmax(self.net(cond), dim=1)).sum(1).mean()
         return ((self.net(cond) - x0) ** 2).sum(1).mean()
 
@@ -146,15 +149,19 @@ def _batches(n, batch, gen):
 def train_station(cfg: TrainConfig, feats_tr, x0_tr, xy_tr, feats_va, x0_va, xy_va, pos_norm, ports, taps,
                   grid=None, desc="", progress=True) -> tuple[nn.Module, dict]:
     """Train one BS's network; returns (net with the best validation
-    weights, summary)."""
+    weights, on the CPU, summary). Every random draw (batches, noise
+    levels, noises) comes from one CPU generator and is moved to
+    ``cfg.device``, so a seed draws the same batches and noises on a GPU as
+    on the CPU."""
     torch.manual_seed(cfg.seed)
+    dev = torch.device(cfg.device)
     cells = len(grid[0]) if grid is not None else 0
-    net = build_net(cfg.model, feats_tr.shape[1], ports, taps, cells, cfg.dropout)
+    net = build_net(cfg.model, feats_tr.shape[1], ports, taps, cells, cfg.dropout).to(dev)
     obj = _Objective(cfg, net, pos_norm, grid)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    Xtr, Ytr = torch.from_numpy(feats_tr), torch.from_numpy(x0_tr)
-    Xva, Yva = torch.from_numpy(feats_va), torch.from_numpy(x0_va)
+    Xtr, Ytr = torch.from_numpy(feats_tr).to(dev), torch.from_numpy(x0_tr).to(dev)
+    Xva, Yva = torch.from_numpy(feats_va).to(dev), torch.from_numpy(x0_va).to(dev)
     best, best_state, history = float("inf"), None, []
     t0 = time.perf_counter()
     batches = _batches(len(Xtr), min(cfg.batch_size, len(Xtr)), gen)
@@ -185,7 +192,7 @@ def train_station(cfg: TrainConfig, feats_tr, x0_tr, xy_tr, feats_va, x0_va, xy_
             break
     if best_state is not None:
         net.load_state_dict(best_state)
-    net.eval()
+    net.to("cpu").eval()
     return net, {"steps": step + 1, "seconds": time.perf_counter() - t0, "best_val_loss": best,
                  "history": history}
 
