@@ -152,7 +152,7 @@ def train_station(cfg: TrainConfig, feats_tr, x0_tr, xy_tr, feats_va, x0_va, xy_
     weights, on the CPU, summary). Every random draw (batches, noise
     levels, noises) comes from one CPU generator and is moved to
     ``cfg.device``, so a seed draws the same batches and noises on a GPU as
-    on the CPU."""
+    on the CPU; only dropout masks come from the device's own generator."""
     torch.manual_seed(cfg.seed)
     dev = torch.device(cfg.device)
     cells = len(grid[0]) if grid is not None else 0
