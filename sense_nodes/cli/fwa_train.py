@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> dict:
         bg_extra = bg.tensors()
     cfg = tr.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          minutes=args.minutes, seed=args.seed, stop_patience=args.stop_patience)
-    data = {"dataset": str(ds.path), "dataset_seed": int(ds.manifest["seed"]),
+    data = {"dataset": ds.path.name, "dataset_seed": int(ds.manifest["seed"]),
             "noise": not args.no_noise, "snr_offset_db": args.snr_offset_db, "train": cfg.to_dict(),
             "input": args.input}
     figures = {}
