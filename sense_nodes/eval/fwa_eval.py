@@ -13,7 +13,9 @@ correlation between attention and pair labels. Localization on the
 UAV-present test scenes: C-ULocNet over the attention-selected pairs,
 with perfect pair labels, hard fusion and soft fusion (Figures 11-12, and
 a CDF PNG). The networks take the input their checkpoints were trained on
-(``bdz`` by default, core/fwa/background.py). Figure 13 (N_v in {32, 128}) needs I-ULocNets trained with
+(``bdz`` by default, core/fwa/background.py). Beyond the paper, beside all
+of them: the background-nulling detector and bistatic localiser
+(``subspace_*``, eval/fwa_subspace.py). Figure 13 (N_v in {32, 128}) needs I-ULocNets trained with
 ``sense train fwa --n-feature``; only the shipped N_v = 64 is evaluated.
 
   sense eval fwa --json fwa.json [--dataset DIR [--split all]] [--checkpoints DIR] [--out-dir DIR]
@@ -42,6 +44,7 @@ FIG9_CPES = (2, 4, 8, 16)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sense_nodes.eval.fwa_subspace import CALIBRATION_SCENES
     parser.add_argument("--dataset", metavar="DIR", help="fwa dataset (default: the cached default); "
                         "another dataset (e.g. another --seed) is evaluated on its test split")
     parser.add_argument("--split", default="test", choices=("test", "all"),
@@ -54,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma-att", type=float, default=0.1, help="attention threshold (default 0.1)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out-dir", default="fwa_figures", help="where the PNGs go")
+    parser.add_argument("--subspace-calibration", type=int, default=CALIBRATION_SCENES, metavar="N",
+                        help="UAV-free training scenes that fit the background-nulling detector and "
+                             "localiser (beyond the paper; 0 = skip it) (default %(default)s)")
 
 
 # --- detection ----------------------------------------------------------------
@@ -268,6 +274,9 @@ def main(args: argparse.Namespace) -> dict:
             masks[16] = (a1, np.broadcast_to(m, a1.shape))
     fig["one_bs_missing_mdp_pct"], fig["one_bs_missing_fap_pct"] = worst["mdp_pct"], worst["fap_pct"]
     fig.update(classical(feat, va))
+    if args.subspace_calibration:
+        from sense_nodes.eval.fwa_subspace import subspace_figures
+        fig.update(subspace_figures(ds, feat, not args.no_noise, args.snr_offset_db, args.subspace_calibration))
     fig.update(pair_sl(ck_dir, feat, te))
     fig9 = figure9(models, h, y)
     fig.update(fig9)
@@ -312,4 +321,8 @@ def main(args: argparse.Namespace) -> dict:
     for k, v in TARGETS_3GPP.items():
         fig[f"meets_3gpp_{k}"] = bool(fig[k] < v)
     fig["beats_classical"] = bool(fig["mdp_pct"] + fig["fap_pct"] < fig["classical_mdp_pct"] + fig["classical_fap_pct"])
+    if "subspace_mdp_pct" in fig:
+        fig["beats_subspace"] = bool(fig["mdp_pct"] + fig["fap_pct"] < fig["subspace_mdp_pct"] + fig["subspace_fap_pct"])
+        for k, v in TARGETS_3GPP.items():
+            fig[f"subspace_meets_3gpp_{k}"] = bool(fig[f"subspace_{k}"] < v)
     return fig
