@@ -28,7 +28,8 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import CsiBundle, GroundTruthArray, PositionEstimate
-from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, SenseNode,
+from sense_nodes.nodes.convert import csi_matrix
+from sense_nodes.nodes.base import (MalformedMessage, RESULT_QOS, Param, SenseNode,
                                     run_node, stamped_like)
 from sense_nodes.nodes.finite import first_nonfinite
 from sense_nodes.srv import Localize
@@ -103,17 +104,10 @@ class DiffLocServer(SenseNode):
                 raise MalformedMessage(f"link to {f.rx_id}: the model knows stations bs0..bs{self.est.num_bs - 1}")
             if b in out:
                 raise MalformedMessage(f"two frames for {f.rx_id} in one bundle")
-            nr, nt, nk = f.num_rx_antennas, f.num_tx_antennas, f.num_subcarriers
-            n = nr * nt * nk
-            if n == 0 or len(f.real) != n or len(f.imag) != n:
-                raise MalformedMessage(f"link to {f.rx_id}: {len(f.real)}/{len(f.imag)} values for {nr}x{nt}x{nk}")
-            if nr * nt != self.est.ports:
-                raise MalformedMessage(f"link to {f.rx_id}: {nr}x{nt} antenna pairs, the model expects {self.est.ports}")
-            re, im = np.asarray(f.real, np.float32), np.asarray(f.imag, np.float32)
-            if not (np.all(np.isfinite(re)) and np.all(np.isfinite(im))):
-                raise NonFiniteInput(f"link to {f.rx_id}: non-finite CSI")
-            h = (re + 1j * im).reshape(nr, nt, nk)
-            out[b] = h
+            if f.num_rx_antennas * f.num_tx_antennas != self.est.ports:
+                raise MalformedMessage(f"link to {f.rx_id}: {f.num_rx_antennas}x{f.num_tx_antennas} antenna "
+                                       f"pairs, the model expects {self.est.ports}")
+            out[b] = csi_matrix(f)
         if not out:
             raise MalformedMessage("bundle without frames")
         return out

@@ -20,6 +20,7 @@ import numpy as np
 from geometry_msgs.msg import Point
 
 from sense_nodes.msg import CsiBundle, PairFeature, PairFeatureArray, UavDetection
+from sense_nodes.nodes.convert import csi_matrix
 from sense_nodes.nodes.base import (MalformedMessage, RESULT_QOS, Param, SenseNode, run_node,
                                     stamped_like)
 
@@ -42,13 +43,7 @@ def frame_csi(f, n_cpe: int) -> tuple[int, np.ndarray]:
     if (f.num_rx_antennas, f.num_tx_antennas) != (N_RX, N_TX) or f.num_subcarriers < 64:
         raise MalformedMessage(f"link {f.tx_id}->{f.rx_id}: {f.num_rx_antennas}x{f.num_tx_antennas}x"
                                f"{f.num_subcarriers} CSI, expected {N_RX}x{N_TX}x(>= 64)")
-    n = N_RX * N_TX * f.num_subcarriers
-    if len(f.real) != n or len(f.imag) != n:
-        raise MalformedMessage(f"link {f.tx_id}->{f.rx_id}: {len(f.real)} values, expected {n}")
-    re, im = np.asarray(f.real, np.float32), np.asarray(f.imag, np.float32)
-    if not (np.isfinite(re).all() and np.isfinite(im).all()):
-        raise MalformedMessage(f"link {f.tx_id}->{f.rx_id}: non-finite CSI")
-    return cpe, (re + 1j * im).reshape(N_RX, N_TX, f.num_subcarriers)
+    return cpe, csi_matrix(f)
 
 
 class FwaBsEncoder(SenseNode):

@@ -20,6 +20,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import CsiBundle, VoxelImage
+from sense_nodes.nodes.convert import csi_matrix
 from sense_nodes.nodes.base import (MalformedMessage, NonFiniteInput, RESULT_QOS, Param, SenseNode,
                                     run_node, stamped_like)
 
@@ -104,15 +105,7 @@ class IsacImager(SenseNode):
                 raise MalformedMessage(
                     f"link {f.tx_id}->{f.rx_id} has {f.num_rx_antennas}x{f.num_tx_antennas}x{f.num_subcarriers}"
                     f" CSI; the imager expects {na}x{na}x{nf}")
-            n = na * na * nf
-            if len(f.real) != n or len(f.imag) != n:
-                raise MalformedMessage(f"link {f.tx_id}->{f.rx_id}: {len(f.real)} values, expected {n}")
-            re, im = np.asarray(f.real, np.float32), np.asarray(f.imag, np.float32)
-            finite = np.isfinite(re).all() and np.isfinite(im).all()  # before any arithmetic on them
-            h = (re + 1j * im).reshape(na, na, nf) if finite else None
-            if not finite or np.abs(h).max(initial=0.0) > MAX_CSI_AMPLITUDE:
-                raise NonFiniteInput(f"link {f.tx_id}->{f.rx_id}: non-finite or implausible CSI "
-                                     f"(|H| must be finite and at most {MAX_CSI_AMPLITUDE:g})")
+            h = csi_matrix(f, MAX_CSI_AMPLITUDE)
             key = pair if pair in self.pairs else pair[::-1]  # reciprocal pairs carry the same channel
             out[key] = h.transpose(2, 1, 0)
         return out
