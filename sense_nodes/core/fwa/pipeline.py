@@ -84,7 +84,7 @@ def detect(det: Detector, h, mask=None):
     """At the centre: h [B, P, N_e] (mask [B, P]) -> (probability [B],
     attention [B, P]) as numpy."""
     h = torch.as_tensor(h, dtype=torch.float32)
-    m = None if mask is None else torch.as_tensor(mask, dtype=torch.bool)
+    m = None if mask is None else torch.from_numpy(np.array(mask, dtype=bool))  # a copy: masks may be read-only broadcasts
     logit, a = det.centre(h, m)
     return torch.sigmoid(logit).numpy(), a.numpy()
 
