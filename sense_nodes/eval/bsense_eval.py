@@ -285,6 +285,8 @@ def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
         ("uav_free_fp_rate_pct", specials["uav_free_default"].fp_frame_rate_pct))})
     for d in tally.fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
+        figures[f"fold{d['fold']}_object_rule"] = f"{d['keep_rule']} K={d['ramp_frames']}"
+        figures[f"fold{d['fold']}_tau_s"], figures[f"fold{d['fold']}_tau_v"] = d["tau_s"], d["tau_v"]
     return figures
 
 

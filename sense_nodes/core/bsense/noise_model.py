@@ -6,7 +6,10 @@ paper, Section 3.2).
   rx power) are z-score standardised (Eq. 5-6) and a multivariate Gaussian
   is fitted by maximum likelihood (Eq. 7-8). The Henze-Zirkler test
   (Section 3.2.1) marks cubes whose metrics are not jointly Gaussian; those
-  cubes are not modelled and their points are left to the later stages.
+  cubes are not modelled by a Gaussian; by default (our extension,
+  :mod:`.fallback`) they get a small Gaussian mixture instead, and
+  ``mixture_components=0`` leaves their points to the later stages as the
+  paper does.
 * Filter (Section 3.2.3, Eq. 10-11): each point is standardised with its
   cube's statistics, its Mahalanobis distance to the cube's Gaussian is
   computed, and it is removed when the distance is below the cube's
@@ -65,11 +68,12 @@ class NoiseModelConfig:
     seed: int = 0                    # subsample seed
     # fallback fingerprints (:mod:`.fallback`, our extension; 0 = the paper's
     # plain Gaussians only): pooled Gaussians for sparse cubes from this many
-    # cubes each way, and mixtures of up to this many parts for cubes that
-    # fail Henze-Zirkler
+    # cubes each way (off: pooled air cubes remove UAV points), and mixtures
+    # of up to this many parts for cubes that fail Henze-Zirkler (on: they
+    # hold a large share of the clutter the paper leaves unmodelled)
     pool_radius: int = 0
     pool_min_points: int = 20        # own points a sparse cube needs to be pooled (our choice: fewer pooled air cubes)
-    mixture_components: int = 0
+    mixture_components: int = MIXTURE_COMPONENTS
 
 
 class NoiseModel:
