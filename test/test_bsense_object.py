@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sense_nodes.core.bsense.clustering import Objects, cluster, dbscan_labels
-from sense_nodes.core.bsense.object_filter import (BS_ORIGIN, ObjectFilter, ObjectFilterConfig,
+from sense_nodes.core.bsense.object_filter import (BS_ORIGIN, ObjectFilter, ObjectFilterConfig, choose_keep_rule,
                                                    confidence_thresholds, match_objects, radial_velocity)
 from sense_nodes.data.cloud_codec import BS_POINT_DTYPE
 
@@ -95,6 +95,45 @@ def test_thresholds_are_the_5th_percentile_of_uav_confidences():
     cs = np.linspace(0, 1, 101)
     cv = np.linspace(0, 0.5, 101)
     assert confidence_thresholds(cs, cv) == pytest.approx((0.05, 0.025))
+
+
+def test_run_counts_matches_since_the_chain_started():
+    f = ObjectFilter()
+    runs = [f.step(objects_at([[600.0 + 3.0 * DT * k, 0.0, 80.0]], [3.0]), DT).run[0] for k in range(4)]
+    assert runs == [0, 1, 2, 3]
+    far = f.step(objects_at([[900.0, 0.0, 80.0]], [3.0]), DT)   # beyond the gate: a new chain
+    assert far.run[0] == 0
+
+
+def ramp_population(n_chains=200, length=20, n_ghosts=4000, seed=0):
+    """(n, 4) C_s, C_v, run, UAV flag: UAV chains climbing Eq. 13's ramp
+    with consistent Doppler, and ghosts matched once or twice in a row whose
+    Doppler agrees half the time."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_chains):
+        for k in range(length):
+            c = 1.0 - 0.9 ** k
+            rows.append((c, c, k, 1.0))
+    for _ in range(n_ghosts):
+        k = int(rng.integers(0, 3))
+        c = 1.0 - 0.9 ** k
+        rows.append((c, c if rng.random() < 0.5 else 0.0, k, 0.0))
+    return np.array(rows)
+
+
+def test_keep_rule_keeps_95_percent_of_uavs_with_the_fewest_other_objects():
+    conf = ramp_population()
+    rule = choose_keep_rule(conf)
+    uav = conf[:, 3] > 0
+    ok_s, ok_v = conf[:, 0] >= rule.tau_s, conf[:, 1] >= rule.tau_v
+    keep = (ok_s & ok_v) if rule.combine == "and" else (ok_s | ok_v)
+    assert keep[uav].mean() >= 0.95
+    # the paper's rule on the same objects keeps more ghosts
+    tau_s, tau_v = confidence_thresholds(conf[uav, 0], conf[uav, 1])
+    paper = (conf[:, 0] >= tau_s) | (conf[:, 1] >= tau_v)
+    assert keep[~uav].sum() < paper[~uav].sum()
+    assert rule.combine == "and"
 
 
 def test_grouped_matching_equals_one_dense_kuhn_munkres():

@@ -15,6 +15,7 @@ MEAN = np.array([20.0, 15.0, -90.0, -70.0, -69.0])       # snr scr noise signal_
 COV = np.array([[4.0, 2.0, 0.0, 3.0, 2.5], [2.0, 9.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5, 0.5],
                 [3.0, 1.0, 0.5, 6.0, 5.0], [2.5, 1.0, 0.5, 5.0, 6.0]])
 CENTRE = np.array([220.0, 60.0, 100.0])                   # inside cube (5, 1, 2) of 40 m
+PAPER = NoiseModelConfig(mixture_components=0)            # the paper's plain Gaussians, no fallback
 
 
 def make_points(xyz, metrics, doppler=0.5):
@@ -91,9 +92,54 @@ def test_non_gaussian_cube_is_left_to_later_stages():
         xyz = CENTRE + rng.uniform(-15, 15, (8, 3))
         m = np.where(rng.random((8, 1)) < 0.5, MEAN - 8.0, MEAN + 8.0) + rng.normal(0, 1, (8, 5))
         frames.append(make_points(xyz, m))
-    m = NoiseModel().fit(frames)
+    m = NoiseModel(PAPER).fit(frames)
     assert not m.gaussian.any()
     assert m.filter(np.concatenate(frames[:10])).all()
+
+
+def mixture_frames(rng, n_frames=120, per_frame=8):
+    """UAV-free frames of one cube whose noise is two populations (a
+    non-Gaussian cube, Section 3.2.1)."""
+    frames = []
+    for _ in range(n_frames):
+        xyz = CENTRE + rng.uniform(-15, 15, (per_frame, 3))
+        m = np.where(rng.random((per_frame, 1)) < 0.5, MEAN - 8.0, MEAN + 8.0) + rng.normal(0, 1, (per_frame, 5))
+        frames.append(make_points(xyz, m))
+    return frames
+
+
+def test_mixture_fallback_removes_noise_of_a_non_gaussian_cube_and_keeps_a_uav():
+    frames = mixture_frames(np.random.default_rng(2))
+    m = NoiseModel(NoiseModelConfig(mixture_components=3)).fit(frames)
+    assert not m.gaussian.any() and m.summary()["fallback_cubes"] == 1
+    fresh = np.concatenate(mixture_frames(np.random.default_rng(3), 20))
+    removed = 1.0 - m.filter(fresh).mean()
+    assert 0.7 < removed < 0.9                     # Eq. 11's p = 80 on the mixture's density
+    # a point between the two populations: far from both parts, kept
+    uav = make_points(CENTRE[None, :], MEAN[None, :])
+    assert m.filter(uav).all()
+    assert NoiseModel(PAPER).fit(frames).filter(fresh).all()      # the paper's model leaves the cube alone
+
+
+def test_sparse_cube_pools_its_neighbours_only_when_asked():
+    rng = np.random.default_rng(4)
+    frames = noise_frames(rng)                              # a well-sampled cube ...
+    side = CENTRE + np.array([40.0, 0.0, 0.0])             # ... and its neighbour with 25 points
+    for k in range(25):
+        frames[k] = np.concatenate([frames[k], make_points(side[None, :], rng.multivariate_normal(MEAN, COV, 1))])
+    probe = make_points(np.repeat(side[None, :], 200, 0), rng.multivariate_normal(MEAN, COV, 200))
+    assert NoiseModel(PAPER).fit(frames).filter(probe).all()     # sparse: unmodelled in the paper
+    pooled = NoiseModel(NoiseModelConfig(pool_radius=1, pool_min_points=20)).fit(frames)
+    assert 0.6 < 1.0 - pooled.filter(probe).mean() < 0.95
+    assert NoiseModel(NoiseModelConfig(pool_radius=1, pool_min_points=30)).fit(frames).filter(probe).all()
+
+
+def test_fallback_survives_the_model_file(tmp_path):
+    frames = mixture_frames(np.random.default_rng(2))
+    m = NoiseModel(NoiseModelConfig(mixture_components=2)).fit(frames)
+    back = NoiseModel.load(m.save(tmp_path / "noise.npz"))
+    pts = np.concatenate(mixture_frames(np.random.default_rng(6), 10))
+    assert np.array_equal(back.filter(pts), m.filter(pts)) and back.config == m.config
 
 
 def test_save_load_round_trip(tmp_path, model):

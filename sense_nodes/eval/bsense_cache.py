@@ -38,7 +38,8 @@ import numpy as np
 
 # the code each kind of entry depends on, by module file; the simulator's own
 # version (bs_sim.sim_version) is added to every key
-POINT_MODULES = ("core/bsense/noise_model.py", "core/bsense/cubes.py", "core/bsense/normality.py",
+POINT_MODULES = ("core/bsense/noise_model.py", "core/bsense/fallback.py", "core/bsense/cubes.py",
+                 "core/bsense/normality.py",
                  "core/bsense/clustering.py", "eval/bsense_cases.py", "eval/bsense_cache.py")
 CHAIN_MODULES = POINT_MODULES + tuple(
     f"core/bsense/{m}.py" for m in ("object_filter", "stages", "pipeline", "tracker", "imm_ukf", "tracks",

@@ -53,13 +53,17 @@ def calibration_spec(day: int, seed=None, site_seed=None, site_kind: str = "A", 
 class DayModels:
     """``model_for(case, site_kind="A")``: the noise fingerprints of the
     case's day and site, fitted once on that day's UAV-free frames
-    (:func:`calibration_spec`) and kept (in ``cache`` too, a
+    (:func:`calibration_spec`) with ``config`` (a NoiseModelConfig; the
+    paper's by default) and kept (in ``cache`` too, a
     :class:`~sense_nodes.eval.bsense_cache.StageCache`, when given).
     ``key_of(model)``: the digest of a model's file, the cache key of what
     is computed with it."""
 
-    def __init__(self, seed=None, site_seed=None, cache=None):
+    def __init__(self, seed=None, site_seed=None, cache=None, config=None):
+        from sense_nodes.core.bsense.noise_model import NoiseModelConfig
+
         self.seed, self.site_seed, self.cache = seed, site_seed, cache
+        self.config = config or NoiseModelConfig()
         self.models: dict = {}
         self.keys: dict = {}
 
@@ -86,7 +90,7 @@ class DayModels:
 
         path = None
         if self.cache is not None and self.cache.enabled:
-            path = self.cache.path("model", digest(self.cache.point_code, repr(spec)))
+            path = self.cache.path("model", digest(self.cache.point_code, repr(spec), repr(self.config)))
             if path.exists():
                 try:
                     model = NoiseModel.load(path)
@@ -97,7 +101,7 @@ class DayModels:
         if self.cache is not None:
             self.cache.misses += 1
         calib = load_case("", spec=spec)
-        model = NoiseModel().fit([f.points for f in calib.frames])
+        model = NoiseModel(self.config).fit([f.points for f in calib.frames])
         with tempfile.TemporaryDirectory() as tmp:   # the key is the file's bytes, written or not
             data = model.save(path or Path(tmp) / "model.npz").read_bytes()
         return model, digest(data)

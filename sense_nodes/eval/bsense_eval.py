@@ -64,6 +64,13 @@ def add_arguments(parser):
     parser.add_argument("--plots", default="out/bsense", help="folder for the PNGs ('' = none)")
     parser.add_argument("--peer-cases", type=int, default=2,
                         help="fold-0 test cases run through the Stone Soup peer (it takes ~0.4 s a frame)")
+    parser.add_argument("--object-rule", choices=("trained", "paper"), default="trained",
+                        help="object keep rule: 'paper' = 5th percentile of UAV confidences, either passes "
+                             "(Section 3.3.4); 'trained' = keep rule and ramp length chosen per fold on its "
+                             "training cases (fewest other objects while keeping 95%% of UAV objects)")
+    parser.add_argument("--fallback", choices=("none", "mixture", "pool", "both"), default="mixture",
+                        help="fingerprints for cubes without a Gaussian of their own: 'none' (paper), a Gaussian "
+                             "mixture for cubes failing Henze-Zirkler, pooled neighbours for sparse cubes, or both")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
                              "point filter, clusters, windows, networks and peer tracks are computed afresh")
@@ -137,7 +144,7 @@ def main(args):
     cases = {n: load_case(n, args.seed, args.site_seed, max_frames)
              for n in tqdm(sorted(set(test_names) | set(train_names)), desc="cases", leave=False)}
     cache = StageCache(enabled=not args.no_cache)
-    model_for = DayModels(args.seed, args.site_seed, cache)
+    model_for = DayModels(args.seed, args.site_seed, cache, noise_config(args.fallback))
     levels = CaseLevels(model_for, cache)
     print("object confidences of UAVs on every case (thresholds per fold come from its training cases) ...")
     confs = {n: levels.confidences(c) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
@@ -169,6 +176,14 @@ def main(args):
     return figures
 
 
+def noise_config(fallback: str):
+    """The NoiseModelConfig of a ``--fallback`` choice (:mod:`~sense_nodes.core.bsense.fallback`)."""
+    from sense_nodes.core.bsense.noise_model import FALLBACK_POOL_RADIUS, MIXTURE_COMPONENTS, NoiseModelConfig
+
+    return NoiseModelConfig(pool_radius=FALLBACK_POOL_RADIUS if fallback in ("pool", "both") else 0,
+                            mixture_components=MIXTURE_COMPONENTS if fallback in ("mixture", "both") else 0)
+
+
 def _folds(args):
     """(folds, test case names, training case names); ``--quick`` keeps 2
     folds, 2 test cases each and 6 training cases."""
@@ -190,19 +205,24 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
     test cases through every stage."""
     from tqdm import tqdm
 
-    from sense_nodes.core.bsense.object_filter import confidence_thresholds
+    from sense_nodes.core.bsense.object_filter import KeepRule, choose_keep_rule, confidence_thresholds
 
-    tr = np.concatenate([confs[n] for n in fold.train if confs[n].size] or [np.zeros((0, 2))])
-    if tr.shape[0] == 0:
+    tr = np.concatenate([confs[n] for n in fold.train if confs[n].size] or [np.zeros((0, 4))])
+    if not (tr[:, 3] > 0).any():
         raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
-    thresholds = confidence_thresholds(tr[:, 0], tr[:, 1])
+    if args.object_rule == "paper":
+        uav = tr[tr[:, 3] > 0]
+        thresholds = KeepRule(*confidence_thresholds(uav[:, 0], uav[:, 1]))
+    else:
+        thresholds = choose_keep_rule(tr)
     classifier, verify, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
                                                  args.epochs, seed=fi, quick=args.quick, cache=levels.cache,
                                                  clusters=levels)
     if fi == 0:
         tally.fold0 = (classifier, thresholds, verify)
-    tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds[0],
-                            "tau_v": thresholds[1], "verify_threshold": verify,
+    tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds.tau_s,
+                            "tau_v": thresholds.tau_v, "keep_rule": thresholds.combine,
+                            "ramp_frames": thresholds.ramp, "verify_threshold": verify,
                             "heldout_f1_by_threshold": table})
     for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
         case = cases[name]
@@ -265,6 +285,8 @@ def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
         ("uav_free_fp_rate_pct", specials["uav_free_default"].fp_frame_rate_pct))})
     for d in tally.fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
+        figures[f"fold{d['fold']}_object_rule"] = f"{d['keep_rule']} K={d['ramp_frames']}"
+        figures[f"fold{d['fold']}_tau_s"], figures[f"fold{d['fold']}_tau_v"] = d["tau_s"], d["tau_v"]
     return figures
 
 

@@ -124,7 +124,8 @@ def print_details(per_stage, per_family, bands, fold_info):
     for lo, c in sorted(bands.bands.items()):
         print(f"  {lo:4d}-{lo + 100:<4d} m   F1 {c.f1_pct:7.2f}   error {c.mean_error_m:6.2f}   (n={c.tp + c.fn})")
     print("\nFolds: " + "; ".join(f"{d['fold']}: test {','.join(d['test_types'])}, "
-                                 f"tau_s={d['tau_s']:.3f} tau_v={d['tau_v']:.3f} verify={d['verify_threshold']}"
+                                 f"tau_s={d['tau_s']:.3f} tau_v={d['tau_v']:.3f} keep={d.get('keep_rule', 'or')} "
+                                 f"K={d.get('ramp_frames', 0)} verify={d['verify_threshold']}"
                                  for d in fold_info))
     for d in fold_info:
         t = d["heldout_f1_by_threshold"]

@@ -28,8 +28,8 @@ class Probes:
     objects the "and" keep rule would keep: the confidences do not depend on
     the keep rule, so no second run), ``detections`` (the kept objects'
     positions with the truth, for a peer tracker), ``sources`` (false objects
-    and outputs by noise source) and ``confidences`` (C_s, C_v of the
-    objects matched to a UAV)."""
+    and outputs by noise source) and ``confidences`` (C_s, C_v, run and
+    UAV flag of every object, :func:`object_confidences`)."""
     points: M.PointCounts | None = None
     raw_objects: M.DetectionCounts | None = None
     objects: M.DetectionCounts | None = None
@@ -51,13 +51,13 @@ class Probes:
         if self.detections is not None:
             self.detections.append((kept, gt))
         if self.objects_and is not None:
-            tau_s, tau_v = thresholds
+            cfg = object_config(thresholds)
+            tau_s, tau_v = cfg.tau_s, cfg.tau_v
             self.objects_and.add(r.objects.pos[(r.scores.c_s >= tau_s) & (r.scores.c_v >= tau_v)], gt)
         if self.sources is not None and getattr(frame, "labels", None) is not None:
             self._add_sources(frame, r, gt, out)
-        if self.confidences is not None and len(r.objects) and gt.shape[0]:
-            di, _, _ = M.match(r.objects.pos, gt)
-            self.confidences.append(np.stack([r.scores.c_s[di], r.scores.c_v[di]], 1))
+        if self.confidences is not None and len(r.objects):
+            self.confidences.append(object_confidences(r.objects, r.scores, gt))
 
     def _add_sources(self, frame, r, gt, out) -> None:
         from sense_nodes.data.bs_sim.scenario import SOURCE_NAMES
@@ -181,17 +181,15 @@ def replaying(pipe, clusters: CaseClusters | None) -> Replay | None:
 def run_stage(case: CaseData, stage: int, model, thresholds, classifier, verify_threshold: float | None = None,
               probes: Probes | None = None, combine: str = "or", clusters: CaseClusters | None = None) -> StageResult:
     """Run ``case`` through ablation ``stage`` with object thresholds
-    ``thresholds`` (tau_s, tau_v), the ``combine`` keep rule (Section 3.3.4:
-    "or") and, at stage 5, TrajFormer verifying at ``verify_threshold``
+    ``thresholds`` (tau_s, tau_v, or a KeepRule, :func:`object_config`),
+    the ``combine`` keep rule (Section 3.3.4: "or"; a KeepRule's own wins) and, at stage 5, TrajFormer verifying at ``verify_threshold``
     (None: the pipeline's default); accumulate its metrics and ``probes``.
     ``clusters`` (:func:`case_clusters` with this stage's model) replays the
     point and cluster levels instead of computing them again."""
-    from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
 
-    tau_s, tau_v = thresholds
     extra = {} if verify_threshold is None else {"classifier_threshold": verify_threshold}
-    cfg = PipelineConfig(stage=stage, objects=ObjectFilterConfig(tau_s=tau_s, tau_v=tau_v, combine=combine), **extra)
+    cfg = PipelineConfig(stage=stage, objects=object_config(thresholds, combine), **extra)
     pipe = BSensePipeline(cfg, noise_model=model if stage >= 2 else None,
                           classifier=classifier if stage >= 5 else None)
     replay = replaying(pipe, clusters)
@@ -215,17 +213,39 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, verify_
     return res
 
 
+def object_config(thresholds, combine: str = "or"):
+    """The ObjectFilterConfig of ``thresholds``: a (tau_s, tau_v) pair with
+    the keep rule ``combine``, or a :class:`KeepRule` with its own."""
+    from sense_nodes.core.bsense.object_filter import KeepRule, ObjectFilterConfig
+
+    if isinstance(thresholds, KeepRule):
+        return ObjectFilterConfig(tau_s=thresholds.tau_s, tau_v=thresholds.tau_v, combine=thresholds.combine)
+    tau_s, tau_v = thresholds
+    return ObjectFilterConfig(tau_s=tau_s, tau_v=tau_v, combine=combine)
+
+
+def object_confidences(objects, scores, gt: np.ndarray) -> np.ndarray:
+    """(n, 4) C_s, C_v, run (:attr:`ObjectScores.run`) and 1 for the objects
+    matched to a UAV of ``gt`` (Section 4.1's matching), 0 for the rest."""
+    uav = np.zeros(len(objects))
+    if len(objects) and gt.shape[0]:
+        di, _, _ = M.match(objects.pos, gt)
+        uav[di] = 1.0
+    return np.stack([scores.c_s, scores.c_v, scores.run, uav], 1)
+
+
 def uav_confidences(case: CaseData, model, clusters: CaseClusters | None = None) -> np.ndarray:
-    """(n, 2) spatial and velocity confidences of the objects matched to a UAV
-    (Section 3.3.4's threshold source), objects unfiltered (thresholds 0).
-    With ``clusters`` only the object filter runs: the confidences do not
-    depend on the tracker downstream."""
+    """(n, 4) confidences of every object (:func:`object_confidences`), the
+    threshold source of Section 3.3.4 (the UAV rows) and of the keep-rule
+    choice (:func:`~sense_nodes.core.bsense.object_filter.choose_keep_rule`),
+    objects unfiltered (thresholds 0). With ``clusters`` only the object
+    filter runs: the confidences do not depend on the tracker downstream."""
     conf: list = []
     if clusters is None:
         run_stage(case, 4, model, (0.0, 0.0), None, probes=Probes(confidences=conf))
     else:
         _object_confidences(case, clusters, conf)
-    return np.concatenate(conf) if conf else np.zeros((0, 2))
+    return np.concatenate(conf) if conf else np.zeros((0, 4))
 
 
 def _object_confidences(case: CaseData, clusters: CaseClusters, conf: list) -> None:
@@ -237,9 +257,8 @@ def _object_confidences(case: CaseData, clusters: CaseClusters, conf: list) -> N
     for frame, objects in zip(case.frames, clusters.objects):
         _, gt = uav_truth(frame)
         scores = level.score(objects, case.dt)
-        if len(objects) and gt.shape[0]:
-            di, _, _ = M.match(objects.pos, gt)
-            conf.append(np.stack([scores.c_s[di], scores.c_v[di]], 1))
+        if len(objects):
+            conf.append(object_confidences(objects, scores, gt))
 
 
 class CaseLevels:

@@ -41,11 +41,11 @@ VERIFY_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 
 def _fit_trajformer(train_cases, model_for, thresholds, epochs, seed, quick, cache=None):
-    from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
     from sense_nodes.core.bsense.pipeline import PipelineConfig
     from sense_nodes.core.bsense.training import TrainConfig
+    from sense_nodes.eval.bsense_stage import object_config
 
-    cfg = PipelineConfig(stage=4, objects=ObjectFilterConfig(tau_s=thresholds[0], tau_v=thresholds[1]))
+    cfg = PipelineConfig(stage=4, objects=object_config(thresholds))
     parts = [case_windows(c, model_for, cfg, cache) for c in train_cases]
     X, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     if len(X) == 0 or y.min() == y.max():
@@ -109,12 +109,11 @@ def choose_verify_threshold(cases, model_for, thresholds, classifier, grid=VERIF
     its output at a threshold is decided by the running maximum of its
     scores, and tracking itself does not depend on verification.
     ``clusters(case)``: the case's CaseClusters to replay (None: computed)."""
-    from sense_nodes.core.bsense.object_filter import ObjectFilterConfig
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
-    from sense_nodes.eval.bsense_stage import replaying
+    from sense_nodes.eval.bsense_stage import object_config, replaying
 
     counts = {t: M.DetectionCounts() for t in grid}
-    cfg = PipelineConfig(stage=5, objects=ObjectFilterConfig(tau_s=thresholds[0], tau_v=thresholds[1]),
+    cfg = PipelineConfig(stage=5, objects=object_config(thresholds),
                          classifier_threshold=2.0)    # never verify: every window is scored
     for case in cases:
         pipe = BSensePipeline(cfg, model_for(case), classifier)

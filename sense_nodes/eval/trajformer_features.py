@@ -92,6 +92,7 @@ def main(args):
         cases = {n: load_case(n, args.seed, args.site_seed, args.max_frames)
                  for n in tqdm(names, desc=f"fold {fi}: cases", leave=False)}
         conf = np.concatenate([uav_confidences(cases[n], model_for(cases[n])) for n in fold.train])
+        conf = conf[conf[:, 3] > 0]   # the UAV objects' rows
         tau = confidence_thresholds(conf[:, 0], conf[:, 1])
         cfg = PipelineConfig(stage=4, objects=ObjectFilterConfig(tau_s=tau[0], tau_v=tau[1]))
 

@@ -37,7 +37,12 @@ class CubeGrid:
 
     def keys(self, xyz: np.ndarray) -> np.ndarray:
         """(N,) int64 cube keys of (N, 3) positions (Eq. 3: the cube a point lies in)."""
-        i = self.indices(xyz) + _OFF
+        return self.keys_of_indices(self.indices(xyz))
+
+    @staticmethod
+    def keys_of_indices(idx: np.ndarray) -> np.ndarray:
+        """(N,) int64 cube keys of (N, 3) integer cube indices."""
+        i = np.asarray(idx, dtype=np.int64) + _OFF
         i &= _MASK
         return (i[:, 0] << (2 * _BITS)) | (i[:, 1] << _BITS) | i[:, 2]
 

@@ -6,7 +6,10 @@ paper, Section 3.2).
   rx power) are z-score standardised (Eq. 5-6) and a multivariate Gaussian
   is fitted by maximum likelihood (Eq. 7-8). The Henze-Zirkler test
   (Section 3.2.1) marks cubes whose metrics are not jointly Gaussian; those
-  cubes are not modelled and their points are left to the later stages.
+  cubes are not modelled by a Gaussian; by default (our extension,
+  :mod:`.fallback`) they get a small Gaussian mixture instead, and
+  ``mixture_components=0`` leaves their points to the later stages as the
+  paper does.
 * Filter (Section 3.2.3, Eq. 10-11): each point is standardised with its
   cube's statistics, its Mahalanobis distance to the cube's Gaussian is
   computed, and it is removed when the distance is below the cube's
@@ -32,11 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from .cubes import DEFAULT_EDGE_M, CubeGrid, lookup, xyz_of
+from .fallback import Fallback, fit_fallback
 from .normality import henze_zirkler
 
 METRICS = ("snr", "scr", "noise", "signal_power", "rx_power")   # Eq. 4
 FORMAT = "bsense-noise-model"
 VERSION = 1
+# The fallback fingerprints' settings where they are switched on (our choices)
+MIXTURE_COMPONENTS = 3      # parts of a non-Gaussian cube's mixture at most
+FALLBACK_POOL_RADIUS = 1    # a sparse cube pools the 3 x 3 x 3 cubes around it
 # Cube edges beyond this are not a fingerprint grid (the site is a few km).
 MAX_CUBE_M = 10_000.0
 
@@ -59,6 +66,14 @@ class NoiseModelConfig:
     min_points: int = 30             # fewest noise points to model a cube (our choice)
     hz_max_points: int = 300         # HZ on a random subsample of this size (our choice: O(n^2) test)
     seed: int = 0                    # subsample seed
+    # fallback fingerprints (:mod:`.fallback`, our extension; 0 = the paper's
+    # plain Gaussians only): pooled Gaussians for sparse cubes from this many
+    # cubes each way (off: pooled air cubes remove UAV points), and mixtures
+    # of up to this many parts for cubes that fail Henze-Zirkler (on: they
+    # hold a large share of the clutter the paper leaves unmodelled)
+    pool_radius: int = 0
+    pool_min_points: int = 20        # own points a sparse cube needs to be pooled (our choice: fewer pooled air cubes)
+    mixture_components: int = MIXTURE_COMPONENTS
 
 
 class NoiseModel:
@@ -82,6 +97,7 @@ class NoiseModel:
         self.gaussian = np.zeros(0, bool)         # cube passed HZ (only those filter)
         self.n_frames = 0
         self.provenance: dict = {}                # where the fit came from (saved with it)
+        self.fallback = Fallback.empty()          # sparse and non-Gaussian cubes (:mod:`.fallback`)
 
     # ------------------------------------------------------------ fitting
     @property
@@ -121,6 +137,7 @@ class NoiseModel:
         keys = self.grid.keys(xyz)
         order = np.argsort(keys, kind="stable")
         keys, F = keys[order], F[order]
+        all_keys, all_F = keys, F
         ukeys, start, cnt = np.unique(keys, return_index=True, return_counts=True)
         big = cnt >= cfg.min_points
         # Eq. 5-6: per-cube mean and standard deviation (vectorised by reduceat)
@@ -151,6 +168,13 @@ class NoiseModel:
         self.keys, self.mu, self.sd, self.mean, self.prec = ukeys[big], mu[big], sd[big], m[big], prec[big]
         self.tau, self.count, self.hz_p = tau[big], cnt[big], hz_p[big]
         self.gaussian = self.hz_p >= cfg.hz_alpha
+        if cfg.pool_radius > 0 or cfg.mixture_components > 0:
+            self.fallback = fit_fallback(self.grid, all_keys, all_F, self.keys[self.gaussian],
+                                         self.keys[~self.gaussian], cfg.min_points, cfg.percentile,
+                                         cfg.pool_radius, cfg.mixture_components, cfg.pool_min_points,
+                                         cfg.seed)
+        else:
+            self.fallback = Fallback.empty()
 
     # ------------------------------------------------------------ filtering
     def distances(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,13 +194,22 @@ class NoiseModel:
 
     def filter(self, points: np.ndarray) -> np.ndarray:
         """Keep mask of Section 3.2.3: False for points of a Gaussian cube
-        whose Mahalanobis distance is below the cube's threshold tau_c."""
+        whose Mahalanobis distance is below the cube's threshold tau_c, and
+        for points of a cube with a fallback fingerprint that look like it."""
         d, row = self.distances(points)
         keep = np.ones(points.shape[0], bool)
         hit = np.flatnonzero(row >= 0)
+        gauss = np.zeros(points.shape[0], bool)
         if hit.size:
             r = row[hit]
+            gauss[hit] = self.gaussian[r]
             keep[hit] = ~(self.gaussian[r] & (d[hit] < self.tau[r]))
+        if len(self.fallback):
+            rest = np.flatnonzero(~gauss)
+            fb = self.fallback.lookup(self.grid.keys(xyz_of(points[rest])))
+            on = fb >= 0
+            if on.any():
+                keep[rest[on]] = ~self.fallback.remove(metrics_of(points[rest[on]]), fb[on])
         return keep
 
     def summary(self) -> dict:
@@ -184,7 +217,7 @@ class NoiseModel:
         n = int(self.keys.size)
         return {"cubes": n, "gaussian_cubes": int(self.gaussian.sum()),
                 "gaussian_pct": 100.0 * float(self.gaussian.mean()) if n else float("nan"),
-                "frames": int(self.n_frames)}
+                "fallback_cubes": len(self.fallback), "frames": int(self.n_frames)}
 
     # ------------------------------------------------------------ files
     def save(self, path) -> Path:
@@ -197,7 +230,8 @@ class NoiseModel:
                  config_keys=np.array(list(cfg.keys())), config_vals=np.array([float(v) for v in cfg.values()]),
                  keys=self.keys, mu=self.mu, sd=self.sd, mean=self.mean, prec=self.prec, tau=self.tau,
                  count=self.count, hz_p=self.hz_p, gaussian=self.gaussian, n_frames=np.array(self.n_frames),
-                 provenance=np.array(json.dumps(self.provenance)))
+                 provenance=np.array(json.dumps(self.provenance)),
+                 **{f"fb_{k}": getattr(self.fallback, k) for k in Fallback.ARRAYS})
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -234,6 +268,8 @@ class NoiseModel:
                 m.gaussian, m.n_frames = z["gaussian"].astype(bool), int(z["n_frames"])
                 if "provenance" in z.files:
                     m.provenance = json.loads(str(z["provenance"]))
+                if "fb_keys" in z.files:   # files without a fallback load as the paper's model
+                    m.fallback = Fallback(*(z[f"fb_{k}"] for k in Fallback.ARRAYS))
         except NoiseModelFileError:
             raise
         except Exception as exc:   # missing, truncated, not a zip, missing arrays ...
@@ -243,7 +279,14 @@ class NoiseModel:
                      and m.tau.shape == (n,) and m.gaussian.shape == (n,))
         if not shapes_ok or (n > 1 and np.any(np.diff(m.keys) <= 0)):
             raise NoiseModelFileError(f"noise-model file '{path}' is inconsistent (array shapes or key order)")
-        if not all(np.isfinite(a).all() for a in (m.mu, m.sd, m.mean, m.prec, m.tau)):
+        fb = m.fallback
+        k = fb.w.shape[1] if fb.w.ndim == 2 else -1
+        if not (fb.mu.shape == (len(fb), 5) and fb.w.shape == (len(fb), k) and fb.mean.shape == (len(fb), k, 5)
+                and fb.prec.shape == (len(fb), k, 5, 5) and fb.logdet.shape == (len(fb), k)
+                and fb.tau.shape == (len(fb),) and (len(fb) < 2 or np.all(np.diff(fb.keys) > 0))):
+            raise NoiseModelFileError(f"noise-model file '{path}' has inconsistent fallback fingerprints")
+        if not all(np.isfinite(a).all() for a in (m.mu, m.sd, m.mean, m.prec, m.tau, fb.mu, fb.sd, fb.mean,
+                                                      fb.prec, fb.logdet, fb.tau)):
             raise NoiseModelFileError(f"noise-model file '{path}' holds non-finite fingerprints")
         c = m.config
         if not (0 < c.cube_m <= MAX_CUBE_M and 0 < c.percentile < 100 and c.min_points >= 1):
@@ -303,7 +346,7 @@ class FingerprintUpdater:
             raise ValueError("no frames buffered to refit the noise model")
         fresh = NoiseModel(self.model.config).fit(list(self.buffer))
         m = self.model
-        for k in ("keys", "mu", "sd", "mean", "prec", "tau", "count", "hz_p", "gaussian", "n_frames"):
+        for k in ("keys", "mu", "sd", "mean", "prec", "tau", "count", "hz_p", "gaussian", "n_frames", "fallback"):
             setattr(m, k, getattr(fresh, k))
         if stamp_s is not None:
             self.last_fit_s = float(stamp_s)

@@ -91,6 +91,7 @@ class ObjectScores:
     keep: np.ndarray
     gap: np.ndarray | None = None
     ids: np.ndarray | None = None
+    run: np.ndarray | None = None
 
 
 def match_objects(prev: np.ndarray, cur: np.ndarray, gate_m) -> np.ndarray:
@@ -167,6 +168,7 @@ class ObjectFilter:
         self._cv = np.zeros(0)
         self._age = np.zeros(0, np.int64)
         self._prev_index = np.zeros(0, np.int64)   # index in the previous frame, -1 for older
+        self._run = np.zeros(0, np.int64)          # matches along each memory's chain since it started
 
     def step(self, objects: Objects, dt: float) -> ObjectScores:
         cfg = self.config
@@ -192,6 +194,7 @@ class ObjectFilter:
         c_s = lam * cs_prev + (1.0 - lam) * s                      # Eq. 13
         c_v = lam * cv_prev + (1.0 - lam) * v                      # Eq. 16
         prev_index = np.where(has, self._prev_index[mm] if self._prev_index.size else -1, -1)
+        run = np.where(has, (self._run[mm] if self._run.size else 0) + 1, 0)
         if cfg.use_spatial and cfg.use_velocity:
             if cfg.combine == "and":
                 keep = (c_s >= cfg.tau_s) & (c_v >= cfg.tau_v)
@@ -212,8 +215,10 @@ class ObjectFilter:
         self._cv = np.concatenate([c_v, self._cv[old]])
         self._age = np.concatenate([np.zeros(pos.shape[0], np.int64), age[old]])
         self._prev_index = np.concatenate([np.arange(pos.shape[0]), np.full(int(old.sum()), -1)])
+        self._run = np.concatenate([run, self._run[old]]).astype(np.int64)
         match = prev_index.astype(np.int64)
-        return ObjectScores(match, s, v, c_s, c_v, v_r, keep, gap.astype(np.int64), self._ids(match))
+        return ObjectScores(match, s, v, c_s, c_v, v_r, keep, gap.astype(np.int64), self._ids(match),
+                            run.astype(np.int64))
 
     def _ids(self, match: np.ndarray) -> np.ndarray:
         """Object ids stable across frames while matched to the previous
@@ -236,3 +241,59 @@ def confidence_thresholds(c_s_uav, c_v_uav, percentile: float = 5.0) -> tuple[fl
     if a.size == 0 or b.size == 0:
         raise ValueError("no UAV confidences to set the thresholds from")
     return float(np.percentile(a, percentile)), float(np.percentile(b, percentile))
+
+
+KEEP_RULES = ("or", "and")
+RAMP_FRAMES = (0, 1, 2, 3)    # candidate K (our choice of grid)
+
+
+@dataclass(frozen=True)
+class KeepRule:
+    """Section 3.3.4's thresholds with the keep rule and the ramp length K
+    they were chosen with (:func:`choose_keep_rule`)."""
+    tau_s: float
+    tau_v: float
+    combine: str = "or"
+    ramp: int = 0
+
+
+def choose_keep_rule(conf: np.ndarray, percentile: float = 5.0, rules=KEEP_RULES,
+                     ramps=RAMP_FRAMES) -> KeepRule:
+    """Keep rule and thresholds from training objects (our extension of
+    Section 3.3.4). ``conf`` (n, 4): C_s, C_v, run (matches since the
+    object's chain started, :attr:`ObjectScores.run`) and 1 for an object
+    matched to a UAV, 0 otherwise.
+
+    The paper's 5th-percentile rule sets each threshold so that 95% of UAV
+    confidences pass. Every object starts at confidence 0 and climbs by
+    (1 - lambda) a frame, so UAV objects early in their chain (after each
+    gap longer than ``max_gap``) pull the percentile to the first step. Each
+    candidate (keep rule "or"/"and", K in ``ramps``) takes the thresholds as
+    the ``percentile``-th percentile of the UAV objects at least K frames
+    into their chain; of the candidates that still keep 100 - ``percentile``
+    % of all UAV objects (the paper's recall target, now for the rule as a
+    whole), the one keeping the fewest other objects wins (ties: the
+    paper's "or", then the smaller K)."""
+    c = np.asarray(conf, float)
+    uav = c[:, 3] > 0
+    if not uav.any():
+        raise ValueError("no UAV confidences to set the thresholds from")
+    best, best_key = None, None
+    for combine in rules:
+        for k in ramps:
+            src = uav & (c[:, 2] >= k)
+            if not src.any():
+                continue
+            tau_s, tau_v = confidence_thresholds(c[src, 0], c[src, 1], percentile)
+            ok_s, ok_v = c[:, 0] >= tau_s, c[:, 1] >= tau_v
+            keep = (ok_s & ok_v) if combine == "and" else (ok_s | ok_v)
+            retained = keep[uav].mean()
+            if retained < 1.0 - percentile / 100.0:
+                continue
+            key = (int(keep[~uav].sum()), rules.index(combine), k)
+            if best_key is None or key < best_key:
+                best, best_key = KeepRule(tau_s, tau_v, combine, k), key
+    if best is None:   # unreachable with "or" at K = 0, kept as the paper's rule
+        tau_s, tau_v = confidence_thresholds(c[uav, 0], c[uav, 1], percentile)
+        best = KeepRule(tau_s, tau_v)
+    return best
