@@ -201,6 +201,15 @@ def frames_at(ds, indices, ratio: float, seed: int = 0) -> np.ndarray:
     return measurements(ds, indices, ratio, np.random.default_rng([seed, 7]))
 
 
+def dataset_key(ds) -> str:
+    """A short hash of the dataset's manifest: a checkpoint trained on one dataset
+    is never read for another."""
+    import hashlib
+    import json
+    text = json.dumps(ds.manifest, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
 def learned_imager(ds, S, minutes: float = 8.0, seed: int = 0, device: str = "cpu"):
     """(predict: y (n, N_1) -> images (n, N_v) in SIGMA_REF units, training epochs)
     of the 3D imager trained on the training split (cached; trained here when
@@ -212,7 +221,7 @@ def learned_imager(ds, S, minutes: float = 8.0, seed: int = 0, device: str = "cp
     from sense_nodes.core.imaging.networks import build_network
     from sense_nodes.data.paths import cache_dir
     shape = tuple(ds.arrays["voxel_image"].shape[1:])
-    ck_path = cache_dir("imaging") / f"canyon3d_seed{seed}.pt"
+    ck_path = cache_dir("imaging") / f"canyon3d_seed{seed}_{dataset_key(ds)}.pt"
     ck = load_checkpoint(ck_path, kind=CANYON_KIND, version=1) if ck_path.exists() else \
         train_canyon(ds, S, ck_path, minutes=minutes, seed=seed)
     net = load_state(build_network("rescnn", 3, 3, shape), ck)
