@@ -108,3 +108,19 @@ def test_the_canyon_row_says_it_was_not_measured_without_the_dataset(tmp_path, c
     from sense_nodes.eval.imaging_gridless_canyon import canyon_rows
     assert canyon_rows(tmp_path / "none", 3) == {}
     assert "gridless canyon row (Table VI): not measured" in capsys.readouterr().out
+
+
+def test_the_gridless_rows_refuse_a_canyon_dataset_folder_that_is_not_one(tmp_path):
+    import argparse
+
+    from sense_nodes.errors import UserError
+    from sense_nodes.eval import imaging_eval
+    parser = argparse.ArgumentParser()
+    imaging_eval.add_arguments(parser)
+    args = parser.parse_args(["--tables", "g", "--canyon-dataset", str(tmp_path), "--gridless-canyon-n", "5"])
+    assert args.gridless_canyon_n == 5
+    with pytest.raises(UserError, match="not an imaging CSI dataset"):
+        imaging_eval.main(args)
+    args = parser.parse_args(["--tables", "g", "--gridless-canyon-n", "0"])
+    with pytest.raises(UserError, match="--gridless-canyon-n"):
+        imaging_eval.main(args)
