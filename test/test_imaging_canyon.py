@@ -50,16 +50,32 @@ def test_canyon_echo_matches_the_sensing_model_at_the_targets():
     ants = ic_eval._antennas(path)
     S = sensing_matrix(ds, ants)
     assert S.A.shape == (10 * 6 * 625, 480)
-    from sense_nodes.data.csi import imaging_channels as ic
-    orig = ic.voxel_centers
+    from sense_nodes.core.imaging.sensing_matrix import steering_vectors
     pos = np.asarray(ds.arrays["target_pos"][0], float)
     sig = np.asarray(ds.arrays["target_sigma"][0], float)
-    try:   # steering vectors at the true target positions, same construction as A
-        ic.voxel_centers = lambda: pos.astype(np.float32)
-        B = sensing_matrix(ds, ants).A
-    finally:
-        ic.voxel_centers = orig
+    # steering vectors at the true target positions, same construction as A
+    B = steering_vectors(S.cfg, pos, antennas=ants)
     y = measurements(ds, [0], 0.0, None)[0]
     model = B @ sig.astype(np.complex64)
     rho = np.abs(np.vdot(model, y)) / (np.linalg.norm(model) * np.linalg.norm(y))
     assert rho > 0.99
+
+
+def test_the_canyon_config_reads_the_datasets_grid_subcarriers_and_noise():
+    from sense_nodes.core.imaging.geometry import subcarrier_wavelengths, voxel_centres
+    from sense_nodes.data.csi import imaging_channels as ic
+    from sense_nodes.eval.imaging_canyon import canyon_config
+    manifest = {"carrier_hz": ic.CARRIER_HZ, "subcarrier_spacing_hz": ic.SCS_HZ,
+                "num_subcarriers": ic.NUM_SUBCARRIERS, "bandwidth_hz": ic.BANDWIDTH_HZ,
+                "geometry": {"bs_pos_m": ic.BS_POS.tolist(), "roi_min_m": ic.ROI_MIN.tolist(),
+                             "roi_max_m": ic.roi_max().tolist(), "voxel_m": ic.VOXEL,
+                             "targets_per_sample": ic.NUM_TARGETS,
+                             "target_rcs_m2": {"mean": ic.RCS_MEAN, "var": ic.RCS_VAR, "min": 1e-4}},
+                "antenna_arrays": {"bs": {"rows": ic.N0}},
+                "power": {"pt_dbm": ic.PT_DBM, "pn_dbm_per_antenna": ic.PN_DBM}}
+    cfg = canyon_config(SimpleNamespace(manifest=manifest))
+    np.testing.assert_allclose(voxel_centres(cfg), ic.voxel_centers().reshape(-1, 3))
+    freqs = 299_792_458.0 / subcarrier_wavelengths(cfg)
+    np.testing.assert_allclose(freqs, ic.CARRIER_HZ + (np.arange(6) - 3) * ic.SCS_HZ)
+    assert cfg.noise_var == pytest.approx(10 ** ((ic.PN_DBM - ic.PT_DBM) / 10))
+    assert cfg.gain == 1.0 and cfg.mode == "A"

@@ -30,6 +30,7 @@ import numpy as np
 
 CANYON_KIND = "imaging-canyon3d"
 
+CANYON_SEED = 0       # training and test-noise seed of Table VI (the dataset's own seed is its file's)
 RATIOS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 RATIO_KEYS = ("r0", "r0p1pct", "r1pct", "r10pct", "r100pct")
 PAPER_TABLE6 = {  # per ratio 0, 0.1 %, 1 %, 10 %, 100 %
@@ -59,26 +60,42 @@ def _antennas(ds_path: Path) -> np.ndarray:
     return ants
 
 
-def sensing_matrix(ds, ants: np.ndarray):
-    """A (N_1 x 480, complex64) for the canyon geometry: rows (link, k, n_t, n_r)."""
-    from sense_nodes.core.imaging.channel import point_channel
-    from sense_nodes.core.imaging.sensing_matrix import SensingMatrix
+def canyon_config(ds):
+    """The imaging config of the dataset's site, from its manifest: 4 BSs of
+    N0 x N0 arrays (their positions passed beside it, see ``_antennas``), the
+    dataset's subcarrier grid (offsets (k - N_f // 2) * spacing from the
+    carrier), isotropic antennas (G_s = 1, as the dataset's analytic check
+    verifies), the ROI box and voxels, P_t and P_n, M UAVs drawn anywhere in the
+    ROI (no spacing). ``bs_distance_m`` and ``bs_height_m`` stay at their
+    defaults: the antenna positions replace the polygon they describe."""
+    from sense_nodes.core.imaging.geometry import ImagingConfig
     from sense_nodes.data.csi import cfr as cfrmod
-    from sense_nodes.data.csi import imaging_channels as ic
-    t0 = time.perf_counter()
-    freqs = ic.CARRIER_HZ + cfrmod.subcarrier_offsets(ic.NUM_SUBCARRIERS, ic.SCS_HZ)
-    pts = ic.voxel_centers().reshape(-1, 3).astype(float)
-    lam0 = ic.C / ic.CARRIER_HZ
-    kappa = lam0 / np.sqrt(4 * np.pi)            # G_s = 1: isotropic antennas
-    n_a = ants.shape[1]
-    rows = []
-    for lk in ds.links:
-        for f in freqs:
-            ht = point_channel(ants[int(lk["tx_id"][2:])], pts, ic.C / f)
-            hr = point_channel(ants[int(lk["rx_id"][2:])], pts, ic.C / f)
-            rows.append((kappa * ht[:, None, :] * hr[None, :, :]).reshape(n_a * n_a, len(pts)))
-    A = np.concatenate(rows).astype(np.complex64)
-    return SensingMatrix(cfg=None, A=A, build_s=time.perf_counter() - t0)
+    m, g = ds.manifest, ds.manifest["geometry"]
+    lo, hi = np.asarray(g["roi_min_m"], float), np.asarray(g["roi_max_m"], float)
+    centre = (lo + hi) / 2
+    k = int(m["num_subcarriers"])
+    rcs = g["target_rcs_m2"]
+    return ImagingConfig(
+        n_bs=len(g["bs_pos_m"]), n0=int(m["antenna_arrays"]["bs"]["rows"]), f0_hz=float(m["carrier_hz"]),
+        n_subcarriers=k, bandwidth_hz=float(m["bandwidth_hz"]),
+        subcarrier_offsets_hz=tuple(float(f) for f in cfrmod.subcarrier_offsets(k, m["subcarrier_spacing_hz"])),
+        gain=1.0, roi_size_m=tuple(float(v) for v in hi - lo), roi_height_m=float(centre[2]),
+        roi_centre_xy_m=(float(centre[0]), float(centre[1])), voxel_m=float(g["voxel_m"]), mode="A",
+        pt_dbm=float(m["power"]["pt_dbm"]), pn_dbm=float(m["power"]["pn_dbm_per_antenna"]),
+        mean_uavs=float(g["targets_per_sample"]), min_separation_voxels=0.0,
+        rcs_mean_m2=float(rcs["mean"]), rcs_std_m2=float(np.sqrt(rcs["var"])))
+
+
+def sensing_matrix(ds, ants: np.ndarray):
+    """A (N_1 x 480, complex64) for the canyon geometry: rows (link, k, n_t, n_r),
+    the dataset's links being the config's mode-A pairs (i <= j) in order."""
+    from sense_nodes.core.imaging.geometry import measurement_pairs
+    from sense_nodes.core.imaging.sensing_matrix import build_sensing_matrix
+    cfg = canyon_config(ds)
+    pairs = [(int(lk["tx_id"][2:]), int(lk["rx_id"][2:])) for lk in ds.links]
+    if pairs != measurement_pairs(cfg):
+        raise ValueError(f"dataset links {pairs} are not the mode-A pairs in A's order")
+    return build_sensing_matrix(cfg, antennas=ants)
 
 
 def measurements(ds, indices, ratio: float, rng: np.random.Generator | None,
@@ -162,43 +179,82 @@ def train_canyon(ds, S, out: Path, minutes: float = 8.0, batch: int = 16, seed: 
     return load_checkpoint(out, kind=CANYON_KIND, version=1)
 
 
-def table6(ds_path: str | Path | None = None, minutes: float = 8.0, seed: int = 0,
-           device: str = "cpu") -> dict:
-    """Table VI figures: MSE, SSIM, DR and FAR per residual-interference ratio."""
+def dataset_path(ds_path: str | Path | None) -> Path:
+    """The dataset folder given, or the cached full imaging dataset (seed 0)."""
+    from sense_nodes.data.csi.dataset import default_dir
+    return Path(ds_path) if ds_path else default_dir("imaging", False, 0)
+
+
+def held_out(ds) -> tuple:
+    """(indices, labels (n, N_v) in SIGMA_REF units, true positions) of the test split."""
+    from sense_nodes.core.imaging.targets import SIGMA_REF
+    te = np.flatnonzero(np.asarray(ds.arrays["split_random"]) == 2)
+    labels = np.asarray(ds.arrays["voxel_image"], np.float32)[te].reshape(len(te), -1) / SIGMA_REF
+    pos = [np.asarray(p, float) for p in np.asarray(ds.arrays["target_pos"])[te]]
+    return te, labels, pos
+
+
+def frames_at(ds, indices, ratio: float, seed: int = 0) -> np.ndarray:
+    """The test frames of Table VI at residual ratio ``ratio``: noise drawn in the
+    order of ``indices`` from one seeded stream, so a prefix of the test split
+    gets the same frames as the whole split."""
+    return measurements(ds, indices, ratio, np.random.default_rng([seed, 7]))
+
+
+def dataset_key(ds) -> str:
+    """A short hash of the dataset's manifest: a checkpoint trained on one dataset
+    is never read for another."""
+    import hashlib
+    import json
+    text = json.dumps(ds.manifest, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def learned_imager(ds, S, minutes: float = 8.0, seed: int = 0, device: str = "cpu"):
+    """(predict: y (n, N_1) -> images (n, N_v) in SIGMA_REF units, training epochs)
+    of the 3D imager trained on the training split (cached; trained here when
+    missing, ``minutes`` of budget)."""
     import torch
 
     from sense_nodes.core.checkpoint import load_checkpoint, load_state
     from sense_nodes.core.imaging.imager import optimize_for_inference
     from sense_nodes.core.imaging.networks import build_network
-    from sense_nodes.core.imaging.targets import SIGMA_REF
-    from sense_nodes.data.csi.dataset import default_dir, load_dataset
     from sense_nodes.data.paths import cache_dir
+    shape = tuple(ds.arrays["voxel_image"].shape[1:])
+    ck_path = cache_dir("imaging") / f"canyon3d_seed{seed}_{dataset_key(ds)}.pt"
+    ck = load_checkpoint(ck_path, kind=CANYON_KIND, version=1) if ck_path.exists() else \
+        train_canyon(ds, S, ck_path, minutes=minutes, seed=seed)
+    net = load_state(build_network("rescnn", 3, 3, shape), ck)
+    run = optimize_for_inference(net.eval(), torch.device(device))
+
+    def predict(y: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return run(torch.from_numpy(_features(S, y, shape))).numpy().reshape(len(y), -1)
+    return predict, len(ck.extra["history"])
+
+
+def table6(ds_path: str | Path | None = None, minutes: float = 8.0, seed: int = 0,
+           device: str = "cpu") -> dict:
+    """Table VI figures: MSE, SSIM, DR and FAR per residual-interference ratio."""
+    from sense_nodes.core.imaging.geometry import voxel_centres
+    from sense_nodes.data.csi.dataset import load_dataset
     from sense_nodes.eval.imaging_metrics import evaluate_images
-    path = Path(ds_path) if ds_path else default_dir("imaging", False, 0)
+    path = dataset_path(ds_path)
     if not (path / "manifest.json").exists():
         print(f"Table VI: no imaging CSI dataset at {path} (`sense data` kind imaging); skipped")
         return {}
     ds = load_dataset(path)
     S = sensing_matrix(ds, _antennas(path))
     shape = tuple(ds.arrays["voxel_image"].shape[1:])
-    ck_path = cache_dir("imaging") / f"canyon3d_seed{seed}.pt"
-    ck = load_checkpoint(ck_path, kind=CANYON_KIND, version=1) if ck_path.exists() else \
-        train_canyon(ds, S, ck_path, minutes=minutes, seed=seed)
-    net = load_state(build_network("rescnn", 3, 3, shape), ck)
-    run = optimize_for_inference(net.eval(), torch.device(device))
-    from sense_nodes.data.csi import imaging_channels as ic
-    centres = ic.voxel_centers().reshape(-1, 3)
-    te = np.flatnonzero(np.asarray(ds.arrays["split_random"]) == 2)
-    labels = np.asarray(ds.arrays["voxel_image"], np.float32)[te] / SIGMA_REF
-    pos = [np.asarray(p, float) for p in np.asarray(ds.arrays["target_pos"])[te]]
-    figs = {"table6_test_samples": int(len(te)), "table6_train_epochs": len(ck.extra["history"]),
+    predict, epochs = learned_imager(ds, S, minutes, seed, device)
+    centres = voxel_centres(S.cfg)
+    te, labels, pos = held_out(ds)
+    figs = {"table6_test_samples": int(len(te)), "table6_train_epochs": epochs,
             "table6_a_shape": f"{S.A.shape[0]}x{S.A.shape[1]}"}
     for r, key in zip(RATIOS, RATIO_KEYS):
-        y = measurements(ds, te, r, np.random.default_rng([seed, 7]))
-        with torch.inference_mode():
-            pred = run(torch.from_numpy(_features(S, y, shape))).numpy().reshape(len(te), -1)
-        s = evaluate_images(pred, labels.reshape(len(te), -1), pos, centres, shape)
-        for j, m in enumerate(("mse", "ssim", "dr_pct", "far_pct")):
+        pred = predict(frames_at(ds, te, r, seed))
+        s = evaluate_images(pred, labels, pos, centres, shape)
+        for m in ("mse", "ssim", "dr_pct", "far_pct"):
             figs[f"table6_{key}_{m}"] = s[m]
             figs[f"paper_table6_{key}_{m}"] = PAPER_TABLE6[m][RATIOS.index(r)]
     return figs

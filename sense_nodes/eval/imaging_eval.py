@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sense_nodes.eval.imaging_gridless import add_arguments as add_gridless_arguments
     add_gridless_arguments(parser)
     parser.add_argument("--canyon-dataset", metavar="DIR", help="imaging CSI dataset for Table VI "
-                        "(default: the cached full dataset, seed 0)")
+                        "and the gridless canyon row (default: the cached full dataset, seed 0)")
     parser.add_argument("--canyon-minutes", type=float, default=8.0,
                         help="training budget of the Table VI imager when not cached (default 8)")
     parser.add_argument("--checkpoints", metavar="DIR", help="checkpoint directory (default: the "
@@ -84,12 +84,12 @@ def main(args: argparse.Namespace) -> dict:
         bad = tables - {"2", "3", "4", "5", "6", "13", "g"}
         if bad:
             raise ValueError(f"--tables: unknown {sorted(bad)}; choose from 2, 3, 4, 5, 6, 13, g")
-        if "g" in tables and min(args.gridless_n, args.gridless_n_3d) < 1:
-            raise ValueError("--gridless-n and --gridless-n-3d must be >= 1")
+        if "g" in tables and min(args.gridless_n, args.gridless_n_3d, args.gridless_canyon_n) < 1:
+            raise ValueError("--gridless-n, --gridless-n-3d and --gridless-canyon-n must be >= 1")
         if args.n_test < 1 or args.table2_n < 1 or args.sparsity < 1:
             raise ValueError("--n-test, --table2-n and --sparsity must be >= 1")
         device = pick_device(args.device)
-        if "6" in tables and args.canyon_dataset and not (Path(args.canyon_dataset) / "manifest.json").exists():
+        if tables & {"6", "g"} and args.canyon_dataset and not (Path(args.canyon_dataset) / "manifest.json").exists():
             raise ValueError(f"--canyon-dataset {args.canyon_dataset}: not an imaging CSI dataset "
                              f"(no manifest.json; make one with `sense data generate --kind imaging`)")
     except ValueError as exc:
@@ -109,8 +109,8 @@ def main(args: argparse.Namespace) -> dict:
     if "2" in tables:
         figs.update(table2(ctx))
     if "6" in tables:
-        from sense_nodes.eval.imaging_canyon import table6
-        figs.update(table6(args.canyon_dataset, minutes=args.canyon_minutes, seed=0,
+        from sense_nodes.eval.imaging_canyon import CANYON_SEED, table6
+        figs.update(table6(args.canyon_dataset, minutes=args.canyon_minutes, seed=CANYON_SEED,
                            device=str(device)))
     if "g" in tables:
         from sense_nodes.eval.imaging_gridless import eval_rows

@@ -218,7 +218,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gridless-n-3d", type=int, default=50,
                         help="frames of the gridless 3D row (default 50)")
     parser.add_argument("--gridless-rows", default="", help="comma list of gridless row keys "
-                        "(default all; e.g. gridless,gridless_3d,gridless_phase15)")
+                        "(default all; e.g. gridless,gridless_3d,gridless_phase15,gridless_canyon)")
+    parser.add_argument("--gridless-canyon-n", type=int, default=40,
+                        help="test frames of the gridless canyon row (Table VI, the imaging CSI "
+                        "dataset of --canyon-dataset), per residual ratio (default 40)")
 
 
 def eval_rows(ctx) -> dict:
@@ -231,7 +234,9 @@ def eval_rows(ctx) -> dict:
     figs = gridless_rows(ctx.args.gridless_n, ctx.args.gridless_n_3d, ctx.args.seed, learned,
                          ctx.args.sparsity, only)
     figs["gridless_canyon_dr_pct"] = None
-    print("gridless canyon row (Table VI): not measured; it needs the Sionna RT imaging CSI "
-          "dataset (`sense data generate --kind imaging`) and the canyon's geometry in the "
-          "gridless model")
+    if only is None or "gridless_canyon" in only:
+        from sense_nodes.eval.imaging_canyon import CANYON_SEED
+        from sense_nodes.eval.imaging_gridless_canyon import canyon_rows
+        figs.update(canyon_rows(ctx.args.canyon_dataset, ctx.args.gridless_canyon_n,
+                                ctx.args.canyon_minutes, CANYON_SEED, str(ctx.device)))
     return figs

@@ -12,6 +12,8 @@ Modules, following the paper's order:
 - ``backprojection``: the primary physics step A^H y (Eq. 20).
 - ``networks``, ``losses``, ``training``: the physics-embedded DNN (Sec. IV-B/C).
 - ``imager``: ``Imager.from_checkpoint(path, device).image(y)`` for the node.
+- ``clutter``: a clutter map of the static scene from measured frames, projected
+  out of each frame (the background removal of Sec. II, Table VI's residual).
 
 Nothing here imports rclpy or message types.
 """

@@ -57,6 +57,12 @@ class ImagingConfig:
                                           # "antenna_share": P_n N0^2 / P_t (earlier, 14 dB noisier)
     rcs_mean_m2: float = 0.01             # Gaussian RCS mean (Sec. V-A)
     rcs_std_m2: float = 0.001             # see targets.sample_rcs for why 0.001 is a std here
+    roi_centre_xy_m: tuple = (0.0, 0.0)   # horizontal ROI centre: above the BS polygon's centre
+                                          # (Fig. 1); a site's ROI may sit elsewhere (a street
+                                          # off the scene's origin, Sec. V-C5)
+    subcarrier_offsets_hz: tuple = ()     # offsets of the N_f subcarriers from f0; empty: spread
+                                          # evenly over B. A ray-traced dataset's OFDM grid
+                                          # (e.g. offsets k - N_f // 2) is given here
 
     def __post_init__(self):
         _check(self.n_bs >= 2, "n_bs", self.n_bs, "at least 2 base stations")
@@ -77,12 +83,23 @@ class ImagingConfig:
                self.min_separation_voxels, ">= 0")
         _check(self.noise_model in NOISE_MODELS, "noise_model", self.noise_model,
                f"one of {NOISE_MODELS}")
+        _check(len(self.roi_centre_xy_m) == 2, "roi_centre_xy_m", self.roi_centre_xy_m, "(x, y)")
+        _check(len(self.subcarrier_offsets_hz) in (0, self.n_subcarriers), "subcarrier_offsets_hz",
+               self.subcarrier_offsets_hz, f"none or one per subcarrier ({self.n_subcarriers})")
 
     def replace(self, **changes) -> "ImagingConfig":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-able dict; the site fields (``SITE_DEFAULTS``) only
+        where they differ from their defaults, so configs, dataset cache keys and
+        checkpoints written before those fields existed read the same."""
         d = dataclasses.asdict(self)
+        for name, default in SITE_DEFAULTS.items():
+            if tuple(d[name]) == default:
+                del d[name]
+            else:
+                d[name] = list(d[name])
         d["roi_size_m"] = list(self.roi_size_m)
         return d
 
@@ -91,7 +108,9 @@ class ImagingConfig:
         """A config from ``to_dict``; a dict written before the scene and noise
         model were parameters (old checkpoints) gets the model it was made with."""
         d = {**EARLIER_SCENE_MODEL, **d}
-        d["roi_size_m"] = tuple(d.get("roi_size_m", cls.roi_size_m))
+        for name in ("roi_size_m", *SITE_DEFAULTS):
+            if name in d:
+                d[name] = tuple(d[name])
         return cls(**d)
 
     # --- derived quantities -------------------------------------------------
@@ -138,6 +157,9 @@ class ImagingConfig:
         if self.noise_model == "antenna_share":
             return per_element * self.n_antennas
         return per_element
+
+
+SITE_DEFAULTS = {"roi_centre_xy_m": (0.0, 0.0), "subcarrier_offsets_hz": ()}
 
 
 def _check(ok: bool, name: str, value, need: str) -> None:
@@ -197,7 +219,7 @@ def antenna_positions(cfg: ImagingConfig) -> np.ndarray:
 def voxel_axes(cfg: ImagingConfig) -> list:
     """Voxel-centre coordinates along x, y (and z for a 3D ROI)."""
     axes = []
-    centre = (0.0, 0.0, cfg.roi_height_m)
+    centre = roi_centre(cfg)
     for k, n in enumerate(cfg.grid_shape):
         axes.append(centre[k] + (np.arange(n) - (n - 1) / 2.0) * cfg.voxel_m)
     return axes
@@ -212,10 +234,15 @@ def voxel_centres(cfg: ImagingConfig) -> np.ndarray:
     return np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1)
 
 
+def roi_centre(cfg: ImagingConfig) -> np.ndarray:
+    """(3,) ROI centre: ``roi_centre_xy_m`` at the height ``roi_height_m``."""
+    return np.array([*cfg.roi_centre_xy_m, cfg.roi_height_m], float)
+
+
 def roi_bounds(cfg: ImagingConfig) -> np.ndarray:
     """(3, 2) lower/upper ROI bounds; a 2D ROI has zero height."""
     half = np.asarray(cfg.grid_shape + ((0,) if not cfg.is_3d else ()), float) * cfg.voxel_m / 2
-    centre = np.array([0.0, 0.0, cfg.roi_height_m])
+    centre = roi_centre(cfg)
     return np.stack([centre - half, centre + half], axis=1)
 
 
@@ -229,7 +256,10 @@ def position_to_voxel(cfg: ImagingConfig, points: np.ndarray) -> np.ndarray:
 
 
 def subcarrier_wavelengths(cfg: ImagingConfig) -> np.ndarray:
-    """lambda_{n_f} of N_f subcarriers spread evenly over B around f0."""
+    """lambda_{n_f} of N_f subcarriers spread evenly over B around f0, or at the
+    config's explicit ``subcarrier_offsets_hz``."""
+    if cfg.subcarrier_offsets_hz:
+        return SPEED_OF_LIGHT / (cfg.f0_hz + np.asarray(cfg.subcarrier_offsets_hz, float))
     n = cfg.n_subcarriers
     spacing = cfg.bandwidth_hz / n
     freqs = cfg.f0_hz + (np.arange(n) - (n - 1) / 2.0) * spacing

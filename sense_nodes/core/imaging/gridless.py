@@ -28,7 +28,8 @@ least squares, and stop adding targets at the noise level. Where it departs:
    window twice as fine with more starts, and in a wider window.
 4. Gauss-Newton on all positions jointly (variable projection: the LS
    gains are eliminated), analytic derivatives of Eq. 10-11 (``steering``),
-   steps capped below the lattice spacing. Where the residual's multistatic
+   steps capped below the lattice spacing in each target's stiffest
+   direction (longer along a ridge of near-constant phase, ``_step_scale``). Where the residual's multistatic
    matrix still has a singular value above twice the noise edge (a UAV
    missed, typically two UAVs that shared one coarse peak, rather than the
    small misfit a neighbouring lattice peak leaves), a target is detected in
@@ -215,7 +216,7 @@ class GridlessImager(LocalSearch):
                                     (J.conj().T @ r).real)
             delta = delta.reshape(len(P), self.dims)
             norm = np.linalg.norm(delta, axis=1, keepdims=True)
-            delta *= np.minimum(1.0, GN_STEP_CAP_M / np.maximum(norm, 1e-15))
+            delta *= _step_scale(B, dB, delta)
             for _ in range(3):                                   # backtracking
                 Pn = P + delta
                 Bn = self.model.vectors(Pn)
@@ -375,6 +376,22 @@ class GridlessImager(LocalSearch):
                 for v, p, g in zip(vox, res.positions, res.gains)
                 if abs(g) / SIGMA_REF >= self.threshold]
         return self.render(res), dets
+
+
+def _step_scale(B: np.ndarray, dB: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """(K, 1) factors that cap each target's Gauss-Newton step at the change of its
+    steering vector that a GN_STEP_CAP_M step along its stiffest direction makes:
+    ||db_k delta_k|| <= GN_STEP_CAP_M sqrt(lambda_max(Re db_k^H db_k)). Where the
+    BSs surround the ROI every direction is about as stiff and this is the metric
+    cap (a quarter of the lattice spacing); where they do not (four BSs at the
+    corners of a long street see a UAV's height through nearly equal ranges)
+    a target lies on a ridge of near-constant phase and may move along it in
+    steps the metric cap would make dozens of."""
+    J = dB.transpose(2, 1, 0)                                        # (K, N_1, dims)
+    G = np.einsum("kni,knj->kij", J.conj(), J).real
+    stiff = np.sqrt(np.maximum(np.linalg.eigvalsh(G)[:, -1], 0.0))
+    change = np.sqrt(np.maximum(np.einsum("ki,kij,kj->k", delta, G, delta), 0.0))
+    return np.minimum(1.0, GN_STEP_CAP_M * stiff / np.maximum(change, 1e-300))[:, None]
 
 
 def _distinct(P: np.ndarray, score: np.ndarray, k: int, min_dist: float) -> np.ndarray:

@@ -19,9 +19,10 @@ from sense_nodes.core.imaging.geometry import (ImagingConfig, antenna_positions,
 DEFAULT_MAX_BYTES = 4 * 1024 ** 3
 
 
-def _blocks(cfg: ImagingConfig):
-    """Yield (row0, tx antennas, rx antennas, wavelength) for each row block of A."""
-    ants = antenna_positions(cfg)
+def _blocks(cfg: ImagingConfig, antennas: np.ndarray | None = None):
+    """Yield (row0, tx antennas, rx antennas, wavelength) for each row block of A;
+    ``antennas`` (N_b, N0^2, 3): a site's own arrays instead of the config's polygon."""
+    ants = antenna_positions(cfg) if antennas is None else np.asarray(antennas, float)
     n_rows = cfg.n_antennas ** 2
     row = 0
     for b1, b2 in measurement_pairs(cfg):
@@ -31,7 +32,7 @@ def _blocks(cfg: ImagingConfig):
 
 
 def steering_vectors(cfg: ImagingConfig, points: np.ndarray, out: np.ndarray | None = None,
-                     chunk: int = 512) -> np.ndarray:
+                     chunk: int = 512, antennas: np.ndarray | None = None) -> np.ndarray:
     """(N_1, N_p) complex64 columns a(p) = kappa * vec(h_t(p) h_r(p)^T) (Eq. 12-14).
 
     Built one (pair, subcarrier) block and ``chunk`` points at a time, so the
@@ -42,7 +43,7 @@ def steering_vectors(cfg: ImagingConfig, points: np.ndarray, out: np.ndarray | N
         out = np.empty((n1, len(points)), np.complex64)
     k = kappa(cfg)
     n_rows = cfg.n_antennas ** 2
-    for row, tx, rx, lam in _blocks(cfg):
+    for row, tx, rx, lam in _blocks(cfg, antennas):
         for c0 in range(0, len(points), chunk):
             pts = points[c0:c0 + chunk]
             ht = point_channel(tx, pts, lam)
@@ -83,9 +84,10 @@ class SensingMatrix:
 
 
 def build_sensing_matrix(cfg: ImagingConfig, max_bytes: int = DEFAULT_MAX_BYTES,
-                         chunk: int = 512) -> SensingMatrix:
-    """Build A for ``cfg`` and time it; refuse sizes over ``max_bytes`` (Fig. 4's
-    remark: A passes 1 GB at N0 = 8) rather than exhaust memory."""
+                         chunk: int = 512, antennas: np.ndarray | None = None) -> SensingMatrix:
+    """Build A for ``cfg`` (and a site's ``antennas``, see ``steering_vectors``) and
+    time it; refuse sizes over ``max_bytes`` (Fig. 4's remark: A passes 1 GB at
+    N0 = 8) rather than exhaust memory."""
     n1, nv = n_measurements(cfg), cfg.n_voxels
     need = n1 * nv * 8
     if need > max_bytes:
@@ -93,5 +95,6 @@ def build_sensing_matrix(cfg: ImagingConfig, max_bytes: int = DEFAULT_MAX_BYTES,
                          f"max_bytes={max_bytes / 2**20:.0f} MiB: lower n0, n_subcarriers or "
                          f"the voxel count, or raise max_bytes")
     t0 = time.perf_counter()
-    A = steering_vectors(cfg, voxel_centres(cfg), out=np.empty((n1, nv), np.complex64), chunk=chunk)
+    A = steering_vectors(cfg, voxel_centres(cfg), out=np.empty((n1, nv), np.complex64), chunk=chunk,
+                         antennas=antennas)
     return SensingMatrix(cfg=cfg, A=A, build_s=time.perf_counter() - t0)
