@@ -44,7 +44,7 @@ from sense_nodes.eval.bsense_cases import CaseData, DayModels, calibration_spec,
 from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, plot_figure14, print_details,  # noqa: F401
                                             stage_figures)
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
-from sense_nodes.eval.bsense_verify import choose_verify_threshold, train_classifier  # noqa: F401
+from sense_nodes.eval.bsense_verify import choose_verify_threshold, policy_label, train_classifier  # noqa: F401
 
 STAGES = (1, 2, 3, 4, 5)
 # what each stage's run measures besides its outputs (Probes fields), and the
@@ -93,7 +93,7 @@ class Tally:
         self.plots = {n: {} for n in plot_cases}
         self.peer_dets: list = []          # fold 0's stage-4 detections, for the Stone Soup peer
         self.ours_stage4, self.ours_gospa4 = M.DetectionCounts(), 0.0
-        self.fold0 = None                  # (classifier, thresholds, verify threshold) of fold 0
+        self.fold0 = None                  # (classifier, thresholds, output policy) of fold 0
 
     def probes(self, stage: int, fold: int) -> Probes:
         probes = Probes(**{name: getattr(self, name) for name in PROBES.get(stage, ())})
@@ -196,21 +196,21 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
     if tr.shape[0] == 0:
         raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
     thresholds = confidence_thresholds(tr[:, 0], tr[:, 1])
-    classifier, verify, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
+    classifier, policy, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
                                                  args.epochs, seed=fi, quick=args.quick, cache=levels.cache,
                                                  clusters=levels)
     if fi == 0:
-        tally.fold0 = (classifier, thresholds, verify)
+        tally.fold0 = (classifier, thresholds, policy)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds[0],
-                            "tau_v": thresholds[1], "verify_threshold": verify,
-                            "heldout_f1_by_threshold": table})
+                            "tau_v": thresholds[1], "verify_threshold": policy.threshold,
+                            "output_policy": policy_label(policy), "oof_f1_by_policy": table})
     for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
         case = cases[name]
         model = levels.model_for(case)
         for s in STAGES:
             probes = tally.probes(s, fi)
             kept = levels(case, with_model=s >= 2)
-            r = run_stage(case, s, model, thresholds, classifier, verify if s == 5 else None, probes, clusters=kept)
+            r = run_stage(case, s, model, thresholds, classifier, policy if s == 5 else None, probes, clusters=kept)
             tally.add(name, case, s, r, probes)
             if s == 5:
                 tally.at_default = tally.at_default.merge(
@@ -220,12 +220,12 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
 def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     """The UAV-free, multi-UAV and cross-site cases through fold 0's full
     system (and the basic pipeline beside); (figures by case, interrupted)."""
-    classifier0, thresholds0, verify0 = fold0
+    classifier0, thresholds0, policy0 = fold0
     model_for = levels.model_for
 
-    def full(case, site_kind="A", verify=verify0):
+    def full(case, site_kind="A", policy=policy0):
         model = model_for(case, site_kind)
-        return run_stage(case, 5, model, thresholds0, classifier0, verify,
+        return run_stage(case, 5, model, thresholds0, classifier0, policy,
                          clusters=levels(case, site_kind=site_kind)).det
 
     def basic(case):
@@ -238,7 +238,7 @@ def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     try:
         free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
         specials["uav_free"] = full(free)
-        specials["uav_free_default"] = full(free, verify=None)
+        specials["uav_free_default"] = full(free, policy=None)
         multi = load_case("multi_uav", args.seed, args.site_seed, max_frames)
         specials["multi_uav"] = full(multi)
         specials["multi_uav_basic"] = basic(multi)
@@ -265,6 +265,7 @@ def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
         ("uav_free_fp_rate_pct", specials["uav_free_default"].fp_frame_rate_pct))})
     for d in tally.fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
+        figures[f"fold{d['fold']}_output_policy"] = d["output_policy"]
     return figures
 
 
