@@ -44,13 +44,24 @@ from sense_nodes.eval.bsense_cases import CaseData, DayModels, calibration_spec,
 from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, plot_figure14, print_details,  # noqa: F401
                                             stage_figures)
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
-from sense_nodes.eval.bsense_verify import choose_verify_threshold, policy_label, train_classifier  # noqa: F401
+from sense_nodes.core.bsense.verification import OutputPolicy
+from sense_nodes.eval.bsense_verify import (DEFAULT_VERIFY_THRESHOLD, choose_verify_threshold,  # noqa: F401
+                                            policy_counts, policy_label, record_tracks, train_classifier)
 
 STAGES = (1, 2, 3, 4, 5)
 # what each stage's run measures besides its outputs (Probes fields), and the
 # stage whose detections feed the Stone Soup peer
 PROBES = {2: ("points",), 4: ("objects", "raw_objects", "objects_and"), 5: ("sources",)}
 PEER_STAGE = 4
+# the full system's output policy (chosen per fold) against variants of it, each
+# replayed on the same test tracks: the paper's rule at the softmax argmax, and
+# the chosen policy without each of its parts
+POLICY_ABLATIONS = {
+    "verify_default": lambda p: OutputPolicy(DEFAULT_VERIFY_THRESHOLD),
+    "policy_threshold_only": lambda p: OutputPolicy(p.threshold),
+    "policy_no_coast_limit": lambda p: dataclasses.replace(p, coast_frames=None),
+    "policy_once_rule": lambda p: dataclasses.replace(p, rule="once"),
+}
 
 
 def add_arguments(parser):
@@ -75,7 +86,8 @@ class Tally:
     def __init__(self, test_names: list, plot_cases: list, peer_cases: int):
         self.test_names, self.peer_cases = test_names, peer_cases
         self.per_stage = {s: M.DetectionCounts() for s in STAGES}
-        self.at_default = M.DetectionCounts()   # stage 5 at the fixed 0.5 threshold, same classifiers (ablation)
+        # stage 5 under other output policies, same classifiers and tracks (ablation): see POLICY_ABLATIONS
+        self.ablations = {name: M.DetectionCounts() for name in POLICY_ABLATIONS}
         self.gospa = {s: 0.0 for s in STAGES}
         self.hota_frames = {s: [] for s in STAGES}
         self.timing: dict = {}
@@ -100,6 +112,11 @@ class Tally:
         if stage == PEER_STAGE and fold == 0 and len(self.peer_dets) < self.peer_cases:
             probes.detections = []
         return probes
+
+    def add_ablations(self, tracks, policy) -> None:
+        """One test case's recorded tracks (CaseTracks) under each ablated policy."""
+        for name, variant in POLICY_ABLATIONS.items():
+            self.ablations[name] = self.ablations[name].merge(policy_counts([tracks], variant(policy)))
 
     def add(self, name: str, case: CaseData, stage: int, r: StageResult, probes: Probes) -> None:
         if probes.detections is not None:
@@ -213,8 +230,7 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
             r = run_stage(case, s, model, thresholds, classifier, policy if s == 5 else None, probes, clusters=kept)
             tally.add(name, case, s, r, probes)
             if s == 5:
-                tally.at_default = tally.at_default.merge(
-                    run_stage(case, 5, model, thresholds, classifier, clusters=kept).det)
+                tally.add_ablations(record_tracks(case, model, thresholds, classifier, kept), policy)
 
 
 def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
@@ -258,11 +274,11 @@ def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
     figures.update(tally.sources.figures())
     figures["objects_and_false_objects_per_frame"] = tally.objects_and.false_per_frame
     figures["objects_and_object_recall_pct"] = tally.objects_and.recall_pct
-    at_default = tally.at_default
-    figures.update({f"verify_default_{k}": v for k, v in (
-        ("f1_pct", at_default.f1_pct), ("precision_pct", at_default.precision_pct),
-        ("recall_pct", at_default.recall_pct), ("false_per_frame", at_default.false_per_frame),
-        ("uav_free_fp_rate_pct", specials["uav_free_default"].fp_frame_rate_pct))})
+    for name, c in tally.ablations.items():
+        figures.update({f"{name}_{k}": v for k, v in (
+            ("f1_pct", c.f1_pct), ("precision_pct", c.precision_pct), ("recall_pct", c.recall_pct),
+            ("false_per_frame", c.false_per_frame))})
+    figures["verify_default_uav_free_fp_rate_pct"] = specials["uav_free_default"].fp_frame_rate_pct
     for d in tally.fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
         figures[f"fold{d['fold']}_output_policy"] = d["output_policy"]

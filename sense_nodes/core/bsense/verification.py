@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trajformer import window_features
+from .trajformer import features_of, window_features
 
 RULES = ("once", "hold")
 
@@ -63,7 +63,7 @@ def verify_tracks(tracks, classifier, window: int, policy: OutputPolicy, origin)
     if not todo:
         return
     obs = np.stack([np.asarray(list(t.history)[-window:]) for t in todo])
-    p = classifier.predict_proba(window_features(obs, origin))
+    p = classifier.predict_proba(window_features(obs, origin, features_of(classifier)))
     for t, s in zip(todo, p):
         t.score = float(s)
         if hold:
