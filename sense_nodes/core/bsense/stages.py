@@ -162,10 +162,14 @@ class TrajectoryLevel:
         for s, t in zip(states, self.tracker.tracks):
             s.score, s.verified = t.score, t.verified
 
-    def output(self, states: list[TrackState]) -> list[TrackState]:
+    def is_output(self, state: TrackState) -> bool:
+        """Whether the system reports this track this frame."""
         if self.classifier is None:
-            return [s for s in states if s.confirmed]
-        return [s for s in states if s.confirmed and s.verified and self.policy.shows(s)]
+            return state.confirmed
+        return state.confirmed and state.verified and self.policy.shows(state)
+
+    def output(self, states: list[TrackState]) -> list[TrackState]:
+        return [s for s in states if self.is_output(s)]
 
     def step(self, objects: Objects, keep: np.ndarray | None = None,
              confidence: np.ndarray | None = None) -> list[TrackState]:
