@@ -213,6 +213,7 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
     if tr.shape[0] == 0:
         raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
     thresholds = confidence_thresholds(tr[:, 0], tr[:, 1])
+    t0 = time.perf_counter()
     classifier, policy, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
                                                  args.epochs, seed=fi, quick=args.quick, cache=levels.cache,
                                                  clusters=levels)
@@ -220,7 +221,8 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
         tally.fold0 = (classifier, thresholds, policy)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds[0],
                             "tau_v": thresholds[1], "verify_threshold": policy.threshold,
-                            "output_policy": policy_label(policy), "oof_f1_by_policy": table})
+                            "output_policy": policy_label(policy), "oof_f1_by_policy": table,
+                            "classifier_s": time.perf_counter() - t0})
     for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
         case = cases[name]
         model = levels.model_for(case)
@@ -282,6 +284,7 @@ def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
     for d in tally.fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
         figures[f"fold{d['fold']}_output_policy"] = d["output_policy"]
+        figures[f"fold{d['fold']}_classifier_s"] = d["classifier_s"]     # windows, networks, policy choice
     return figures
 
 
