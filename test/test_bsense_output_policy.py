@@ -82,7 +82,7 @@ def test_policy_choice_drops_the_false_track_by_threshold():
     assert policy_counts(rec, OutputPolicy(0.5)).fp == 20
     assert policy_counts(rec, OutputPolicy(0.5, coast_frames=0)).fp == 10
     assert policy_counts(rec, OutputPolicy(0.7)).fp == 0
-    policy, table = choose_policy(rec, grid=(0.5, 0.7, 0.8), rules=("once",), coasts=(0, None))
+    policy, table = choose_policy(rec, grid=(0.5, 0.7, 0.8), rules=("once",), coasts=(0, None), memories=(3,))
     assert policy.threshold >= 0.7 and table["once@0.8/coast0"] == 100.0
     assert table["once@0.5/coast-"] < table["once@0.5/coast0"] < 100.0
 

@@ -70,6 +70,7 @@ DEFAULT_VERIFY_THRESHOLD = 0.5
 VERIFY_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 RULE_GRID = ("once", "hold")
 COAST_GRID = (0, 1, 2, 3, None)
+MEMORY_GRID = (3, 6)    # windows the "hold" rule averages (the "once" rule has none)
 
 
 class Ensemble:
@@ -209,10 +210,11 @@ def policy_counts(records, policy: OutputPolicy) -> M.DetectionCounts:
 
 
 def policy_label(p: OutputPolicy) -> str:
-    return f"{p.rule}@{p.threshold:g}/coast{'-' if p.coast_frames is None else p.coast_frames}"
+    rule = p.rule if p.rule == "once" else f"{p.rule}{p.memory}"
+    return f"{rule}@{p.threshold:g}/coast{'-' if p.coast_frames is None else p.coast_frames}"
 
 
-def choose_policy(records, grid=VERIFY_GRID, rules=RULE_GRID, coasts=COAST_GRID):
+def choose_policy(records, grid=VERIFY_GRID, rules=RULE_GRID, coasts=COAST_GRID, memories=MEMORY_GRID):
     """The output policy with the best F1 over ``records`` (CaseTracks of
     training cases scored out of fold). F1 at each threshold is smoothed as
     the mean over it and its neighbours in ``grid`` (a single threshold's F1
@@ -220,19 +222,20 @@ def choose_policy(records, grid=VERIFY_GRID, rules=RULE_GRID, coasts=COAST_GRID)
     ties go to the higher threshold, then to the shorter coasting.
     Returns (policy, {policy label: smoothed F1 %})."""
     table, best, best_key = {}, None, None
-    for rule in rules:
-        for coast in coasts:
-            f1 = []
-            for t in grid:
-                c = policy_counts(records, OutputPolicy(t, rule, coast_frames=coast))
-                f1.append(0.0 if np.isnan(c.f1_pct) else c.f1_pct)
-            smooth = [float(np.mean(f1[max(0, i - 1):i + 2])) for i in range(len(grid))]
-            for i, t in enumerate(grid):
-                p = OutputPolicy(t, rule, coast_frames=coast)
-                table[policy_label(p)] = smooth[i]
-                key = (smooth[i], t, -(99 if coast is None else coast))
-                if best_key is None or key > best_key:
-                    best, best_key = p, key
+    variants = [(rule, m, coast) for rule in rules for m in (memories if rule == "hold" else memories[:1])
+                for coast in coasts]
+    for rule, memory, coast in variants:
+        f1 = []
+        for t in grid:
+            c = policy_counts(records, OutputPolicy(t, rule, memory, coast))
+            f1.append(0.0 if np.isnan(c.f1_pct) else c.f1_pct)
+        smooth = [float(np.mean(f1[max(0, i - 1):i + 2])) for i in range(len(grid))]
+        for i, t in enumerate(grid):
+            p = OutputPolicy(t, rule, memory, coast)
+            table[policy_label(p)] = smooth[i]
+            key = (smooth[i], t, -(99 if coast is None else coast), -memory)
+            if best_key is None or key > best_key:
+                best, best_key = p, key
     return best, table
 
 
