@@ -11,8 +11,11 @@ What it runs (all numbers are measured here, on the cases drawn with
 2. Case-level 5-fold cross-validation (Section 4.1): per fold, the object
    thresholds are the 5th percentile of the UAV objects' confidences on the
    training cases (Section 3.3.4) and TrajFormer is trained on windows of the
-   training cases only; the test cases' trajectory types never appear in the
-   training folds.
+   training cases only, its output policy (threshold, rule, coasting limit)
+   chosen on out-of-fold scores of those cases (:mod:`.bsense_verify`); the
+   test cases' trajectory types never appear in the training folds. The
+   policy's parts are ablated on the same test tracks (``POLICY_ABLATIONS``:
+   ``verify_default_*`` is the paper's rule at P(true) 0.5).
 3. Each test case runs through the ablation stages (1) basic pipeline ...
    (5) full system (Figure 13); point-, object- and trajectory-level metrics
    (Section 4.1), GOSPA and HOTA, per family and per range band.
@@ -256,7 +259,7 @@ def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     try:
         free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
         specials["uav_free"] = full(free)
-        specials["uav_free_default"] = full(free, policy=None)
+        specials["uav_free_default"] = full(free, policy=OutputPolicy(DEFAULT_VERIFY_THRESHOLD))
         multi = load_case("multi_uav", args.seed, args.site_seed, max_frames)
         specials["multi_uav"] = full(multi)
         specials["multi_uav_basic"] = basic(multi)

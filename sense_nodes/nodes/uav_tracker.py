@@ -26,9 +26,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.core.bsense.clustering import Objects
 from sense_nodes.core.bsense.imm_ukf import velocity_cov
+from sense_nodes.core.bsense.pipeline import PipelineConfig
 from sense_nodes.core.bsense.stages import TrajectoryLevel
-from sense_nodes.core.bsense.verification import RULES, OutputPolicy
 from sense_nodes.core.bsense.tracker import TrackerConfig
+from sense_nodes.core.bsense.verification import RULES, OutputPolicy
 from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
 from sense_nodes.data.cloud_codec import MAX_ABS_VALUE
 from sense_nodes.data.bags import stamp_ns_of
@@ -51,6 +52,7 @@ def row_major(cov: np.ndarray) -> list[float]:
 class UavTracker(SenseNode):
     DEFAULT_NAME = "uav_tracker"
     _t = TrackerConfig()
+    _pc = PipelineConfig()
     PARAMS = (
         Param("frame_s", _t.dt, "frame interval, s (0.64 s for the BSense base station)", range=(0.01, 10.0)),
         Param("gate_m", _t.gate_m, "association gate on the predicted position, m", range=(0.5, 500.0),
@@ -64,13 +66,14 @@ class UavTracker(SenseNode):
         Param("use_classifier", True, "verify tracks with TrajFormer (False: output every confirmed track)"),
         Param("checkpoint", "", "TrajFormer checkpoint ('' = the one shipped with the package)"),
         Param("window", 6, "W: observations TrajFormer reads", range=(2, 64)),
-        Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0), runtime=True),
-        Param("verify_rule", "once", "once: verified at the first window over the threshold, for good (the "
+        Param("classifier_threshold", _pc.classifier_threshold, "P(true) that verifies a track", range=(0.0, 1.0), runtime=True),
+        Param("verify_rule", _pc.verify_rule, "once: verified at the first window over the threshold, for good (the "
               "paper's); hold: while the mean of the last verify_memory windows is over it",
               choices=RULES, runtime=True),
-        Param("verify_memory", 3, "windows the hold rule averages", range=(1, 64), runtime=True),
-        Param("coast_frames", -1, "frames after its last detection a verified track is still output "
-              "(-1: while the tracker keeps it)", range=(-1, 100), runtime=True),
+        Param("verify_memory", _pc.verify_memory, "windows the hold rule averages", range=(1, 64), runtime=True),
+        Param("coast_frames", -1 if _pc.coast_frames is None else _pc.coast_frames,
+              "frames after its last detection a verified track is still output (-1: while the tracker keeps it)",
+              range=(-1, 100), runtime=True),
         Param("device", "auto", "where TrajFormer runs", choices=("auto", "cpu", "cuda")),
         Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000), runtime=True),
         Param("max_detections", 300, "detections tracked per frame; a larger frame keeps its most confident "

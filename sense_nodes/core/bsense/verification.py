@@ -35,7 +35,7 @@ RULES = ("once", "hold")
 class OutputPolicy:
     """Which confirmed tracks are output (see the module doc)."""
     threshold: float = 0.5
-    rule: str = "once"
+    rule: str = "once"               # the defaults are the paper's rule (see PipelineConfig for the system's)
     memory: int = 3                  # windows averaged by the "hold" rule (our choice)
     coast_frames: int | None = None  # None: a coasting track is output while it lives
 
