@@ -287,7 +287,7 @@ def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
     for d in tally.fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
         figures[f"fold{d['fold']}_output_policy"] = d["output_policy"]
-        figures[f"fold{d['fold']}_classifier_s"] = d["classifier_s"]     # windows, networks, policy choice
+        figures[f"fold{d['fold']}_classifier_wall_s"] = d["classifier_s"]     # windows, networks, policy choice
     return figures
 
 
