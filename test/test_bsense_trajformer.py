@@ -133,3 +133,26 @@ def test_pipeline_stages_run_end_to_end():
     assert found[(5, 0.0)] == 0 and shown[(5, 0.0)] == 0      # TrajFormer says false: nothing output
     assert shown[(2, None)] < shown[(1, None)]                 # the noise filter removes some clutter tracks
     assert shown[(5, 1.0)] <= shown[(4, None)] <= shown[(2, None)]
+
+
+def test_motion_features_are_zero_for_a_straight_steady_flight_and_not_for_a_wandering_one():
+    from sense_nodes.core.bsense.imm_ukf import ORIGIN
+    from sense_nodes.core.bsense.trajformer import BASE_FEATURES, features_of, motion_features
+    t = np.arange(W)[:, None] * 0.64
+    v = np.array([4.0, 3.0, 0.0])
+    p = np.array([500.0, 100.0, 80.0]) + v * t
+    obs = np.zeros((W, len(OBS_FIELDS)), np.float32)
+    obs[:, :3], obs[:, 3:6] = p, v
+    obs[:, 6] = ((p - ORIGIN) / np.linalg.norm(p - ORIGIN, axis=1, keepdims=True)) @ v
+    assert np.allclose(motion_features(obs), 0.0, atol=1e-4)
+    bird = obs.copy()
+    ang = np.array([0.0, 0.3, 0.1, 0.5, 0.2, 0.6])
+    bird[:, 3], bird[:, 4] = 5 * np.cos(ang), 5 * np.sin(ang)
+    bird[:, 2] += [0, 1.5, 0.5, 2.0, 1.0, 2.5]
+    bird[:, 6] = [3.0, -2.0, 4.0, -3.0, 2.0, -4.0]      # a ghost's Doppler, not its motion's
+    m = motion_features(bird)
+    assert np.allclose(m[1:, 0], np.diff(ang), atol=1e-5) and np.abs(m[1:, 2]).min() > 0.4
+    assert np.abs(m[:, 3]).max() > 1.0            # its Doppler no longer matches its motion
+    assert window_features(obs).shape[-1] == N_FEATURES
+    assert window_features(obs, n_features=BASE_FEATURES).shape[-1] == BASE_FEATURES
+    assert features_of(TrajFormer(TrajFormerConfig(window=W, n_features=BASE_FEATURES))) == BASE_FEATURES

@@ -11,8 +11,11 @@ What it runs (all numbers are measured here, on the cases drawn with
 2. Case-level 5-fold cross-validation (Section 4.1): per fold, the object
    thresholds are the 5th percentile of the UAV objects' confidences on the
    training cases (Section 3.3.4) and TrajFormer is trained on windows of the
-   training cases only; the test cases' trajectory types never appear in the
-   training folds.
+   training cases only, its output policy (threshold, rule, coasting limit)
+   chosen on out-of-fold scores of those cases (:mod:`.bsense_verify`); the
+   test cases' trajectory types never appear in the training folds. The
+   policy's parts are ablated on the same test tracks (``POLICY_ABLATIONS``:
+   ``verify_default_*`` is the paper's rule at P(true) 0.5).
 3. Each test case runs through the ablation stages (1) basic pipeline ...
    (5) full system (Figure 13); point-, object- and trajectory-level metrics
    (Section 4.1), GOSPA and HOTA, per family and per range band.
@@ -44,13 +47,24 @@ from sense_nodes.eval.bsense_cases import CaseData, DayModels, calibration_spec,
 from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, plot_figure14, print_details,  # noqa: F401
                                             stage_figures)
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
-from sense_nodes.eval.bsense_verify import choose_verify_threshold, train_classifier  # noqa: F401
+from sense_nodes.core.bsense.verification import OutputPolicy
+from sense_nodes.eval.bsense_verify import (DEFAULT_VERIFY_THRESHOLD, choose_verify_threshold,  # noqa: F401
+                                            policy_counts, policy_label, record_tracks, train_classifier)
 
 STAGES = (1, 2, 3, 4, 5)
 # what each stage's run measures besides its outputs (Probes fields), and the
 # stage whose detections feed the Stone Soup peer
 PROBES = {2: ("points",), 4: ("objects", "raw_objects", "objects_and"), 5: ("sources",)}
 PEER_STAGE = 4
+# the full system's output policy (chosen per fold) against variants of it, each
+# replayed on the same test tracks: the paper's rule at the softmax argmax, and
+# the chosen policy without each of its parts
+POLICY_ABLATIONS = {
+    "verify_default": lambda p: OutputPolicy(DEFAULT_VERIFY_THRESHOLD),
+    "policy_threshold_only": lambda p: OutputPolicy(p.threshold),
+    "policy_no_coast_limit": lambda p: dataclasses.replace(p, coast_frames=None),
+    "policy_once_rule": lambda p: dataclasses.replace(p, rule="once"),
+}
 
 
 def add_arguments(parser):
@@ -82,7 +96,8 @@ class Tally:
     def __init__(self, test_names: list, plot_cases: list, peer_cases: int):
         self.test_names, self.peer_cases = test_names, peer_cases
         self.per_stage = {s: M.DetectionCounts() for s in STAGES}
-        self.at_default = M.DetectionCounts()   # stage 5 at the fixed 0.5 threshold, same classifiers (ablation)
+        # stage 5 under other output policies, same classifiers and tracks (ablation): see POLICY_ABLATIONS
+        self.ablations = {name: M.DetectionCounts() for name in POLICY_ABLATIONS}
         self.gospa = {s: 0.0 for s in STAGES}
         self.hota_frames = {s: [] for s in STAGES}
         self.timing: dict = {}
@@ -100,13 +115,18 @@ class Tally:
         self.plots = {n: {} for n in plot_cases}
         self.peer_dets: list = []          # fold 0's stage-4 detections, for the Stone Soup peer
         self.ours_stage4, self.ours_gospa4 = M.DetectionCounts(), 0.0
-        self.fold0 = None                  # (classifier, thresholds, verify threshold) of fold 0
+        self.fold0 = None                  # (classifier, thresholds, output policy) of fold 0
 
     def probes(self, stage: int, fold: int) -> Probes:
         probes = Probes(**{name: getattr(self, name) for name in PROBES.get(stage, ())})
         if stage == PEER_STAGE and fold == 0 and len(self.peer_dets) < self.peer_cases:
             probes.detections = []
         return probes
+
+    def add_ablations(self, tracks, policy) -> None:
+        """One test case's recorded tracks (CaseTracks) under each ablated policy."""
+        for name, variant in POLICY_ABLATIONS.items():
+            self.ablations[name] = self.ablations[name].merge(policy_counts([tracks], variant(policy)))
 
     def add(self, name: str, case: CaseData, stage: int, r: StageResult, probes: Probes) -> None:
         if probes.detections is not None:
@@ -215,37 +235,38 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
         thresholds = KeepRule(*confidence_thresholds(uav[:, 0], uav[:, 1]))
     else:
         thresholds = choose_keep_rule(tr)
-    classifier, verify, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
+    t0 = time.perf_counter()
+    classifier, policy, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
                                                  args.epochs, seed=fi, quick=args.quick, cache=levels.cache,
                                                  clusters=levels)
     if fi == 0:
-        tally.fold0 = (classifier, thresholds, verify)
+        tally.fold0 = (classifier, thresholds, policy)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds.tau_s,
                             "tau_v": thresholds.tau_v, "keep_rule": thresholds.combine,
-                            "ramp_frames": thresholds.ramp, "verify_threshold": verify,
-                            "heldout_f1_by_threshold": table})
+                            "ramp_frames": thresholds.ramp, "verify_threshold": policy.threshold,
+                            "output_policy": policy_label(policy), "oof_f1_by_policy": table,
+                            "classifier_s": time.perf_counter() - t0})
     for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
         case = cases[name]
         model = levels.model_for(case)
         for s in STAGES:
             probes = tally.probes(s, fi)
             kept = levels(case, with_model=s >= 2)
-            r = run_stage(case, s, model, thresholds, classifier, verify if s == 5 else None, probes, clusters=kept)
+            r = run_stage(case, s, model, thresholds, classifier, policy if s == 5 else None, probes, clusters=kept)
             tally.add(name, case, s, r, probes)
             if s == 5:
-                tally.at_default = tally.at_default.merge(
-                    run_stage(case, 5, model, thresholds, classifier, clusters=kept).det)
+                tally.add_ablations(record_tracks(case, model, thresholds, classifier, kept), policy)
 
 
 def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     """The UAV-free, multi-UAV and cross-site cases through fold 0's full
     system (and the basic pipeline beside); (figures by case, interrupted)."""
-    classifier0, thresholds0, verify0 = fold0
+    classifier0, thresholds0, policy0 = fold0
     model_for = levels.model_for
 
-    def full(case, site_kind="A", verify=verify0):
+    def full(case, site_kind="A", policy=policy0):
         model = model_for(case, site_kind)
-        return run_stage(case, 5, model, thresholds0, classifier0, verify,
+        return run_stage(case, 5, model, thresholds0, classifier0, policy,
                          clusters=levels(case, site_kind=site_kind)).det
 
     def basic(case):
@@ -258,7 +279,7 @@ def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     try:
         free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
         specials["uav_free"] = full(free)
-        specials["uav_free_default"] = full(free, verify=None)
+        specials["uav_free_default"] = full(free, policy=OutputPolicy(DEFAULT_VERIFY_THRESHOLD))
         multi = load_case("multi_uav", args.seed, args.site_seed, max_frames)
         specials["multi_uav"] = full(multi)
         specials["multi_uav_basic"] = basic(multi)
@@ -278,15 +299,17 @@ def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
     figures.update(tally.sources.figures())
     figures["objects_and_false_objects_per_frame"] = tally.objects_and.false_per_frame
     figures["objects_and_object_recall_pct"] = tally.objects_and.recall_pct
-    at_default = tally.at_default
-    figures.update({f"verify_default_{k}": v for k, v in (
-        ("f1_pct", at_default.f1_pct), ("precision_pct", at_default.precision_pct),
-        ("recall_pct", at_default.recall_pct), ("false_per_frame", at_default.false_per_frame),
-        ("uav_free_fp_rate_pct", specials["uav_free_default"].fp_frame_rate_pct))})
+    for name, c in tally.ablations.items():
+        figures.update({f"{name}_{k}": v for k, v in (
+            ("f1_pct", c.f1_pct), ("precision_pct", c.precision_pct), ("recall_pct", c.recall_pct),
+            ("false_per_frame", c.false_per_frame))})
+    figures["verify_default_uav_free_fp_rate_pct"] = specials["uav_free_default"].fp_frame_rate_pct
     for d in tally.fold_info:
         figures[f"fold{d['fold']}_verify_threshold"] = d["verify_threshold"]
         figures[f"fold{d['fold']}_object_rule"] = f"{d['keep_rule']} K={d['ramp_frames']}"
         figures[f"fold{d['fold']}_tau_s"], figures[f"fold{d['fold']}_tau_v"] = d["tau_s"], d["tau_v"]
+        figures[f"fold{d['fold']}_output_policy"] = d["output_policy"]
+        figures[f"fold{d['fold']}_classifier_wall_s"] = d["classifier_s"]     # windows, networks, policy choice
     return figures
 
 

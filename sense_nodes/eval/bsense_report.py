@@ -125,13 +125,14 @@ def print_details(per_stage, per_family, bands, fold_info):
         print(f"  {lo:4d}-{lo + 100:<4d} m   F1 {c.f1_pct:7.2f}   error {c.mean_error_m:6.2f}   (n={c.tp + c.fn})")
     print("\nFolds: " + "; ".join(f"{d['fold']}: test {','.join(d['test_types'])}, "
                                  f"tau_s={d['tau_s']:.3f} tau_v={d['tau_v']:.3f} keep={d.get('keep_rule', 'or')} "
-                                 f"K={d.get('ramp_frames', 0)} verify={d['verify_threshold']}"
+                                 f"K={d.get('ramp_frames', 0)} policy={d['output_policy']}"
                                  for d in fold_info))
     for d in fold_info:
-        t = d["heldout_f1_by_threshold"]
+        t = d["oof_f1_by_policy"]
         if t:
-            print(f"  fold {d['fold']} held-out F1 by verification threshold: "
-                  + " ".join(f"{k}:{v:.1f}" for k, v in t.items()))
+            top = sorted(t.items(), key=lambda kv: -kv[1])[:6]
+            print(f"  fold {d['fold']} out-of-fold F1 (smoothed) of the best output policies: "
+                  + " ".join(f"{k}:{v:.1f}" for k, v in top))
     print("Definitions: UAV point = within 10 m of a true UAV; objects and outputs matched to true UAVs "
           "by minimum-distance binary matching, true positive within 10 m (the object-level gate, used at "
           "the trajectory level too); fingerprints refit per day from 700 UAV-free frames; UAV-free FP rate = "

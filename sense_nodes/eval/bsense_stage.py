@@ -178,17 +178,20 @@ def replaying(pipe, clusters: CaseClusters | None) -> Replay | None:
     return replay
 
 
-def run_stage(case: CaseData, stage: int, model, thresholds, classifier, verify_threshold: float | None = None,
+def run_stage(case: CaseData, stage: int, model, thresholds, classifier, policy=None,
               probes: Probes | None = None, combine: str = "or", clusters: CaseClusters | None = None) -> StageResult:
     """Run ``case`` through ablation ``stage`` with object thresholds
     ``thresholds`` (tau_s, tau_v, or a KeepRule, :func:`object_config`),
-    the ``combine`` keep rule (Section 3.3.4: "or"; a KeepRule's own wins) and, at stage 5, TrajFormer verifying at ``verify_threshold``
-    (None: the pipeline's default); accumulate its metrics and ``probes``.
+    the ``combine`` keep rule (Section 3.3.4: "or"; a KeepRule's own wins)
+    and, at stage 5, TrajFormer's output ``policy`` (an
+    :class:`~sense_nodes.core.bsense.verification.OutputPolicy`; None: the
+    pipeline's default); accumulate its metrics and ``probes``.
     ``clusters`` (:func:`case_clusters` with this stage's model) replays the
     point and cluster levels instead of computing them again."""
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
 
-    extra = {} if verify_threshold is None else {"classifier_threshold": verify_threshold}
+    extra = {} if policy is None else {"classifier_threshold": policy.threshold, "verify_rule": policy.rule,
+                                       "verify_memory": policy.memory, "coast_frames": policy.coast_frames}
     cfg = PipelineConfig(stage=stage, objects=object_config(thresholds, combine), **extra)
     pipe = BSensePipeline(cfg, noise_model=model if stage >= 2 else None,
                           classifier=classifier if stage >= 5 else None)

@@ -65,7 +65,7 @@ def main(args):
     from sense_nodes.core.bsense.object_filter import ObjectFilterConfig, confidence_thresholds
     from sense_nodes.core.bsense.pipeline import PipelineConfig
     from sense_nodes.core.bsense.training import TrainConfig, train, windows_from_cases
-    from sense_nodes.core.bsense.trajformer import N_FEATURES, TrajFormerConfig
+    from sense_nodes.core.bsense.trajformer import BASE_FEATURES, N_FEATURES, TrajFormerConfig
     from sense_nodes.data.bs_sim import library
     from sense_nodes.eval.bsense_cases import DayModels, load_case
     from sense_nodes.eval.bsense_stage import uav_confidences
@@ -80,8 +80,9 @@ def main(args):
         raise UserError(f"--folds: each fold must be in 0..{len(folds) - 1}, got '{args.folds}'")
     if args.seeds < 1 or args.epochs < 1:
         raise UserError("--seeds and --epochs must be at least 1")
-    # the three features beyond the paper's kind are the last ones (trajformer.window_features)
-    feature_sets = {"paper15": N_FEATURES - 3, "ours18": N_FEATURES}
+    # the three features beyond the paper's kind end the first BASE_FEATURES, the
+    # motion features follow them (trajformer.window_features)
+    feature_sets = {"paper15": BASE_FEATURES - 3, "ours18": BASE_FEATURES, "motion22": N_FEATURES}
     t0 = time.perf_counter()
     model_for = DayModels(args.seed, args.site_seed)
     figures: dict = {}

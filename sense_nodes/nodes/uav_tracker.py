@@ -6,7 +6,8 @@ evaluation runs; the node converts and publishes.
 
 Subscribes  detections (sense_nodes/DetectionArray)
 Publishes   tracks (sense_nodes/TrackArray, reliable): every live track;
-            classification UAV once TrajFormer verified it
+            classification UAV while its output policy shows it (verified by
+            TrajFormer, not coasting past coast_frames)
             track_markers (visualization_msgs/MarkerArray, reliable): track
             lines and ids, verified UAVs green, confirmed yellow, tentative grey
 """
@@ -25,8 +26,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.core.bsense.clustering import Objects
 from sense_nodes.core.bsense.imm_ukf import velocity_cov
+from sense_nodes.core.bsense.pipeline import PipelineConfig
 from sense_nodes.core.bsense.stages import TrajectoryLevel
 from sense_nodes.core.bsense.tracker import TrackerConfig
+from sense_nodes.core.bsense.verification import RULES, OutputPolicy
 from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
 from sense_nodes.data.cloud_codec import MAX_ABS_VALUE
 from sense_nodes.data.bags import stamp_ns_of
@@ -49,6 +52,7 @@ def row_major(cov: np.ndarray) -> list[float]:
 class UavTracker(SenseNode):
     DEFAULT_NAME = "uav_tracker"
     _t = TrackerConfig()
+    _pc = PipelineConfig()
     PARAMS = (
         Param("frame_s", _t.dt, "frame interval, s (0.64 s for the BSense base station)", range=(0.01, 10.0)),
         Param("gate_m", _t.gate_m, "association gate on the predicted position, m", range=(0.5, 500.0),
@@ -62,7 +66,14 @@ class UavTracker(SenseNode):
         Param("use_classifier", True, "verify tracks with TrajFormer (False: output every confirmed track)"),
         Param("checkpoint", "", "TrajFormer checkpoint ('' = the one shipped with the package)"),
         Param("window", 6, "W: observations TrajFormer reads", range=(2, 64)),
-        Param("classifier_threshold", 0.5, "P(true) that verifies a track", range=(0.0, 1.0), runtime=True),
+        Param("classifier_threshold", _pc.classifier_threshold, "P(true) that verifies a track", range=(0.0, 1.0), runtime=True),
+        Param("verify_rule", _pc.verify_rule, "once: verified at the first window over the threshold, for good (the "
+              "paper's); hold: while the mean of the last verify_memory windows is over it",
+              choices=RULES, runtime=True),
+        Param("verify_memory", _pc.verify_memory, "windows the hold rule averages", range=(1, 64), runtime=True),
+        Param("coast_frames", -1 if _pc.coast_frames is None else _pc.coast_frames,
+              "frames after its last detection a verified track is still output (-1: while the tracker keeps it)",
+              range=(-1, 100), runtime=True),
         Param("device", "auto", "where TrajFormer runs", choices=("auto", "cpu", "cuda")),
         Param("trail_length", 60, "positions drawn per track line in RViz", range=(2, 10_000), runtime=True),
         Param("max_detections", 300, "detections tracked per frame; a larger frame keeps its most confident "
@@ -76,12 +87,17 @@ class UavTracker(SenseNode):
         self.level = TrajectoryLevel(
             TrackerConfig(dt=p.frame_s, gate_m=p.gate_m, confirm_hits=p.confirm_hits, max_misses=p.max_misses,
                           max_misses_tentative=p.max_misses_tentative, history=max(32, p.window)),
-            self.classifier, p.window, p.classifier_threshold, max_detections=p.max_detections)
+            self.classifier, p.window, max_detections=p.max_detections, policy=self._policy())
         self.trails: dict[int, collections.deque] = {}
         self.run_id = None
         self.pub = self.create_publisher(TrackArray, "tracks", RESULT_QOS)
         self.markers = self.create_publisher(MarkerArray, "track_markers", RESULT_QOS)
         self.subscribe(DetectionArray, "detections", self.on_detections, RESULT_QOS, kind="detections")
+
+    def _policy(self) -> OutputPolicy:
+        p = self.p
+        return OutputPolicy(p.classifier_threshold, p.verify_rule, p.verify_memory,
+                            None if p.coast_frames < 0 else p.coast_frames)
 
     def _load_classifier(self):
         from sense_nodes.core.bsense.trajformer import load_checkpoint, single_thread_inference
@@ -126,7 +142,7 @@ class UavTracker(SenseNode):
         tracker = self.level.tracker
         tracker.config = dataclasses.replace(tracker.config, gate_m=p.gate_m, confirm_hits=p.confirm_hits,
                                              max_misses=p.max_misses, max_misses_tentative=p.max_misses_tentative)
-        self.level.threshold, self.level.max_detections = p.classifier_threshold, p.max_detections
+        self.level.policy, self.level.max_detections = self._policy(), p.max_detections
         if "trail_length" in names:
             self.trails = {k: collections.deque(v, maxlen=p.trail_length) for k, v in self.trails.items()}
 
@@ -134,7 +150,10 @@ class UavTracker(SenseNode):
         values = super().effective_parameters()
         values.update({k: getattr(self.level.tracker.config, k)
                        for k in ("gate_m", "confirm_hits", "max_misses", "max_misses_tentative")})
-        values.update(classifier_threshold=self.level.threshold, max_detections=self.level.max_detections)
+        pol = self.level.policy
+        values.update(classifier_threshold=pol.threshold, verify_rule=pol.rule, verify_memory=pol.memory,
+                      coast_frames=-1 if pol.coast_frames is None else pol.coast_frames,
+                      max_detections=self.level.max_detections)
         return values
 
     @property
@@ -148,7 +167,7 @@ class UavTracker(SenseNode):
                                       f"{self.level.max_detections} ({k} frames so far)")
 
     def _is_uav(self, s) -> bool:
-        return s.confirmed and (s.verified if self.classifier is not None else True)
+        return self.level.is_output(s)
 
     def _track_msg(self, s) -> Track:
         if self._is_uav(s):

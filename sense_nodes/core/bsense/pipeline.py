@@ -30,6 +30,7 @@ from .noise_model import NoiseModel
 from .object_filter import ObjectFilterConfig, ObjectScores
 from .stages import ObjectLevel, PointLevel, TrajectoryLevel
 from .tracker import TrackerConfig
+from .verification import OutputPolicy
 
 STAGES = {1: "basic", 2: "noise_fingerprint", 3: "spatial_confidence", 4: "velocity_confidence",
           5: "trajformer"}
@@ -46,7 +47,18 @@ class PipelineConfig:
     objects: ObjectFilterConfig = ObjectFilterConfig()
     tracker: TrackerConfig = TrackerConfig()
     window: int = 6                       # W (paper)
-    classifier_threshold: float = 0.5     # P(true) to verify a track (our choice: argmax of the softmax)
+    # the output policy (verification.OutputPolicy; our choice: the one the
+    # evaluation's out-of-fold choice, bsense_verify.choose_policy, picks in most folds;
+    # the paper's rule is "once" with no coasting limit)
+    classifier_threshold: float = 0.5     # P(true) to verify a track (the argmax of the softmax)
+    verify_rule: str = "hold"             # "once" (the paper's) or "hold"
+    verify_memory: int = 3                # windows the "hold" rule averages
+    coast_frames: int | None = 2          # frames a coasting verified track stays output (None: while it lives)
+
+    @property
+    def output_policy(self) -> OutputPolicy:
+        """The stage-5 output rule these fields describe."""
+        return OutputPolicy(self.classifier_threshold, self.verify_rule, self.verify_memory, self.coast_frames)
 
 
 @dataclass
@@ -93,7 +105,7 @@ class BSensePipeline:
         self.objects = ObjectLevel(cfg.cluster, replace(cfg.objects, use_spatial=spatial, use_velocity=velocity),
                                    frame_s=cfg.tracker.dt)
         self.trajectories = TrajectoryLevel(cfg.tracker, classifier if cfg.stage >= 5 else None, cfg.window,
-                                            cfg.classifier_threshold)
+                                            policy=cfg.output_policy)
 
     @property
     def object_filter(self):

@@ -16,6 +16,8 @@ accuracy, not seconds); the evaluation runs without them.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from sense_nodes.bs_sensor import FRAME_S
@@ -24,7 +26,7 @@ from .clustering import ClusterConfig, Objects, cluster
 from .noise_model import NoiseModel
 from .object_filter import ObjectFilter, ObjectFilterConfig, ObjectScores
 from .tracker import Tracker, TrackerConfig, TrackState
-from .verification import verify_tracks
+from .verification import OutputPolicy, verify_tracks
 
 MAX_STAMP_GAP_S = 60.0     # a longer gap between two frames' stamps starts a new sequence (our choice)
 
@@ -107,18 +109,29 @@ class TrajectoryLevel:
     """Section 3.4: ``track(objects, keep, confidence)`` -> every live
     :class:`TrackState`; ``verify(states)`` runs TrajFormer (when there is a
     classifier) and refreshes the states' verdicts; ``output(states)`` the
-    tracks the system reports (confirmed, and verified when there is a
-    classifier). ``max_detections`` > 0 keeps that many most confident
+    tracks the system reports (confirmed, and with a classifier those its
+    :class:`OutputPolicy` shows: verified, coasting no longer than the
+    policy allows). ``threshold`` alone sets the policy's threshold
+    (``policy`` gives all of it). ``max_detections`` > 0 keeps that many most confident
     detections of a larger frame (the association grows faster than
     linearly with detections); ``frames_thinned`` counts them."""
 
     def __init__(self, config: TrackerConfig | None = None, classifier=None, window: int = 6,
-                 threshold: float = 0.5, max_detections: int = 0):
+                 threshold: float = 0.5, max_detections: int = 0, policy: OutputPolicy | None = None):
         self.tracker = Tracker(config)
         self.classifier = classifier
-        self.window, self.threshold = int(window), float(threshold)
+        self.window = int(window)
+        self.policy = policy if policy is not None else OutputPolicy(float(threshold))
         self.max_detections = int(max_detections)
         self.frames_thinned = 0
+
+    @property
+    def threshold(self) -> float:
+        return self.policy.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.policy = replace(self.policy, threshold=float(value))
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -145,14 +158,18 @@ class TrajectoryLevel:
         (same order as the tracks) get the new scores and verdicts."""
         if self.classifier is None:
             return
-        verify_tracks(self.tracker.tracks, self.classifier, self.window, self.threshold, self.tracker.origin)
+        verify_tracks(self.tracker.tracks, self.classifier, self.window, self.policy, self.tracker.origin)
         for s, t in zip(states, self.tracker.tracks):
             s.score, s.verified = t.score, t.verified
 
-    def output(self, states: list[TrackState]) -> list[TrackState]:
+    def is_output(self, state: TrackState) -> bool:
+        """Whether the system reports this track this frame."""
         if self.classifier is None:
-            return [s for s in states if s.confirmed]
-        return [s for s in states if s.confirmed and s.verified]
+            return state.confirmed
+        return state.confirmed and state.verified and self.policy.shows(state)
+
+    def output(self, states: list[TrackState]) -> list[TrackState]:
+        return [s for s in states if self.is_output(s)]
 
     def step(self, objects: Objects, keep: np.ndarray | None = None,
              confidence: np.ndarray | None = None) -> list[TrackState]:

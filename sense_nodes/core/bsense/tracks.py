@@ -31,7 +31,8 @@ class Track:
     misses: int = 0                  # consecutive misses
     confirmed: bool = False
     score: float = float("nan")      # TrajFormer probability of a true target
-    verified: bool = False           # TrajFormer said true once (then it stays output)
+    verified: bool = False           # TrajFormer calls it true (see verification.OutputPolicy)
+    recent: collections.deque = None  # its latest scores, for the "hold" rule
     last_pos: np.ndarray = None
     last_doppler: float = 0.0
     pending_state: tuple = None      # (x, P) reported while the track has one detection

@@ -14,7 +14,12 @@ calibration (BSense paper, Sections 3.3.4, 3.4.2 and 4.1).
   Section 4.1; the majority rule is our choice).
 * :func:`train` trains with class-balanced cross-entropy (our choice; true
   windows are the minority), a tqdm progress bar, CPU or CUDA, and saves a
-  checkpoint with its config.
+  checkpoint with its config. Consecutive windows of a track share W - 1 of
+  their W observations, so most false windows repeat what their neighbours
+  say: training keeps every true window and a ``negative_share`` of the false
+  ones (drawn with the seed), holds a ``val_share`` of the windows out and
+  stops when their loss has not improved for ``patience`` epochs, keeping
+  the best epoch's weights (our choices, for time: see :class:`TrainConfig`).
 """
 from __future__ import annotations
 
@@ -154,7 +159,7 @@ class TrainConfig:
     fold: int = 0                    # test fold of library.folds(k)
     k: int = 5                       # 5-fold (paper)
     window: int = 6                  # W (paper)
-    epochs: int = 30
+    epochs: int = 30                 # at most (early stopping below)
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -162,6 +167,9 @@ class TrainConfig:
     cases: tuple | None = None       # override the fold's training cases
     device: str = "auto"             # auto | cpu | cuda
     seed: int = 0
+    negative_share: float = 1.0      # share of the false windows trained on (all true ones are kept)
+    val_share: float = 0.0           # windows held out for early stopping (0: none, every epoch runs)
+    patience: int = 3                # epochs without a lower held-out loss before stopping
 
 
 def train(config: TrainConfig, out_path, noise_model: NoiseModel | None = None,
@@ -188,6 +196,7 @@ def train(config: TrainConfig, out_path, noise_model: NoiseModel | None = None,
         X, y = samples[0], samples[1]
     if len(X) == 0:
         raise ValueError("no training windows collected")
+    X, y, Xv, yv = split_windows(X, y, config, rng)
     mcfg = model_config or TrajFormerConfig(window=config.window)
     model = TrajFormer(mcfg)
     flat = X.reshape(-1, X.shape[-1])
@@ -199,8 +208,9 @@ def train(config: TrainConfig, out_path, noise_model: NoiseModel | None = None,
     weight = torch.tensor([0.5 / (1 - pos), 0.5 / pos], dtype=torch.float32, device=dev)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lossf = torch.nn.CrossEntropyLoss(weight=weight)
-    hist = {"loss": []}
+    hist = {"loss": [], "val_loss": []}
     n = len(X)
+    best, best_state, stale = np.inf, None, 0
     for ep in tqdm(range(config.epochs), desc="TrajFormer epochs", disable=not progress):
         model.train()
         perm = torch.as_tensor(rng.permutation(n), device=dev)
@@ -213,9 +223,52 @@ def train(config: TrainConfig, out_path, noise_model: NoiseModel | None = None,
             opt.step()
             tot += loss.item() * len(b)
         hist["loss"].append(tot / n)
+        if len(Xv):
+            v = _loss(model, lossf, Xv, yv, dev, config.batch_size)
+            hist["val_loss"].append(v)
+            if v < best:
+                best, stale = v, 0
+                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval().cpu()
     extra = {"train_config": asdict(config), "train_cases": cases, "n_samples": int(n),
-             "positive_share": float(y.mean()), "final_loss": hist["loss"][-1], "seconds": time.time() - t0}
+             "positive_share": float(y.mean()), "final_loss": hist["loss"][-1], "epochs_run": len(hist["loss"]),
+             "seconds": time.time() - t0}
     if out_path is not None:
         save_checkpoint(model, out_path, **extra)
     return model, hist
+
+
+def split_windows(X: np.ndarray, y: np.ndarray, config: TrainConfig, rng: np.random.Generator):
+    """(X, y, X_val, y_val): a ``val_share`` of the windows held out (drawn
+    with ``rng``), then a ``negative_share`` of the false training windows
+    kept with every true one (order kept). Held-out windows keep both
+    classes as they come, so their loss is the weighted loss on unseen data."""
+    n = len(X)
+    val = np.zeros(n, bool)
+    if config.val_share > 0 and n >= 10:
+        val[rng.choice(n, max(1, int(round(config.val_share * n))), replace=False)] = True
+    keep = ~val
+    if config.negative_share < 1.0:
+        keep &= (y == 1) | (rng.random(n) < config.negative_share)
+    if y[keep].min(initial=1) == y[keep].max(initial=0):     # one class left: train on everything
+        keep, val = np.ones(n, bool), np.zeros(n, bool)
+    return X[keep], y[keep], X[val], y[val]
+
+
+def _loss(model, lossf, X: np.ndarray, y: np.ndarray, dev, batch: int) -> float:
+    """Mean weighted loss of ``model`` on (X, y), eval mode, no autograd."""
+    import torch
+    model.eval()
+    tot = 0.0
+    with torch.inference_mode():
+        for i in range(0, len(X), batch):
+            xb = torch.as_tensor(X[i:i + batch], dtype=torch.float32, device=dev)
+            yb = torch.as_tensor(y[i:i + batch], dtype=torch.long, device=dev)
+            tot += lossf(model(xb), yb).item() * len(xb)
+    return tot / len(X)

@@ -10,12 +10,15 @@ softmax give P(true target), P(false).
 Sizes are not in the paper; ours (small, "lightweight"): model width 32,
 4 heads, 2 encoder layers, 1 decoder layer, feed-forward 64, dropout 0.1.
 
-Features per observation (:func:`window_features`, 18 values, our choice;
+Features per observation (:func:`window_features`, 18 + 4 values, our choice;
 the paper says "spatial motion and signal features"): position relative to
 the current observation (translation invariant), range and height (ghosts
 sit mid-air at 100-300 m, Section 3.3), velocity estimate, Doppler, the five
 signal metrics, the number of points, the object's spatial and velocity
-confidences (Eq. 13, 16) and the IMM's probability of the turning model.
+confidences (Eq. 13, 16) and the IMM's probability of the turning model;
+then four frame-to-frame motion changes (:func:`motion_features`: heading,
+speed, height, Doppler against the track's motion). A network trained
+without the last four (its config says 18) is fed 18.
 They are standardised with mean / std stored in the checkpoint.
 
 What the last three add is measured by ``sense eval trajformer`` (15
@@ -41,24 +44,69 @@ from sense_nodes.core import checkpoint as ckpt
 
 from .imm_ukf import ORIGIN
 
-N_FEATURES = 18
+BASE_FEATURES = 18      # position, motion and signal features (see window_features)
+MOTION_FEATURES = 4     # frame-to-frame motion changes (see motion_features)
+N_FEATURES = BASE_FEATURES + MOTION_FEATURES
 # the TrajFormer shipped with the package (`sense train trajformer --ship`)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "trajformer.pt"
 CHECKPOINT_KIND = "bsense-trajformer"
 CHECKPOINT_VERSION = 2     # 2: 18 features (1: 15)
 
 
-def window_features(obs: np.ndarray, origin=ORIGIN) -> np.ndarray:
-    """(..., W, 18) features from (..., W, 16) tracker observations
+def window_features(obs: np.ndarray, origin=ORIGIN, n_features: int = N_FEATURES) -> np.ndarray:
+    """(..., W, n_features) features from (..., W, 16) tracker observations
     (x y z vx vy vz doppler snr scr noise signal_power rx_power n_points c_s
     c_v mu_ct, see ``tracker.OBS_FIELDS``); the last row is the current
-    observation."""
+    observation. The first ``BASE_FEATURES`` are position, motion and signal
+    features; the ``MOTION_FEATURES`` after them are :func:`motion_features`
+    (``n_features = BASE_FEATURES``: without them, as networks trained
+    before them read)."""
     obs = np.asarray(obs, dtype=np.float32)
     p = obs[..., :3]
     rel = p - p[..., -1:, :]
     d = p - np.asarray(origin, np.float32)
     rng = np.linalg.norm(d, axis=-1, keepdims=True)
-    return np.concatenate([rel, rng, p[..., 2:3], obs[..., 3:]], -1)
+    base = np.concatenate([rel, rng, p[..., 2:3], obs[..., 3:]], -1)
+    if n_features == BASE_FEATURES:
+        return base
+    if n_features != N_FEATURES:
+        raise ValueError(f"n_features must be {BASE_FEATURES} or {N_FEATURES}, got {n_features}")
+    return np.concatenate([base, motion_features(obs, origin)], -1)
+
+
+def motion_features(obs: np.ndarray, origin=ORIGIN) -> np.ndarray:
+    """(..., W, 4) per observation, against the one before it (0 for the
+    first): heading change of the tracker's velocity (rad, wrapped), speed
+    change (m/s), measured height change (m), and the Doppler minus the
+    tracker's velocity projected on the line of sight (m/s).
+
+    Why (our choice, beyond the paper's list): a UAV flies straight legs at
+    constant speed and height, whose Doppler is its motion seen from the
+    base station; a bird wanders in heading and height, and a ghost's
+    Doppler need not match how it moves. The encoder could learn these
+    differences from the rows themselves; a small network given them
+    directly needs fewer windows to do so."""
+    obs = np.asarray(obs, dtype=np.float32)
+    p, v, dop = obs[..., :3], obs[..., 3:6], obs[..., 6]
+    heading = np.arctan2(v[..., 1], v[..., 0])
+    speed = np.linalg.norm(v, axis=-1)
+    d = p - np.asarray(origin, np.float32)
+    los = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-6)
+    resid = dop - (v * los).sum(-1)
+
+    def step(x):
+        out = np.zeros_like(x)
+        out[..., 1:] = x[..., 1:] - x[..., :-1]
+        return out
+    turn = np.angle(np.exp(1j * step(heading))).astype(np.float32)
+    return np.stack([turn, step(speed), step(p[..., 2]), resid], -1)
+
+
+def features_of(classifier) -> int:
+    """How many features a classifier reads: its config's ``n_features``
+    (a network trained before the motion features reads BASE_FEATURES), else
+    N_FEATURES."""
+    return int(getattr(getattr(classifier, "config", None), "n_features", N_FEATURES))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""What the BSense system outputs of its confirmed tracks (paper Section
+3.4.2 and our coasting rule), how the evaluation chooses that policy on
+out-of-fold scores, and TrajFormer's training split."""
+import numpy as np
+import pytest
+
+from sense_nodes.core.bsense.clustering import Objects
+from sense_nodes.core.bsense.imm_ukf import ORIGIN
+from sense_nodes.core.bsense.stages import TrajectoryLevel
+from sense_nodes.core.bsense.training import TrainConfig, split_windows
+from sense_nodes.core.bsense.verification import OutputPolicy
+from sense_nodes.eval.bsense_verify import CaseTracks, choose_policy, policy_counts
+
+DT = 0.64
+
+
+class _Scores:
+    """A classifier that returns the scores of a list, one per call."""
+
+    def __init__(self, scores):
+        self.scores = list(scores)
+
+    def predict_proba(self, windows):
+        return np.full(len(windows), self.scores.pop(0) if self.scores else 0.0)
+
+
+def _one(pos):
+    d = pos - ORIGIN
+    dop = float(d @ np.array([5.0, 0, 0]) / np.linalg.norm(d))
+    return Objects(np.asarray(pos, float)[None], np.array([dop]), np.zeros((1, 5)), np.array([1]),
+                   np.zeros(1, np.int64))
+
+
+def _run(level, frames_with_detection, n_frames):
+    """Output count per frame of one target flying east, detected on the given frames."""
+    p0, v = np.array([400.0, 50.0, 70.0]), np.array([5.0, 0.0, 0.0])
+    out = []
+    for k in range(n_frames):
+        objs = _one(p0 + v * DT * k) if k in frames_with_detection else Objects.empty()
+        states = level.step(objs)
+        out.append(len(level.output(states)))
+    return out
+
+
+def test_coasting_track_is_output_only_for_the_allowed_frames():
+    detected = set(range(8))
+    long = _run(TrajectoryLevel(classifier=_Scores([0.9] * 50), policy=OutputPolicy(0.5)), detected, 12)
+    short = _run(TrajectoryLevel(classifier=_Scores([0.9] * 50), policy=OutputPolicy(0.5, coast_frames=1)),
+                 detected, 12)
+    assert long[5:8] == [1, 1, 1] and short[5:8] == [1, 1, 1]     # verified at its 6th observation
+    assert long[8:12] == [1, 1, 1, 1]                             # coasts while the tracker keeps it
+    assert short[8:12] == [1, 0, 0, 0]                            # one frame after its last detection
+
+
+def test_hold_rule_drops_a_track_its_later_windows_call_false():
+    scores = [0.9, 0.1, 0.1, 0.1, 0.1]
+    once = _run(TrajectoryLevel(classifier=_Scores(scores), policy=OutputPolicy(0.5)), set(range(12)), 12)
+    hold = _run(TrajectoryLevel(classifier=_Scores(scores), policy=OutputPolicy(0.5, "hold", memory=2)),
+                set(range(12)), 12)
+    assert once[5:] == [1] * 7                 # the paper's rule: verified for good by one window
+    assert hold[5:8] == [1, 1, 0]              # mean of 0.9, 0.1 is 0.5; then 0.1, 0.1
+    with pytest.raises(ValueError):
+        OutputPolicy(0.5, "sometimes")
+
+
+def _tracks(n_frames=20):
+    """One true UAV with a track scored 0.9 and a false track scored 0.6
+    coasting every other frame near nothing."""
+    frames = []
+    for k in range(n_frames):
+        gt = np.array([[400.0 + k, 0, 50]])
+        ids = np.array([1, 2])
+        pos = np.array([[400.0 + k, 0, 50], [100.0, 300, 40]])
+        misses = np.array([0, k % 2])
+        score = np.array([0.9, 0.6 if k % 2 == 0 else np.nan])
+        frames.append((gt, ids, pos, misses, score))
+    return CaseTracks(frames)
+
+
+def test_policy_choice_drops_the_false_track_by_threshold():
+    rec = [_tracks()]
+    assert policy_counts(rec, OutputPolicy(0.5)).fp == 20
+    assert policy_counts(rec, OutputPolicy(0.5, coast_frames=0)).fp == 10
+    assert policy_counts(rec, OutputPolicy(0.7)).fp == 0
+    policy, table = choose_policy(rec, grid=(0.5, 0.7, 0.8), rules=("once",), coasts=(0, None), memories=(3,))
+    assert policy.threshold >= 0.7 and table["once@0.8/coast0"] == 100.0
+    assert table["once@0.5/coast-"] < table["once@0.5/coast0"] < 100.0
+
+
+def test_training_split_keeps_every_true_window_and_holds_some_out():
+    rng = np.random.default_rng(0)
+    X = np.arange(1000, dtype=np.float32)[:, None, None]
+    y = (np.arange(1000) % 10 == 0).astype(np.int64)
+    Xt, yt, Xv, yv = split_windows(X, y, TrainConfig(negative_share=0.3, val_share=0.1), rng)
+    assert len(Xv) == 100 and not set(Xv[:, 0, 0]) & set(Xt[:, 0, 0])
+    assert yt.sum() + yv.sum() == 100                       # no true window dropped
+    assert 0.25 < (yt == 0).sum() / (900 - (yv == 0).sum()) < 0.35    # a third of the other false ones
+    Xa, ya, Xva, _ = split_windows(X, y, TrainConfig(), rng)
+    assert len(Xa) == 1000 and len(Xva) == 0                # the defaults train on everything
