@@ -3,7 +3,8 @@ writes a calibration file that reads back as written; the BS encoders and
 the centre, on real topics, turn a replayed scene of a small ray-traced
 set into a detection with a finite position, equal to the in-process
 chain; a missing calibration file is refused naming the command that makes
-one; the centre's threshold depends on which BSs answered."""
+one; the centre's threshold depends on which BSs answered; the learned
+detector's runtime parameters are refused there, not ignored."""
 from __future__ import annotations
 
 import array
@@ -125,6 +126,9 @@ def test_encoders_and_centre_locate_a_replayed_scene(ros_context, calibrated):
         assert sum(d.attention) == pytest.approx(1.0, abs=1e-4)
         assert d.presence_probability == pytest.approx(ref.probability, abs=1e-5)
         assert centre.counts["localized"] == 1 and centre.counts["bs_timeouts"] == 0
+        # the learned detector's pair selection does not apply: refused, not ignored
+        [res] = centre.set_parameters([Parameter("k", value=5)])
+        assert not res.successful and "'k'" in res.reason and "subspace_k" in res.reason
     finally:
         ex.shutdown()
         for n in nodes:

@@ -56,7 +56,7 @@ class FwaFusionCenter(SenseNode):
         Param("threshold", -1.0, "presence decision threshold on the probability (-1 = the checkpoint's, "
               "chosen on validation data; subspace: 0.5, the calibration's)", range=(-1.0, 1.0), runtime=True),
         Param("subspace_k", 0, "subspace: pairs the position is fitted on (0 = the calibration's, chosen "
-              "on validation data)", range=(0, 1024), runtime=True),
+              "on validation data)", range=(0, 1024)),
         Param("timeout_s", 0.5, "wait this long for the BSs in each round, s", range=(0.001, 60.0), runtime=True),
         Param("truth_topic", "/fwa/truth", "ground truth for the markers ('' = none)"),
         Param("bs_xyz", [-50.0, 0.0, 100.0, 50.0, 0.0, 100.0], "BS positions x, y, z per BS, m (markers)"),
@@ -70,6 +70,7 @@ class FwaFusionCenter(SenseNode):
         from sense_nodes.core.fwa.protocol import CentreProtocol
         self.bs_ids = [f"bs{i}" for i in range(len(self.p.bs_namespaces))]
         self.subspace = self.p.detector == "subspace"
+        self._learned_only = {"k": self.p.k, "sigma_att": self.p.sigma_att}   # refused at runtime under subspace
         if self.subspace:
             from sense_nodes.core.fwa.calibration import SubspaceCentre
             cal = load_calibration(self, bs=[])   # geometry and thresholds; the bases stay at the BSs
@@ -119,6 +120,10 @@ class FwaFusionCenter(SenseNode):
             self.centre.threshold = self.centre.models.threshold
 
     def on_parameters_changed(self, names):
+        unused = [n for n in ("k", "sigma_att") if n in names and getattr(self.p, n) != self._learned_only[n]]
+        if self.subspace and unused:  # accepted but ignored would mislead: the subspace detector selects no pairs by attention
+            raise ParameterError(f"{unused} apply to 'detector: learned' (this centre runs 'subspace': its pair "
+                                 f"count is 'subspace_k')")
         self._apply_params()
 
     def effective_parameters(self):
