@@ -3,7 +3,8 @@ writes a calibration file that reads back as written; the BS encoders and
 the centre, on real topics, turn a replayed scene of a small ray-traced
 set into a detection with a finite position, equal to the in-process
 chain; a missing calibration file is refused naming the command that makes
-one; the centre's threshold depends on which BSs answered; the learned
+one; `sense eval fwa --subspace-deployment` measures the same chain; the
+centre's threshold depends on which BSs answered; the learned
 detector's runtime parameters are refused there, not ignored."""
 from __future__ import annotations
 
@@ -43,6 +44,20 @@ def test_the_calibration_file_reads_back_as_written(calibrated, tmp_path):
     assert one.bases[0] is None and len(one.bases[1]) == 16
     with np.load(path, allow_pickle=False) as f:  # nothing in it needs pickle
         assert {"bs0_bases", "bs1_bases", "threshold", "k_pairs"} <= set(f.files)
+
+
+def test_eval_measures_the_deployed_chain(calibrated, tmp_path):
+    import json
+
+    from sense_nodes.cli.main import main
+    ds, cal = calibrated
+    out = tmp_path / "dep.json"
+    assert main(["eval", "fwa", "--dataset", str(ds), "--subspace-deployment", str(cal), "--split", "all",
+                 "--json", str(out)]) in (0, None)
+    fig = json.loads(out.read_text())
+    assert fig["deployed_subspace_scenes"] == 20
+    assert 0.0 <= fig["deployed_subspace_mdp_pct"] <= 100.0 and 0.0 <= fig["deployed_subspace_fap_pct"] <= 100.0
+    assert fig["deployed_subspace_scene_ms"] > 0
 
 
 def test_the_threshold_follows_the_bss_that_answered(calibrated):
