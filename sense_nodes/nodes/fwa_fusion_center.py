@@ -173,6 +173,9 @@ class FwaFusionCenter(SenseNode):
         for f in msg.pairs:
             if f.pair_index // n != mine or f.bs_index != mine:
                 raise MalformedMessage(f"{bs} reported pair {f.pair_index} (BS {f.bs_index}), not one of its own")
+            if len(f.embedding):
+                raise MalformedMessage(f"{bs}: pair {f.pair_index} carries an embedding: that BS encoder runs "
+                                       f"'detector: learned', this centre 'subspace'")
             z, r = float(f.residual_peak), float(f.bistatic_range_m)
             if not (np.isfinite(z) and np.isfinite(r) and z >= 0 and r >= 0):
                 raise MalformedMessage(f"{bs}: pair {f.pair_index} carries residual_peak {z}, bistatic_range_m {r} "
