@@ -20,6 +20,12 @@ noise), in this order:
   sense train fwa --models detector --epochs 40 --minutes 10 --lr 5e-4 --stop-patience 10
   sense train fwa --models culocnet,soft --epochs 80 --minutes 1.5 --batch-size 32 --stop-patience 12
 
+The training-free alternative (core/fwa/calibration.py) is calibrated,
+not trained: ``sense train fwa --subspace`` fits the background bases on
+UAV-free training scenes, chooses its thresholds and the localiser's pair
+count on the validation split, and writes the file the fwa nodes load
+under ``detector: subspace`` (default: the cache's models/fwa/subspace.npz).
+
 (A first detector, ``--epochs 30 --minutes 12`` at the default rate and
 patience, stopped early at a higher validation loss; the one above
 replaced it on validation loss alone.)
@@ -32,6 +38,7 @@ from pathlib import Path
 
 from sense_nodes.errors import UserError
 from sense_nodes.eval.datasets import open_features  # noqa: F401 - shared with `sense eval`
+from sense_nodes.eval.fwa_subspace_stats import CALIBRATION_SCENES
 
 MODELS = ("detector", "sl", "ulocnet", "culocnet", "soft")
 
@@ -67,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="epochs without a better validation loss before stopping (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--subspace", action="store_true",
+                        help="instead of the networks: calibrate the background-nulling detector for the "
+                        "nodes' 'detector: subspace' (writes --calibration-out)")
+    parser.add_argument("--subspace-calibration", type=int, default=CALIBRATION_SCENES, metavar="N",
+                        help=f"with --subspace: UAV-free training scenes to fit on (default {CALIBRATION_SCENES})")
+    parser.add_argument("--calibration-out", metavar="FILE",
+                        help="with --subspace: calibration file (default: the cache's models/fwa/subspace.npz, "
+                        "where the nodes look)")
 
 
 def _check(args):
@@ -86,6 +101,32 @@ def _check(args):
     return models
 
 
+def calibrate_subspace(args: argparse.Namespace) -> dict:
+    """`sense train fwa --subspace`: the calibration file of the
+    background-nulling detector."""
+    from sense_nodes.core.fwa.calibration import default_path
+    from sense_nodes.eval.fwa_subspace import deployment_calibration
+    if args.subspace_calibration < 2:
+        raise UserError(f"--subspace-calibration must be >= 2 (got {args.subspace_calibration})")
+    if args.snr_offset_db != args.snr_offset_db or abs(args.snr_offset_db) == float("inf"):
+        raise UserError(f"--snr-offset-db must be finite (got {args.snr_offset_db})")
+    out = Path(args.calibration_out) if args.calibration_out else default_path()
+    t0 = time.perf_counter()
+    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
+    try:
+        cal = deployment_calibration(ds, feat, not args.no_noise, args.snr_offset_db, args.subspace_calibration)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    cal.save(out)
+    print(f"subspace calibration -> {out}: threshold {cal.threshold:.2f} (one BS silent: "
+          f"{', '.join(f'{t:.2f}' for t in cal.threshold_missing)}), k {cal.k_pairs}, "
+          f"{cal.info['calibration_scenes']} UAV-free scenes")
+    return {"subspace_threshold": cal.threshold, "subspace_pairs_k": cal.k_pairs,
+            "subspace_calibration_scenes": cal.info["calibration_scenes"],
+            "subspace_calibration_mb": out.stat().st_size / 2**20,
+            "subspace_calibration_minutes": (time.perf_counter() - t0) / 60, "subspace_calibration_file": str(out)}
+
+
 def main(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
@@ -94,6 +135,8 @@ def main(args: argparse.Namespace) -> dict:
     from sense_nodes.core.fwa import training as tr
     from sense_nodes.core.fwa.metrics import pick_threshold
 
+    if args.subspace:
+        return calibrate_subspace(args)
     models = _check(args)
     torch.set_num_threads(args.threads)
     out = Path(args.out_dir) if args.out_dir else pl.CHECKPOINT_DIR

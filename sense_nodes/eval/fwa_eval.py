@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subspace-calibration", type=int, default=CALIBRATION_SCENES, metavar="N",
                         help="UAV-free training scenes that fit the background-nulling detector and "
                              "localiser (beyond the paper; 0 = skip it) (default %(default)s)")
+    parser.add_argument("--subspace-deployment", metavar="FILE", nargs="?", const="",
+                        help="instead: the deployed 'detector: subspace' chain (the nodes' per-BS reports and "
+                             "centre, without the middleware) with this calibration file from `sense train fwa "
+                             "--subspace` (no FILE: the cache's), on --split")
 
 
 # --- detection ----------------------------------------------------------------
@@ -235,6 +239,20 @@ def plots(out_dir, cdf: dict, fig12: dict, fig9: dict) -> list[str]:
     return made
 
 
+def deployed_subspace(args: argparse.Namespace) -> dict:
+    """`sense eval fwa --subspace-deployment [FILE]`."""
+    from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
+    from sense_nodes.eval.datasets import open_features
+    from sense_nodes.eval.fwa_subspace import deployment_figures
+    try:
+        cal = SubspaceCalibration.load(args.subspace_deployment or default_path())
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
+    return deployment_figures(ds, feat, cal, not args.no_noise, args.snr_offset_db,
+                              "test" if args.split == "test" else "all")
+
+
 def main(args: argparse.Namespace) -> dict:
     import torch
     from sense_nodes.eval.datasets import open_features
@@ -244,6 +262,8 @@ def main(args: argparse.Namespace) -> dict:
 
     if args.threads < 1 or args.k < 1 or not 0 <= args.sigma_att <= 1:
         raise UserError("--threads and --k must be >= 1, --sigma-att in [0, 1]")
+    if args.subspace_deployment is not None:
+        return deployed_subspace(args)
     torch.set_num_threads(args.threads)
     ck_dir = Path(args.checkpoints) if args.checkpoints else pl.CHECKPOINT_DIR
     try:

@@ -27,7 +27,8 @@ def _code_hash() -> str:
     from sense_nodes.data.paths import source_hash
     core = Path(__file__).parents[1] / "core" / "fwa"
     csi = Path(__file__).parents[1] / "data" / "csi"
-    files = [core / "subspace.py", core / "bistatic.py", core / "classical.py", Path(__file__),
+    files = [core / "subspace.py", core / "bistatic.py", core / "classical.py", core / "calibration.py",
+             Path(__file__),
              csi / "fwa_pairs.py", csi / "cfr.py"]
     return source_hash(files, [f.name for f in files])
 
@@ -70,21 +71,26 @@ def fit_detector(ds, train_free: np.ndarray, noise: bool, snr_offset_db: float, 
 def scene_statistics(ds, det, idx, noise: bool, snr_offset_db: float, progress: bool):
     """(z [S, P], delay in taps [S, P], ms per scene [S]) of scenes ``idx``."""
     from tqdm import tqdm
-    from sense_nodes.core.fwa.bistatic import refine_delay
-    from sense_nodes.core.fwa.subspace import pair_statistics
+    from sense_nodes.core.fwa.calibration import residual_echoes
     k = int(ds.manifest["num_subcarriers"])
     z = np.zeros((len(idx), det.subspace.noise_var.size))
     u = np.zeros_like(z)
     ms = np.zeros(len(idx))
     for s, i in enumerate(tqdm(idx, desc="fwa scenes (background nulled)", disable=not progress, unit="scene")):
         t0 = time.perf_counter()
-        resid = det.subspace.residual(scene_taps(ds, i, noise, snr_offset_db))
-        st = pair_statistics(resid, det.subspace.noise_var, det.n_t, det.n_taps, det.upa)
-        r = resid.reshape(len(resid), -1, det.n_t, det.n_taps)
-        z[s] = st.z
-        u[s] = [refine_delay(r[p], int(st.tap[p]), k) for p in range(len(r))]
+        z[s], u[s] = residual_echoes(det.subspace, scene_taps(ds, i, noise, snr_offset_db), det.n_t, det.n_taps, k)
         ms[s] = 1e3 * (time.perf_counter() - t0)
     return z, u, ms
+
+
+def fit_on_training(ds, feat, noise: bool, snr_offset_db: float, calibration: int, progress: bool):
+    """(the detector, the number of scenes) fitted on the first
+    ``calibration`` UAV-free training scenes."""
+    tr = feat.indices("train")
+    free = np.sort(tr[feat.present[tr] == 0])[:calibration]
+    if len(free) < 2:
+        raise ValueError("the background subspace needs at least 2 UAV-free training scenes")
+    return fit_detector(ds, free, noise, snr_offset_db, progress), len(free)
 
 
 def statistics(ds, feat, noise, snr_offset_db, calibration, progress):
@@ -93,14 +99,10 @@ def statistics(ds, feat, noise, snr_offset_db, calibration, progress):
     if path.exists():
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
-    tr = feat.indices("train")
-    free = np.sort(tr[feat.present[tr] == 0])[:calibration]
-    if len(free) < 2:
-        raise ValueError("the background subspace needs at least 2 UAV-free training scenes")
-    det = fit_detector(ds, free, noise, snr_offset_db, progress)
+    det, n_free = fit_on_training(ds, feat, noise, snr_offset_db, calibration, progress)
     idx = np.sort(np.r_[feat.indices("val"), feat.indices("test")])
     z, u, ms = scene_statistics(ds, det, idx, noise, snr_offset_db, progress)
-    out = {"idx": idx, "z": z, "u": u, "ms": ms, "ranks": det.subspace.ranks, "calibration": np.array(len(free))}
+    out = {"idx": idx, "z": z, "u": u, "ms": ms, "ranks": det.subspace.ranks, "calibration": np.array(n_free)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **out)

@@ -7,7 +7,9 @@ Subscribes  csi_topic (sense_nodes/CsiBundle): the frames whose rx_id is
             selection_topic (sense_nodes/UavDetection): the centre's pair
             selection (selected_pairs) for an instant (header stamp)
 Publishes   features (sense_nodes/PairFeatureArray), round 1: the I-UDetNet
-            embedding of every pair it measured
+            embedding of every pair it measured (``detector: learned``), or
+            its residual_peak and bistatic_range_m (``detector: subspace``:
+            background nulling, core/fwa/calibration.py; no round 2)
             estimates (sense_nodes/PairFeatureArray), round 2: for its
             selected pairs, I-ULocNet's coarse position and its N_v feature
             (in ``embedding``), stamped like the instant
@@ -21,10 +23,21 @@ from geometry_msgs.msg import Point
 
 from sense_nodes.msg import CsiBundle, PairFeature, PairFeatureArray, UavDetection
 from sense_nodes.nodes.convert import csi_matrix
-from sense_nodes.nodes.base import (MalformedMessage, RESULT_QOS, Param, SenseNode, run_node,
+from sense_nodes.nodes.base import (MalformedMessage, ParameterError, RESULT_QOS, Param, SenseNode, run_node,
                                     stamped_like)
 
 N_RX, N_TX = 64, 4
+DETECTORS = ("learned", "subspace")
+CALIBRATION_HELP = ("'detector: subspace' calibration file from `sense train fwa --subspace` "
+                    "('' = the cache's models/fwa/subspace.npz)")
+
+
+def load_calibration(node, bs=None):
+    """The subspace calibration named by ``node``'s 'calibration' parameter
+    (bases of BSs ``bs`` only); refused naming the command that makes one."""
+    from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
+    return node.load_model(lambda: SubspaceCalibration.load(node.p.calibration or default_path(), bs=bs),
+                           param="calibration")
 
 
 def stamp_key(header) -> int:
@@ -51,7 +64,10 @@ class FwaBsEncoder(SenseNode):
     PARAMS = (
         Param("bs_index", 0, "this BS (its frames have rx_id 'bs<bs_index>')", range=(0, 63)),
         Param("num_cpe", 16, "CPEs per BS (pair index = bs_index * num_cpe + cpe)", range=(1, 1024)),
+        Param("detector", "learned", "learned: the paper's networks (two rounds); subspace: background "
+              "nulling and bistatic ranging (one round, needs 'calibration')", choices=DETECTORS),
         Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)"),
+        Param("calibration", "", CALIBRATION_HELP),
         Param("csi_topic", "/fwa/csi", "CSI bundles of all links"),
         Param("selection_topic", "/fwa/selection", "the centre's pair selections"),
         Param("keep_frames", 8, "instants whose preprocessed CSI is kept for round 2", range=(1, 1000), runtime=True),
@@ -60,11 +76,18 @@ class FwaBsEncoder(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        from sense_nodes.core.fwa.pipeline import BsEncoder, Models
-        models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
         self.rx_id = f"bs{self.p.bs_index}"
-        self.encoders: collections.OrderedDict[int, BsEncoder] = collections.OrderedDict()
-        self._make = lambda: BsEncoder(models, self.p.bs_index)
+        self.encoders: collections.OrderedDict = collections.OrderedDict()
+        self.calibration = None
+        if self.p.detector == "subspace":
+            self.calibration = load_calibration(self, bs=self.p.bs_index)  # its own pairs' bases only
+            if self.p.num_cpe != self.calibration.n_cpe:
+                raise ParameterError(f"{self.get_fully_qualified_name()}: 'num_cpe' {self.p.num_cpe} does not fit "
+                                     f"the calibrated site's {self.calibration.n_cpe} CPEs")
+        else:
+            from sense_nodes.core.fwa.pipeline import BsEncoder, Models
+            models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
+            self._make = lambda: BsEncoder(models, self.p.bs_index)
         self.features = self.create_publisher(PairFeatureArray, "features", RESULT_QOS)
         self.estimates = self.create_publisher(PairFeatureArray, "estimates", RESULT_QOS)
         self.subscribe(CsiBundle, self.p.csi_topic, self.on_csi, RESULT_QOS, kind="csi")
@@ -83,6 +106,9 @@ class FwaBsEncoder(SenseNode):
                 csi[self.pair(cpe)] = h
         if not csi:
             return  # no pair of this BS in the bundle
+        if self.calibration is not None:
+            self.publish(self.features, self.echo_reports(msg, csi))
+            return
         enc = self._make()
         h = enc.round1(csi)
         key = stamp_key(msg.header)
@@ -94,6 +120,20 @@ class FwaBsEncoder(SenseNode):
         out.pairs = [PairFeature(pair_index=k, bs_index=k // n, cpe_index=k % n,
                                  embedding=np.asarray(v, np.float32).tolist()) for k, v in h.items()]
         self.publish(self.features, out)
+
+    def echo_reports(self, msg: CsiBundle, csi: dict) -> PairFeatureArray:
+        """The one round of 'detector: subspace': per pair, the background-
+        nulled residual's peak and the bistatic range of its delay."""
+        from sense_nodes.core.fwa.calibration import pair_echoes
+        try:
+            echoes = pair_echoes(self.calibration, csi)
+        except ValueError as exc:
+            raise MalformedMessage(f"{self.rx_id}: {exc}") from None
+        out = PairFeatureArray(header=stamped_like(msg.header), bs_id=self.rx_id)
+        n = int(self.p.num_cpe)
+        out.pairs = [PairFeature(pair_index=k, bs_index=k // n, cpe_index=k % n, residual_peak=z, bistatic_range_m=r)
+                     for k, (z, r) in echoes.items()]
+        return out
 
     def on_selection(self, msg: UavDetection) -> None:
         enc = self.encoders.get(stamp_key(msg.header))
@@ -114,7 +154,7 @@ class FwaBsEncoder(SenseNode):
         self.publish(self.estimates, out)
 
     def diagnostic_values(self):
-        return {"bs": self.rx_id, "frames_kept": len(self.encoders)}
+        return {"bs": self.rx_id, "detector": self.p.detector, "frames_kept": len(self.encoders)}
 
 
 NODE_CLASS = FwaBsEncoder

@@ -15,6 +15,15 @@ Publishes   detection (sense_nodes/UavDetection): one per instant, after
             markers (visualization_msgs/MarkerArray): BSs, CPEs, each pair's
             line coloured by its attention, the estimate and the truth
 A BS that does not report within ``timeout_s`` is left out of that instant.
+
+``detector: subspace`` (core/fwa/calibration.py): round 1 carries each
+pair's residual_peak z and bistatic_range_m; the centre declares a UAV
+when the largest z reaches the threshold chosen on validation for the BSs
+that answered, and locates it from the ``k`` strongest pairs (no round 2).
+There presence_probability is z / (z + that threshold) (a monotone display
+scale, 0.5 at the threshold, not a calibrated probability), attention is z
+normalised over the pairs received, selected_pairs the pairs the position
+was fitted on, and 'threshold' applies to that scale (-1 = 0.5).
 """
 from __future__ import annotations
 
@@ -26,22 +35,28 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import GroundTruthArray, PairFeatureArray, UavDetection
-from sense_nodes.nodes.base import MalformedMessage, RESULT_QOS, Param, SenseNode, run_node
-from sense_nodes.nodes.fwa_bs_encoder import stamp_key
+from sense_nodes.nodes.base import MalformedMessage, ParameterError, RESULT_QOS, Param, SenseNode, run_node
+from sense_nodes.nodes.fwa_bs_encoder import CALIBRATION_HELP, DETECTORS, load_calibration, stamp_key
 from sense_nodes.nodes.markers import truth_markers
 
 
 class FwaFusionCenter(SenseNode):
     DEFAULT_NAME = "fwa_fusion_center"
     PARAMS = (
+        Param("detector", "learned", "learned: the paper's networks (two rounds); subspace: background "
+              "nulling and bistatic ranging (one round, needs 'calibration'); as the BS encoders'",
+              choices=DETECTORS),
         Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)"),
+        Param("calibration", "", CALIBRATION_HELP),
         Param("bs_namespaces", ["bs0", "bs1"], "namespaces of the BS encoders (relative to this node's), "
               "in BS order"),
         Param("num_cpe", 16, "CPEs per BS", range=(1, 1024)),
         Param("k", 10, "top-k of the pair selection (Eq. 16)", range=(1, 1024), runtime=True),
         Param("sigma_att", 0.1, "attention threshold of the pair selection (Eq. 16)", range=(0.0, 1.0), runtime=True),
         Param("threshold", -1.0, "presence decision threshold on the probability (-1 = the checkpoint's, "
-              "chosen on validation data)", range=(-1.0, 1.0), runtime=True),
+              "chosen on validation data; subspace: 0.5, the calibration's)", range=(-1.0, 1.0), runtime=True),
+        Param("subspace_k", 0, "subspace: pairs the position is fitted on (0 = the calibration's, chosen "
+              "on validation data)", range=(0, 1024)),
         Param("timeout_s", 0.5, "wait this long for the BSs in each round, s", range=(0.001, 60.0), runtime=True),
         Param("truth_topic", "/fwa/truth", "ground truth for the markers ('' = none)"),
         Param("bs_xyz", [-50.0, 0.0, 100.0, 50.0, 0.0, 100.0], "BS positions x, y, z per BS, m (markers)"),
@@ -52,11 +67,22 @@ class FwaFusionCenter(SenseNode):
 
     def __init__(self, node_name: str | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        from sense_nodes.core.fwa.pipeline import FusionCentre, Models
         from sense_nodes.core.fwa.protocol import CentreProtocol
-        models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
         self.bs_ids = [f"bs{i}" for i in range(len(self.p.bs_namespaces))]
-        self.centre = FusionCentre(models)
+        self.subspace = self.p.detector == "subspace"
+        self._learned_only = {"k": self.p.k, "sigma_att": self.p.sigma_att}   # refused at runtime under subspace
+        if self.subspace:
+            from sense_nodes.core.fwa.calibration import SubspaceCentre
+            cal = load_calibration(self, bs=[])   # geometry and thresholds; the bases stay at the BSs
+            if (len(self.bs_ids), self.p.num_cpe) != (cal.n_bs, cal.n_cpe):
+                raise ParameterError(f"{self.get_fully_qualified_name()}: {len(self.bs_ids)} BSs x {self.p.num_cpe} "
+                                     f"CPEs ('bs_namespaces', 'num_cpe') do not fit the calibrated site "
+                                     f"({cal.n_bs} x {cal.n_cpe})")
+            self.centre = SubspaceCentre(cal)
+        else:
+            from sense_nodes.core.fwa.pipeline import FusionCentre, Models
+            models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
+            self.centre = FusionCentre(models)
         n = int(self.p.num_cpe)
         self.protocol = CentreProtocol(self.centre, self.bs_ids, lambda pair: f"bs{pair // n}", self.p.timeout_s)
         self._apply_params()
@@ -75,28 +101,45 @@ class FwaFusionCenter(SenseNode):
             self.subscribe(GroundTruthArray, self.p.truth_topic, self.on_truth, RESULT_QOS, kind="truth")
         self.timer = self.create_timer(min(0.05, self.p.timeout_s / 4), self.poll)
         self.counts = {"instants": 0, "uav_declared": 0, "bs_timeouts": 0, "localized": 0}
-        self.get_logger().info(f"fusion centre: BSs {list(self.p.bs_namespaces)}, threshold "
-                               f"{self.centre.threshold:.4f}, k {self.p.k}, sigma_att {self.p.sigma_att}, "
-                               f"timeout {self.p.timeout_s} s")
+        how = (f"subspace detector, threshold {self.centre.threshold:.4f} (z >= "
+               f"{self.centre.z_threshold(range(len(self.bs_ids))):.4g} with every BS), k {self.centre.k}"
+               if self.subspace else
+               f"threshold {self.centre.threshold:.4f}, k {self.p.k}, sigma_att {self.p.sigma_att}")
+        self.get_logger().info(f"fusion centre: BSs {list(self.p.bs_namespaces)}, {how}, timeout {self.p.timeout_s} s")
 
     def _apply_params(self):
+        self.protocol.timeout_s = float(self.p.timeout_s)
+        if self.subspace:
+            self.centre.k = int(self.p.subspace_k) or self.centre.cal.k_pairs
+            self.centre.threshold = float(self.p.threshold) if self.p.threshold >= 0 else 0.5
+            return
         self.centre.k, self.centre.sigma_att = int(self.p.k), float(self.p.sigma_att)
         if self.p.threshold >= 0:
             self.centre.threshold = float(self.p.threshold)
         else:
             self.centre.threshold = self.centre.models.threshold
-        self.protocol.timeout_s = float(self.p.timeout_s)
 
     def on_parameters_changed(self, names):
+        unused = [n for n in ("k", "sigma_att") if n in names and getattr(self.p, n) != self._learned_only[n]]
+        if self.subspace and unused:  # accepted but ignored would mislead: the subspace detector selects no pairs by attention
+            raise ParameterError(f"{unused} apply to 'detector: learned' (this centre runs 'subspace': its pair "
+                                 f"count is 'subspace_k')")
         self._apply_params()
 
     def effective_parameters(self):
         thr = self.centre.threshold if self.p.threshold >= 0 else -1.0
+        if self.subspace:
+            return dict(super().effective_parameters(), subspace_k=self.centre.k, threshold=thr,
+                        timeout_s=self.protocol.timeout_s)
         return dict(super().effective_parameters(), k=self.centre.k, sigma_att=self.centre.sigma_att,
                     threshold=thr, timeout_s=self.protocol.timeout_s)
 
     # --- inputs ---------------------------------------------------------------
     def on_round(self, msg: PairFeatureArray, bs: str, rnd: int) -> None:
+        if self.subspace:
+            if rnd == 1:
+                self.on_echoes(msg, bs)
+            return  # one round: nothing is asked of the BSs
         n = int(self.p.num_cpe)
         mine = self.bs_ids.index(bs)
         size = self.centre.embedding_size if rnd == 1 else self.centre.feature_size
@@ -123,6 +166,25 @@ class FwaFusionCenter(SenseNode):
             events = self.protocol.on_round2(key, bs, data, now)
         self._handle_events(events)
 
+    def on_echoes(self, msg: PairFeatureArray, bs: str) -> None:
+        """'detector: subspace': a BS's residual peaks and bistatic ranges."""
+        n, mine = int(self.p.num_cpe), self.bs_ids.index(bs)
+        data = {}
+        for f in msg.pairs:
+            if f.pair_index // n != mine or f.bs_index != mine:
+                raise MalformedMessage(f"{bs} reported pair {f.pair_index} (BS {f.bs_index}), not one of its own")
+            if len(f.embedding):
+                raise MalformedMessage(f"{bs}: pair {f.pair_index} carries an embedding: that BS encoder runs "
+                                       f"'detector: learned', this centre 'subspace'")
+            z, r = float(f.residual_peak), float(f.bistatic_range_m)
+            if not (np.isfinite(z) and np.isfinite(r) and z >= 0 and r >= 0):
+                raise MalformedMessage(f"{bs}: pair {f.pair_index} carries residual_peak {z}, bistatic_range_m {r} "
+                                       f"(need finite values >= 0)")
+            data[int(f.pair_index)] = (z, r)
+        key = stamp_key(msg.header)
+        self.headers.setdefault(key, msg.header)
+        self._handle_events(self.protocol.on_round1(key, bs, data, time.monotonic()))
+
     def on_truth(self, msg: GroundTruthArray) -> None:
         self.truth = msg
 
@@ -140,11 +202,16 @@ class FwaFusionCenter(SenseNode):
                 if ev.missing:
                     self.get_logger().warning(f"instant {ev.key}: no report from {ev.missing} within "
                                               f"{self.p.timeout_s} s; deciding on {len(ev.decision.attention)} pairs")
-                if ev.decision.present and ev.decision.selected:
+                if ev.decision.present and ev.decision.selected and self.centre.second_round:
                     self.counts["uav_declared"] += 1
                     self.publish(self.selection_pub, self.message(hdr, ev.decision, None))
                 else:
-                    self.publish_detection(hdr, ev.decision, None)
+                    pos = getattr(ev.decision, "position", None)  # the one-round detector locates at once
+                    pos = pos if pos is not None and np.isfinite(pos).all() else None
+                    if not self.centre.second_round:
+                        self.counts["uav_declared"] += bool(ev.decision.present)
+                    self.counts["localized"] += pos is not None
+                    self.publish_detection(hdr, ev.decision, pos)
             elif isinstance(ev, Located):
                 if ev.missing:
                     self.get_logger().warning(f"instant {ev.key}: no round-2 answer from {ev.missing}")

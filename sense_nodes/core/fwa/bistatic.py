@@ -78,3 +78,31 @@ def locate(b: np.ndarray, c: np.ndarray, ranges: np.ndarray, height: float,
     if 2 <= keep.sum() < len(keep):
         fit = least_squares(residuals, fit.x, args=(keep,))
     return np.r_[fit.x, height]
+
+
+SEARCH_MARGIN_M = 10.0  # the search box: the nodes' extent and this much around it
+
+
+def delay_to_range(u, k: int, scs_hz: float) -> np.ndarray:
+    """Echo delays ``u`` in taps of a K-subcarrier IDFT -> bistatic ranges, m."""
+    return C * np.asarray(u, float) / (int(k) * float(scs_hz))
+
+
+def search_box(b: np.ndarray, c: np.ndarray, margin: float = SEARCH_MARGIN_M):
+    """(lo, hi) (x, y) of the BSs and CPEs, widened by ``margin`` m."""
+    nodes = np.r_[np.asarray(b, float)[:, :2], np.asarray(c, float)[:, :2]]
+    return nodes.min(0) - margin, nodes.max(0) + margin
+
+
+def locate_strongest(z: np.ndarray, ranges: np.ndarray, pairs: np.ndarray, b: np.ndarray, c: np.ndarray,
+                     height: float, lo: np.ndarray, hi: np.ndarray, k_pairs: int):
+    """(the pairs used, the fix [3]) from the ``k_pairs`` pairs of largest
+    residual peak ``z``: the pairs whose peak is most surely the echo.
+    ``pairs`` [L] are pair indices (BS * N + CPE) of ``z`` and ``ranges`` [L]
+    m; ``b`` [M, 3], ``c`` [N, 3] the BS and CPE positions."""
+    c = np.asarray(c, float)
+    pairs = np.asarray(pairs)
+    top = np.argsort(-np.asarray(z, float), kind="stable")[:k_pairs]
+    p = pairs[top]
+    n = len(c)
+    return p, locate(np.asarray(b, float)[p // n], c[p % n], np.asarray(ranges, float)[top], height, lo, hi)

@@ -177,6 +177,8 @@ class Decision:
 class FusionCentre:
     """The centre's side of both rounds."""
 
+    second_round = True  # a declared UAV is located from the selected pairs' round-2 answers
+
     def __init__(self, models: Models, k: int = DEFAULT_K, sigma_att: float = DEFAULT_SIGMA_ATT,
                  threshold: float | None = None):
         self.models = models

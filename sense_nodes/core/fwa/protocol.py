@@ -14,6 +14,9 @@ Per measurement instant (``key``, e.g. the stamp in ns):
    features. When all of them answered, or ``timeout_s`` after the
    selection, the centre fuses what arrived. -> :class:`Located`.
 
+A centre whose ``second_round`` is False (the one-round detector of
+:mod:`.calibration`) stops after round 1: its decision carries the position.
+
 Instants older than ``keep`` times the timeout are forgotten.
 """
 from __future__ import annotations
@@ -107,7 +110,7 @@ class CentreProtocol:
             return []
         fr.decision = self.centre.detect(fr.embeddings)
         out = [Detected(key, fr.decision, heard, missing)]
-        if fr.decision.present and fr.decision.selected:
+        if fr.decision.present and fr.decision.selected and getattr(self.centre, "second_round", True):
             fr.owners = {self.owner_of(p) for p in fr.decision.selected}
             fr.t_selected = now
         else:

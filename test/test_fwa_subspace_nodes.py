@@ -1,0 +1,166 @@
+"""The FWA nodes under ``detector: subspace``: `sense train fwa --subspace`
+writes a calibration file that reads back as written; the BS encoders and
+the centre, on real topics, turn a replayed scene of a small ray-traced
+set into a detection with a finite position, equal to the in-process
+chain; a missing calibration file is refused naming the command that makes
+one; `sense eval fwa --subspace-deployment` measures the same chain; the
+centre's threshold depends on which BSs answered; the learned
+detector's runtime parameters are refused there, not ignored."""
+from __future__ import annotations
+
+import array
+
+import numpy as np
+import pytest
+
+from conftest import spin_until
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """(dataset folder, calibration file) made by the CLI on the small set."""
+    from conftest import fwa_dataset
+    from sense_nodes.cli.main import main
+    ds = fwa_dataset()
+    out = tmp_path_factory.mktemp("fwa_cal") / "subspace.npz"
+    rc = main(["train", "fwa", "--subspace", "--dataset", str(ds), "--calibration-out", str(out)])
+    assert rc in (0, None)
+    return ds, out
+
+
+def test_the_calibration_file_reads_back_as_written(calibrated, tmp_path):
+    from sense_nodes.core.fwa.calibration import SubspaceCalibration
+    _, path = calibrated
+    cal = SubspaceCalibration.load(path)
+    assert cal.n_bs == 2 and cal.n_cpe == 16 and len(cal.threshold_missing) == 2
+    assert all(u.dtype == np.complex64 and u.shape[0] == 64 * 4 * 64 for b in cal.bases for u in b)
+    again = SubspaceCalibration.load(cal.save(tmp_path / "again.npz"))
+    for b in range(2):
+        for u, v in zip(cal.bases[b], again.bases[b]):
+            assert np.array_equal(u, v)
+    assert again.threshold == cal.threshold and again.k_pairs == cal.k_pairs and again.info == cal.info
+    assert np.array_equal(again.threshold_missing, cal.threshold_missing)
+    one = SubspaceCalibration.load(path, bs=1)  # a BS node reads its own bases only
+    assert one.bases[0] is None and len(one.bases[1]) == 16
+    with np.load(path, allow_pickle=False) as f:  # nothing in it needs pickle
+        assert {"bs0_bases", "bs1_bases", "threshold", "k_pairs"} <= set(f.files)
+
+
+def test_eval_measures_the_deployed_chain(calibrated, tmp_path):
+    import json
+
+    from sense_nodes.cli.main import main
+    ds, cal = calibrated
+    out = tmp_path / "dep.json"
+    assert main(["eval", "fwa", "--dataset", str(ds), "--subspace-deployment", str(cal), "--split", "all",
+                 "--json", str(out)]) in (0, None)
+    fig = json.loads(out.read_text())
+    assert fig["deployed_subspace_scenes"] == 20
+    assert 0.0 <= fig["deployed_subspace_mdp_pct"] <= 100.0 and 0.0 <= fig["deployed_subspace_fap_pct"] <= 100.0
+    assert fig["deployed_subspace_scene_ms"] > 0
+
+
+def test_the_threshold_follows_the_bss_that_answered(calibrated):
+    from sense_nodes.core.fwa.calibration import SubspaceCalibration, SubspaceCentre
+    cal = SubspaceCalibration.load(calibrated[1], bs=[])
+    cal.threshold, cal.threshold_missing = 10.0, np.array([4.0, 6.0])
+    centre = SubspaceCentre(cal)
+    both = {k: (8.0 if k == 20 else 1.0, 150.0) for k in range(32)}
+    only_bs1 = {k: v for k, v in both.items() if k >= 16}
+    assert not centre.detect(both).present            # 8 < 10 with both BSs
+    d = centre.detect(only_bs1)                       # 8 >= 4: BS 0 silent
+    assert d.present and d.probability == pytest.approx(8 / 12) and d.threshold == 4.0
+    assert sum(d.attention.values()) == pytest.approx(1.0) and set(d.attention) == set(only_bs1)
+    assert d.selected[0] == 20 and len(d.selected) == min(cal.k_pairs, 16)
+    assert np.isfinite(d.position).all()
+
+
+def _scene_bundle(ds_path):
+    """(a UAV scene's CsiBundle, its pair CFRs) of the small set."""
+    from sense_nodes.data.csi.dataset import load_dataset
+    from sense_nodes.data.csi.fwa_pairs import sample_links
+    from sense_nodes.msg import CsiBundle, CsiFrame
+    ds = load_dataset(ds_path)
+    i = int(np.flatnonzero(np.asarray(ds.arrays["uav_present"]))[-1])
+    smp = sample_links(ds, i)
+    msg = CsiBundle(sample_index=i)
+    msg.header.stamp.sec = 7
+    msg.header.frame_id = "map"
+    csi = {}
+    for link in smp.links:
+        h = np.ascontiguousarray(link.H, np.complex64)
+        f = CsiFrame(tx_id=link.tx_id, rx_id=link.rx_id, link_index=link.link_index, num_rx_antennas=h.shape[0],
+                     num_tx_antennas=h.shape[1], num_subcarriers=h.shape[2], snr_db=float(link.snr_db))
+        f.header = msg.header
+        f.real = array.array("f", np.ascontiguousarray(h.real).tobytes())
+        f.imag = array.array("f", np.ascontiguousarray(h.imag).tobytes())
+        msg.frames.append(f)
+        csi[link.link_index] = h
+    return msg, csi
+
+
+@pytest.mark.ros
+def test_encoders_and_centre_locate_a_replayed_scene(ros_context, calibrated):
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from sense_nodes.core.fwa.calibration import SubspaceCalibration, SubspaceCentre, pair_echoes
+    from sense_nodes.msg import CsiBundle, UavDetection
+    from sense_nodes.nodes.base import RESULT_QOS
+    from sense_nodes.nodes.fwa_bs_encoder import FwaBsEncoder
+    from sense_nodes.nodes.fwa_fusion_center import FwaFusionCenter
+    ds_path, cal_path = calibrated
+    sub = [Parameter("detector", value="subspace"), Parameter("calibration", value=str(cal_path))]
+    encs = [FwaBsEncoder(context=ros_context, namespace=f"/s/bs{b}", parameter_overrides=[
+        Parameter("bs_index", value=b), Parameter("csi_topic", value="/s/csi"), *sub]) for b in (0, 1)]
+    # threshold 0: declared whatever the tiny calibration's threshold, so the fix is exercised
+    centre = FwaFusionCenter(context=ros_context, namespace="/s", parameter_overrides=[
+        Parameter("truth_topic", value=""), Parameter("threshold", value=0.0), *sub])
+    probe = Node("probe", context=ros_context)
+    got = []
+    probe.create_subscription(UavDetection, "/s/detection", got.append, RESULT_QOS)
+    pub = probe.create_publisher(CsiBundle, "/s/csi", RESULT_QOS)
+    ex = SingleThreadedExecutor(context=ros_context)
+    nodes = [*encs, centre, probe]
+    for n in nodes:
+        ex.add_node(n)
+    try:
+        assert spin_until(ex, lambda: pub.get_subscription_count() >= 2
+                          and all(centre.count_publishers(f"/s/bs{b}/features") for b in (0, 1)), 10)
+        msg, csi = _scene_bundle(ds_path)
+        pub.publish(msg)
+        assert spin_until(ex, lambda: len(got) >= 1, 60)
+        [d] = got
+        cal = SubspaceCalibration.load(cal_path)
+        ref = SubspaceCentre(cal, threshold=0.0).detect(pair_echoes(cal, csi))
+        assert d.uav_present and d.position_valid
+        pos = np.array([d.position.x, d.position.y, d.position.z])
+        assert np.isfinite(pos).all() and pos == pytest.approx(ref.position, abs=1e-3)
+        assert list(d.selected_pairs) == ref.selected and len(ref.selected) == cal.k_pairs
+        assert sum(d.attention) == pytest.approx(1.0, abs=1e-4)
+        assert d.presence_probability == pytest.approx(ref.probability, abs=1e-5)
+        assert centre.counts["localized"] == 1 and centre.counts["bs_timeouts"] == 0
+        # the learned detector's pair selection does not apply: refused, not ignored
+        [res] = centre.set_parameters([Parameter("k", value=5)])
+        assert not res.successful and "'k'" in res.reason and "subspace_k" in res.reason
+    finally:
+        ex.shutdown()
+        for n in nodes:
+            n.destroy_node()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("kind", ["encoder", "centre"])
+def test_a_missing_calibration_is_refused_naming_the_command(ros_context, tmp_path, kind):
+    from rclpy.parameter import Parameter
+
+    from sense_nodes.nodes.base import ParameterError
+    from sense_nodes.nodes.fwa_bs_encoder import FwaBsEncoder
+    from sense_nodes.nodes.fwa_fusion_center import FwaFusionCenter
+    cls = FwaBsEncoder if kind == "encoder" else FwaFusionCenter
+    missing = tmp_path / "nowhere.npz"
+    with pytest.raises(ParameterError, match="sense train fwa --subspace") as err:
+        cls(context=ros_context, parameter_overrides=[Parameter("detector", value="subspace"),
+                                                      Parameter("calibration", value=str(missing))])
+    assert "calibration" in str(err.value) and str(missing) in str(err.value)
