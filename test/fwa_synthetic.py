@@ -31,3 +31,42 @@ def bundle(seed: int, stamp_s: int, skip_bs=()) -> CsiBundle:
         f.imag = array.array("f", np.ascontiguousarray(h.imag).tobytes())
         msg.frames.append(f)
     return msg
+
+
+def run_nodes(ctx, encoders, centre_params, bundles, want, timeout=30, ns="/t", encoder_params=()):
+    """BS encoders ``encoders`` and a fusion centre under namespace ``ns``
+    on real topics: publish ``bundles`` on ``<ns>/csi`` and spin until
+    ``want`` detections arrive. Returns (detections, encoders, centre,
+    nodes); the caller destroys the nodes."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from conftest import spin_until
+    from sense_nodes.msg import UavDetection
+    from sense_nodes.nodes.base import RESULT_QOS
+    from sense_nodes.nodes.fwa_bs_encoder import FwaBsEncoder
+    from sense_nodes.nodes.fwa_fusion_center import FwaFusionCenter
+
+    encs = [FwaBsEncoder(context=ctx, namespace=f"{ns}/bs{b}", parameter_overrides=[
+        Parameter("bs_index", value=b), Parameter("csi_topic", value=f"{ns}/csi"),
+        Parameter("selection_topic", value=f"{ns}/selection"), *encoder_params]) for b in encoders]
+    centre = FwaFusionCenter(context=ctx, namespace=ns, parameter_overrides=[
+        Parameter("truth_topic", value=""), *centre_params])
+    probe = Node("probe", context=ctx)
+    got = []
+    probe.create_subscription(UavDetection, f"{ns}/detection", got.append, RESULT_QOS)
+    pub = probe.create_publisher(CsiBundle, f"{ns}/csi", RESULT_QOS)
+    ex = SingleThreadedExecutor(context=ctx)
+    nodes = [*encs, centre, probe]
+    for n in nodes:
+        ex.add_node(n)
+    try:
+        assert spin_until(ex, lambda: pub.get_subscription_count() >= len(encs)
+                          and all(centre.count_publishers(f"{ns}/bs{b}/features") for b in encoders), 10)
+        for b in bundles:
+            pub.publish(b)
+        assert spin_until(ex, lambda: len(got) >= want, timeout)
+    finally:
+        ex.shutdown()
+    return got, encs, centre, nodes

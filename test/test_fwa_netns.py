@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 
-from fwa_synthetic import bundle
-from test_fwa_nodes import _run
+from fwa_synthetic import bundle, run_nodes
 
 pytestmark = pytest.mark.ros
 HERE = Path(__file__).resolve().parent
@@ -73,9 +72,9 @@ def test_encoders_and_centre_on_two_hosts_give_the_single_process_detections(two
     log = (centre.stdout.read() or "")[-2000:] + (bs.stdout.read() or "")[-2000:]
     assert rc_c == 0 and rc_b == 0, log
     remote = [json.loads(line) for line in out.read_text().splitlines()]
-    local, *_nodes = _run(ros_context, (0, 1), [Parameter("threshold", value=0.0),
-                                               Parameter("timeout_s", value=5.0)],
-                          [bundle(s, 100 + i) for i, s in enumerate(SEEDS)], len(SEEDS))
+    local, *_nodes = run_nodes(ros_context, (0, 1), [Parameter("threshold", value=0.0),
+                                                    Parameter("timeout_s", value=5.0)],
+                               [bundle(s, 100 + i) for i, s in enumerate(SEEDS)], len(SEEDS))
     for n in _nodes[-1]:
         n.destroy_node()
     assert len(remote) == len(local) == len(SEEDS)

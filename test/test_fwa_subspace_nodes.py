@@ -8,12 +8,10 @@ centre's threshold depends on which BSs answered; the learned
 detector's runtime parameters are refused there, not ignored."""
 from __future__ import annotations
 
-import array
 
 import numpy as np
 import pytest
 
-from conftest import spin_until
 
 
 @pytest.fixture(scope="module")
@@ -79,58 +77,31 @@ def _scene_bundle(ds_path):
     """(a UAV scene's CsiBundle, its pair CFRs) of the small set."""
     from sense_nodes.data.csi.dataset import load_dataset
     from sense_nodes.data.csi.fwa_pairs import sample_links
-    from sense_nodes.msg import CsiBundle, CsiFrame
+    from sense_nodes.msg import CsiBundle
+    from sense_nodes.nodes.csi_source import csi_frame
     ds = load_dataset(ds_path)
     i = int(np.flatnonzero(np.asarray(ds.arrays["uav_present"]))[-1])
     smp = sample_links(ds, i)
     msg = CsiBundle(sample_index=i)
     msg.header.stamp.sec = 7
     msg.header.frame_id = "map"
-    csi = {}
-    for link in smp.links:
-        h = np.ascontiguousarray(link.H, np.complex64)
-        f = CsiFrame(tx_id=link.tx_id, rx_id=link.rx_id, link_index=link.link_index, num_rx_antennas=h.shape[0],
-                     num_tx_antennas=h.shape[1], num_subcarriers=h.shape[2], snr_db=float(link.snr_db))
-        f.header = msg.header
-        f.real = array.array("f", np.ascontiguousarray(h.real).tobytes())
-        f.imag = array.array("f", np.ascontiguousarray(h.imag).tobytes())
-        msg.frames.append(f)
-        csi[link.link_index] = h
-    return msg, csi
+    msg.frames = [csi_frame(link, msg.header) for link in smp.links]
+    return msg, {link.link_index: np.asarray(link.H, np.complex64) for link in smp.links}
 
 
 @pytest.mark.ros
 def test_encoders_and_centre_locate_a_replayed_scene(ros_context, calibrated):
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
     from rclpy.parameter import Parameter
 
+    from fwa_synthetic import run_nodes
     from sense_nodes.core.fwa.calibration import SubspaceCalibration, SubspaceCentre, pair_echoes
-    from sense_nodes.msg import CsiBundle, UavDetection
-    from sense_nodes.nodes.base import RESULT_QOS
-    from sense_nodes.nodes.fwa_bs_encoder import FwaBsEncoder
-    from sense_nodes.nodes.fwa_fusion_center import FwaFusionCenter
     ds_path, cal_path = calibrated
     sub = [Parameter("detector", value="subspace"), Parameter("calibration", value=str(cal_path))]
-    encs = [FwaBsEncoder(context=ros_context, namespace=f"/s/bs{b}", parameter_overrides=[
-        Parameter("bs_index", value=b), Parameter("csi_topic", value="/s/csi"), *sub]) for b in (0, 1)]
+    msg, csi = _scene_bundle(ds_path)
     # threshold 0: declared whatever the tiny calibration's threshold, so the fix is exercised
-    centre = FwaFusionCenter(context=ros_context, namespace="/s", parameter_overrides=[
-        Parameter("truth_topic", value=""), Parameter("threshold", value=0.0), *sub])
-    probe = Node("probe", context=ros_context)
-    got = []
-    probe.create_subscription(UavDetection, "/s/detection", got.append, RESULT_QOS)
-    pub = probe.create_publisher(CsiBundle, "/s/csi", RESULT_QOS)
-    ex = SingleThreadedExecutor(context=ros_context)
-    nodes = [*encs, centre, probe]
-    for n in nodes:
-        ex.add_node(n)
+    got, _encs, centre, nodes = run_nodes(ros_context, (0, 1), [Parameter("threshold", value=0.0), *sub],
+                                          [msg], 1, timeout=60, ns="/s", encoder_params=sub)
     try:
-        assert spin_until(ex, lambda: pub.get_subscription_count() >= 2
-                          and all(centre.count_publishers(f"/s/bs{b}/features") for b in (0, 1)), 10)
-        msg, csi = _scene_bundle(ds_path)
-        pub.publish(msg)
-        assert spin_until(ex, lambda: len(got) >= 1, 60)
         [d] = got
         cal = SubspaceCalibration.load(cal_path)
         ref = SubspaceCentre(cal, threshold=0.0).detect(pair_echoes(cal, csi))
@@ -145,7 +116,6 @@ def test_encoders_and_centre_locate_a_replayed_scene(ros_context, calibrated):
         [res] = centre.set_parameters([Parameter("k", value=5)])
         assert not res.successful and "'k'" in res.reason and "subspace_k" in res.reason
     finally:
-        ex.shutdown()
         for n in nodes:
             n.destroy_node()
 

@@ -64,14 +64,11 @@ def loglog_slope(samples, errors_m) -> tuple[float | None, float | None]:
     return float(slope), need
 
 
-def _key(fraction: float) -> str:
-    return f"frac{100 * fraction:g}".replace(".", "p")
-
-
 def learning_curve(fig: dict, ds, models: Path, args, device) -> None:
     """Each name of CURVE_MODELS at every fraction it was trained on, and
     the k-NN floor on the same subsets, on the random split's test set."""
     from sense_nodes.core.diffloc.dataset import load_positioning
+    from sense_nodes.core.diffloc.models import fraction_tag
     from sense_nodes.core.diffloc.training import training_subset
     from sense_nodes.eval.diffloc_figures import _check_geometry, _load, knn_figures
     for name in CURVE_MODELS:
@@ -93,7 +90,7 @@ def learning_curve(fig: dict, ds, models: Path, args, device) -> None:
             est.configure(draws=args.draws, fusion=args.fusion)
             out = est.estimate(data.fp[te], data.valid[te], per_bs=False)
             err = np.linalg.norm(out.fused_xy - data.xy[te], axis=1)
-            k = _key(frac)
+            k = fraction_tag(frac)
             fig[f"{name.replace('-', '_')}_{k}_fused_error_cm"] = float(100 * np.nanmean(err))
             kf, kerr = knn_figures(data, tr, va, te, prefix=f"knn_{k}")
             fig[f"knn_{k}_fused_error_cm"] = kf[f"knn_{k}_fused_error_cm"]

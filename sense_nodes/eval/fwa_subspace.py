@@ -49,14 +49,14 @@ def plot_fix(ds, z, u, k_pairs: int, truth: np.ndarray, path) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sense_nodes.core.fwa.bistatic import bistatic_range, delay_to_range
+    from sense_nodes.core.fwa.bistatic import bistatic_range, delay_to_range, locate_strongest, search_box
     a = ds.arrays
     bs, cpe = np.asarray(a["bs_pos"], float), np.asarray(a["cpe_pos"], float)
     n_cpe = len(cpe)
     height = float(ds.manifest["geometry"]["uav_height_m"])
-    est = _locate_all(ds, z[None], u[None], k_pairs)[0]
-    top = np.argsort(-z)[:k_pairs]
-    rng = delay_to_range(u[top], int(ds.manifest["num_subcarriers"]), float(ds.scs_hz))
+    ranges = delay_to_range(u, int(ds.manifest["num_subcarriers"]), float(ds.scs_hz))
+    top, est = locate_strongest(z, ranges, np.arange(len(z)), bs, cpe, height, *search_box(bs, cpe), k_pairs)
+    rng = ranges[top]
     xs = np.linspace(-100, 100, 401)
     gx, gy = np.meshgrid(xs, xs, indexing="ij")
     grid = np.stack([gx, gy, np.full_like(gx, height)], -1)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.constants import c as C  # speed of light, m/s
 
 from sense_nodes.data.csi.cfr import dirichlet
 
-C = 299_792_458.0
 GRID_STEP_M = 2.0
 LOSS_SCALE_M = 5.0   # soft-L1 scale: a few metres, the ranging error at moderate SNR
 OUTLIER_M = 3 * LOSS_SCALE_M  # a pair this far off the robust fit is not the echo

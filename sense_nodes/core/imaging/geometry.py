@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.constants import c as SPEED_OF_LIGHT  # m/s
 
-SPEED_OF_LIGHT = 299_792_458.0
 MODES = ("A", "B", "C")
 UAV_COUNTS = ("fixed", "poisson")
 NOISE_MODELS = ("per_element", "antenna_share")

@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.constants import c as C_LIGHT  # m/s
 
 from sense_nodes.bs_sensor import ANTENNA_HEIGHT_M, EL_MAX_DEG, EL_MIN_DEG, FRAME_S, HFOV_DEG, MAX_RANGE_M, MIN_RANGE_M
 
-C_LIGHT = 299_792_458.0
 
 
 @dataclass(frozen=True)

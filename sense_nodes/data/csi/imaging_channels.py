@@ -56,12 +56,12 @@ pair and subcarrier with Eq. 10/11 (``G_s = 1`` for isotropic antennas):
 from __future__ import annotations
 
 import numpy as np
+from scipy.constants import c as C  # speed of light, m/s
 
 from sense_nodes.data.csi import cfr as cfrmod
 from sense_nodes.data.csi import dataset as dsmod
 from sense_nodes.data.csi import rt
 
-C = 299_792_458.0
 KIND = "imaging"
 SCENE = "simple_street_canyon"
 CARRIER_HZ = 2.6e9

@@ -64,6 +64,7 @@ Layout of ``arrays.h5`` (S samples, B BSs, K subcarriers):
 from __future__ import annotations
 
 import numpy as np
+from scipy.constants import c as SPEED_OF_LIGHT  # m/s
 
 from sense_nodes.data.csi import cfr as cfrmod
 from sense_nodes.data.csi import dataset as dsmod
@@ -93,7 +94,6 @@ TINY_SOLVER = dict(SOLVER, max_depth=3, samples_per_src=20_000, max_num_paths_pe
 # Diffuse scattering coefficient of every material (Lambertian); 0 turns
 # diffuse reflection into a no-op in Sionna RT.
 SCATTERING = 0.3
-SPEED_OF_LIGHT = 299_792_458.0
 # Receivers per PathSolver call: memory grows with receivers x samples x depth
 # (200 receivers with 2e5 samples at depth 4 needed over 20 GB; 50 with 1e5
 # peak at about 3.3 GB).
