@@ -95,3 +95,57 @@ def test_a_missing_pair_does_not_vote():
 def test_too_few_scenes_are_refused():
     with pytest.raises(ValueError, match="UAV-free"):
         BackgroundSubspace.fit(np.zeros((1, 2, 8), np.complex64), [1.0, 1.0])
+
+
+def test_the_nulled_input_is_blank_without_a_uav_and_lights_the_echo_cell(pair):
+    from sense_nodes.core.fwa.nulled import cells_to_input, nulled_maps
+    from sense_nodes.core.fwa.subspace import beam_cells
+    rng, paths, amps, nv, det = pair
+    scene = _scenes(rng, paths, amps, 1, nv)[0]
+    empty = nulled_maps(det.subspace, scene, N_T, N_TAPS)
+    raw = cells_to_input(beam_cells(scene, N_T, N_TAPS) / (64 * N_T * nv))
+    echo = 10 ** (-40 / 20) * amps.max() * _path(rng, u=17.3)
+    lit = nulled_maps(det.subspace, _scenes(rng, paths, amps, 1, nv, echo)[0], N_T, N_TAPS)
+    assert empty.shape == lit.shape == (1, 8, 8, N_TAPS)
+    assert (raw > 0).mean() > 0.5               # un-nulled, the background lights most cells
+    assert (empty > 0).mean() < 0.25            # nulled, noise peaks and a little leakage pass the floor
+    assert lit.max() > 2 * empty.max()
+    assert abs(int(np.unravel_index(lit[0].argmax(), lit[0].shape)[2]) - 17) <= 1
+
+
+def _nulled_models(tmp_path, digest):
+    from sense_nodes.core.fwa import pipeline as pl
+    pl.save_model(tmp_path / "detector.pt", "fwa_detector", pl.Detector(input="nulled"),
+                  {"n_embed": 32, "width": 8, "input": "nulled"}, {"threshold": 0.5, "calibration_digest": digest})
+    pl.save_model(tmp_path / "ulocnet.pt", "fwa_ulocnet", pl.IULocNet(input="nulled"),
+                  {"n_feature": 64, "width": 8, "input": "nulled"})
+    pl.save_model(tmp_path / "culocnet.pt", "fwa_culocnet", pl.CULocNet(n_feature=64), {"n_feature": 64})
+    return tmp_path
+
+
+class _Nuller:
+    def __init__(self, digest):
+        self.digest = digest
+
+
+def test_models_on_nulled_input_refuse_to_load_without_their_calibration(tmp_path):
+    from sense_nodes.core.checkpoint import CheckpointError
+    from sense_nodes.core.fwa.pipeline import Models
+    d = _nulled_models(tmp_path, "abc")
+    with pytest.raises(CheckpointError, match="calibration"):
+        Models.load(d)
+    with pytest.raises(CheckpointError, match="abc"):
+        Models.load(d, nuller=_Nuller("other"))
+    assert Models.load(d, nuller=_Nuller("abc")).input == "nulled"
+    assert Models.load(d, inputs=False).nuller is None    # the centre makes no inputs
+
+
+def test_the_calibration_digest_tells_calibrations_apart():
+    from types import SimpleNamespace
+    from sense_nodes.core.fwa.nulled import calibration_digest
+    info = {"seed": 0, "samples": 2000, "noise": True, "snr_offset_db": 0.0, "calibration_scenes": 300}
+    a = SimpleNamespace(info=info, noise_var=np.array([1e-3, 2e-3]), n_t=4, n_taps=64, num_subcarriers=512)
+    b = SimpleNamespace(**{**vars(a), "noise_var": np.array([1e-3, 3e-3])})
+    c = SimpleNamespace(**{**vars(a), "info": {**info, "calibration_scenes": 200}})
+    assert calibration_digest(a) == calibration_digest(SimpleNamespace(**vars(a)))
+    assert len({calibration_digest(a), calibration_digest(b), calibration_digest(c)}) == 3

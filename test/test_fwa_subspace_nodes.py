@@ -134,3 +134,54 @@ def test_a_missing_calibration_is_refused_naming_the_command(ros_context, tmp_pa
         cls(context=ros_context, parameter_overrides=[Parameter("detector", value="subspace"),
                                                       Parameter("calibration", value=str(missing))])
     assert "calibration" in str(err.value) and str(missing) in str(err.value)
+
+
+@pytest.mark.ros
+def test_networks_on_nulled_input_run_both_rounds_with_the_calibration(ros_context, calibrated, tmp_path):
+    """Models trained on background-nulled input (here untrained weights
+    tied to the small set's calibration) run the learned two-round chain
+    over topics and give the in-process chain's numbers; without the
+    calibration they trained on, the BS encoder refuses to start."""
+    from rclpy.parameter import Parameter
+
+    from fwa_synthetic import run_nodes
+    from sense_nodes.core.fwa import pipeline as pl
+    from sense_nodes.core.fwa.calibration import SubspaceCalibration
+    from sense_nodes.core.fwa.nulled import NulledInput, calibration_digest
+    from sense_nodes.nodes.base import ParameterError
+    from sense_nodes.nodes.fwa_bs_encoder import FwaBsEncoder
+    ds_path, cal_path = calibrated
+    cal = SubspaceCalibration.load(cal_path)
+    import torch
+    torch.manual_seed(0)
+    pl.save_model(tmp_path / "detector.pt", "fwa_detector", pl.Detector(input="nulled"),
+                  {"n_embed": 32, "width": 8, "input": "nulled"},
+                  {"threshold": 0.0, "calibration_digest": calibration_digest(cal)})
+    pl.save_model(tmp_path / "ulocnet.pt", "fwa_ulocnet", pl.IULocNet(input="nulled"),
+                  {"n_feature": 64, "width": 8, "input": "nulled"})
+    pl.save_model(tmp_path / "culocnet.pt", "fwa_culocnet", pl.CULocNet(n_feature=64), {"n_feature": 64})
+    with pytest.raises(ParameterError, match="calibration"):
+        FwaBsEncoder(context=ros_context, parameter_overrides=[
+            Parameter("checkpoints", value=str(tmp_path)), Parameter("calibration", value=str(tmp_path / "no.npz"))])
+    ck = [Parameter("checkpoints", value=str(tmp_path))]
+    msg, csi = _scene_bundle(ds_path)
+    got, _encs, centre, nodes = run_nodes(ros_context, (0, 1), ck, [msg], 1, timeout=60, ns="/n",
+                                          encoder_params=[*ck, Parameter("calibration", value=str(cal_path))])
+    try:
+        [d] = got
+        models = pl.Models.load(tmp_path, nuller=NulledInput(cal))
+        encs = [pl.BsEncoder(models, b) for b in (0, 1)]
+        h = {}
+        for b in (0, 1):
+            h.update(encs[b].round1({k: H for k, H in csi.items() if k // 16 == b}))
+        ref = pl.FusionCentre(models).detect(h)
+        answers = {}
+        for b in (0, 1):
+            answers.update(encs[b].round2(ref.selected))
+        pos = pl.FusionCentre(models).localize(answers)
+        assert d.uav_present and list(d.selected_pairs) == ref.selected
+        assert d.presence_probability == pytest.approx(ref.probability, abs=1e-5)
+        assert np.allclose([d.position.x, d.position.y, d.position.z], pos, atol=1e-3)
+    finally:
+        for n in nodes:
+            n.destroy_node()

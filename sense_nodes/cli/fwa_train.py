@@ -47,14 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", metavar="DIR", help="fwa dataset folder (default: the cached "
                         "default, `sense data generate --kind fwa`)")
     parser.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default: the package's "
-                        "core/fwa/checkpoints)")
+                        "core/fwa/checkpoints; 'nulled': its nulled/ set)")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)} (later ones load the "
                         "earlier ones from --out-dir)")
-    parser.add_argument("--input", default="bdz", choices=("bdz", "paper"),
+    parser.add_argument("--input", default="bdz", choices=("bdz", "paper", "nulled"),
                         help="network input: bdz (default: Blackman beam x delay map z-scored per pair "
-                        "against UAV-free training scenes, core/fwa/background.py) or paper (P(H) of "
-                        "Section III-B1)")
+                        "against UAV-free training scenes, core/fwa/background.py), paper (P(H) of "
+                        "Section III-B1) or nulled (the beam x delay map of the background-nulled residual, "
+                        "core/fwa/nulled.py; needs the calibration of `sense train fwa --subspace`)")
     parser.add_argument("--snr-offset-db", type=float, default=0.0,
                         help="shift of every pair's link SNR, dB (default 0)")
     parser.add_argument("--no-noise", action="store_true", help="train without receiver noise")
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="N_v, length of the I-ULocNet feature (default 64)")
     parser.add_argument("--loc-min-peak", type=float, default=0.0,
                         help="train I-ULocNet on the UAV-affected pairs whose input peak reaches this "
-                        "(bdz units: (z - 3) / 3; default 0 = every affected pair)")
+                        "(bdz units: (z - 3) / 3; nulled units: (dB over the noise - 3) / 10; default 0 = every affected pair)")
     parser.add_argument("--stop-patience", type=int, default=4,
                         help="epochs without a better validation loss before stopping (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -79,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "nodes' 'detector: subspace' (writes --calibration-out)")
     parser.add_argument("--subspace-calibration", type=int, default=CALIBRATION_SCENES, metavar="N",
                         help=f"with --subspace: UAV-free training scenes to fit on (default {CALIBRATION_SCENES})")
+    parser.add_argument("--calibration", metavar="FILE",
+                        help="with --input nulled: the subspace calibration to null with (default: the cache's "
+                        "models/fwa/subspace.npz); the models remember which one")
     parser.add_argument("--calibration-out", metavar="FILE",
                         help="with --subspace: calibration file (default: the cache's models/fwa/subspace.npz, "
                         "where the nodes look)")
@@ -139,7 +143,7 @@ def main(args: argparse.Namespace) -> dict:
         return calibrate_subspace(args)
     models = _check(args)
     torch.set_num_threads(args.threads)
-    out = Path(args.out_dir) if args.out_dir else pl.CHECKPOINT_DIR
+    out = pl.checkpoint_dir(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_feat = time.perf_counter()
     ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
@@ -152,6 +156,12 @@ def main(args: argparse.Namespace) -> dict:
         bg = fit_on_training(feat)
         feat = with_bdz_inputs(feat, bg)
         bg_extra = bg.tensors()
+    elif args.input == "nulled":
+        from sense_nodes.core.fwa.nulled import calibration_digest
+        from sense_nodes.eval.fwa_nulled import load_calibration, with_nulled_inputs
+        cal = load_calibration(args.calibration, ds, not args.no_noise, args.snr_offset_db)
+        feat = with_nulled_inputs(ds, feat, cal, not args.no_noise, args.snr_offset_db)
+        bg_extra = {"calibration_digest": calibration_digest(cal)}
     cfg = tr.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          minutes=args.minutes, seed=args.seed, stop_patience=args.stop_patience)
     data = {"dataset": ds.path.name, "dataset_seed": int(ds.manifest["seed"]),

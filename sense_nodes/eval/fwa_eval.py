@@ -13,7 +13,8 @@ correlation between attention and pair labels. Localization on the
 UAV-present test scenes: C-ULocNet over the attention-selected pairs,
 with perfect pair labels, hard fusion and soft fusion (Figures 11-12, and
 a CDF PNG). The networks take the input their checkpoints were trained on
-(``bdz`` by default, core/fwa/background.py). Beyond the paper, beside all
+(``bdz`` by default, core/fwa/background.py; ``nulled``,
+core/fwa/nulled.py, with the subspace calibration they were trained on). Beyond the paper, beside all
 of them: the background-nulling detector and bistatic localiser
 (``subspace_*``, eval/fwa_subspace.py). Figure 13 (N_v in {32, 128}) needs I-ULocNets trained with
 ``sense train fwa --n-feature``; only the shipped N_v = 64 is evaluated.
@@ -50,13 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=("test", "all"),
                         help="scenes to evaluate: the test split (default) or all (for a dataset no "
                         "model saw, e.g. another --seed; thresholds stay those chosen at training)")
-    parser.add_argument("--checkpoints", metavar="DIR", help="model folder (default: the package's)")
+    parser.add_argument("--checkpoints", metavar="DIR", help="model folder (default: the package's; 'nulled': "
+                        "the package's models on background-nulled input)")
     parser.add_argument("--snr-offset-db", type=float, default=0.0, help="link SNR shift, dB")
     parser.add_argument("--no-noise", action="store_true", help="evaluate without receiver noise")
     parser.add_argument("--k", type=int, default=10, help="top-k of the pair selection (default 10)")
     parser.add_argument("--sigma-att", type=float, default=0.1, help="attention threshold (default 0.1)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out-dir", default="fwa_figures", help="where the PNGs go")
+    parser.add_argument("--calibration", metavar="FILE",
+                        help="for models trained on background-nulled input: the subspace calibration they were "
+                             "trained with (default: the cache's models/fwa/subspace.npz)")
     parser.add_argument("--subspace-calibration", type=int, default=CALIBRATION_SCENES, metavar="N",
                         help="UAV-free training scenes that fit the background-nulling detector and "
                              "localiser (beyond the paper; 0 = skip it) (default %(default)s)")
@@ -265,15 +270,24 @@ def main(args: argparse.Namespace) -> dict:
     if args.subspace_deployment is not None:
         return deployed_subspace(args)
     torch.set_num_threads(args.threads)
-    ck_dir = Path(args.checkpoints) if args.checkpoints else pl.CHECKPOINT_DIR
+    ck_dir = pl.checkpoint_dir(args.checkpoints)
+    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
     try:
-        models = pl.Models.load(ck_dir)
+        nuller = None
+        if pl.Models.checkpoint_input(ck_dir) == "nulled":
+            from sense_nodes.core.fwa.nulled import NulledInput
+            from sense_nodes.eval.fwa_nulled import load_calibration
+            cal = load_calibration(args.calibration, ds, not args.no_noise, args.snr_offset_db)
+            nuller = NulledInput(cal)
+        models = pl.Models.load(ck_dir, nuller=nuller)
     except (CheckpointError, FileNotFoundError) as exc:
         raise UserError(f"{exc} (train with: sense train fwa)") from None
-    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
     if models.input == "bdz":
         from sense_nodes.core.fwa.background import with_bdz_inputs
         feat = with_bdz_inputs(feat, models.background)
+    elif models.input == "nulled":
+        from sense_nodes.eval.fwa_nulled import with_nulled_inputs
+        feat = with_nulled_inputs(ds, feat, nuller.cal, not args.no_noise, args.snr_offset_db)
     te, va = feat.indices("test"), feat.indices("val")
     if args.split == "all":
         te = np.arange(feat.x.shape[0])

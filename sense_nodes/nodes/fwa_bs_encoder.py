@@ -28,7 +28,8 @@ from sense_nodes.nodes.base import (MalformedMessage, ParameterError, RESULT_QOS
 
 N_RX, N_TX = 64, 4
 DETECTORS = ("learned", "subspace")
-CALIBRATION_HELP = ("'detector: subspace' calibration file from `sense train fwa --subspace` "
+CALIBRATION_HELP = ("calibration file from `sense train fwa --subspace` for 'detector: subspace' or models on "
+                    "background-nulled input "
                     "('' = the cache's models/fwa/subspace.npz)")
 
 
@@ -38,6 +39,19 @@ def load_calibration(node, bs=None):
     from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
     return node.load_model(lambda: SubspaceCalibration.load(node.p.calibration or default_path(), bs=bs),
                            param="calibration")
+
+
+def load_models(node, bs=None, inputs: bool = True):
+    """The learned models named by ``node``'s 'checkpoints' parameter; for
+    models on background-nulled input (and ``inputs``) with the
+    'calibration' they were trained with (bases of BSs ``bs`` only)."""
+    from sense_nodes.core.fwa.nulled import NulledInput
+    from sense_nodes.core.fwa.pipeline import Models
+    where = node.p.checkpoints or None
+    nuller = None
+    if inputs and node.load_model(lambda: Models.checkpoint_input(where), param="checkpoints") == "nulled":
+        nuller = NulledInput(load_calibration(node, bs=bs))
+    return node.load_model(lambda: Models.load(where, nuller=nuller, inputs=inputs), param="checkpoints")
 
 
 def stamp_key(header) -> int:
@@ -66,7 +80,8 @@ class FwaBsEncoder(SenseNode):
         Param("num_cpe", 16, "CPEs per BS (pair index = bs_index * num_cpe + cpe)", range=(1, 1024)),
         Param("detector", "learned", "learned: the paper's networks (two rounds); subspace: background "
               "nulling and bistatic ranging (one round, needs 'calibration')", choices=DETECTORS),
-        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)"),
+        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models; 'nulled' = the "
+              "shipped models on background-nulled input, which need 'calibration')"),
         Param("calibration", "", CALIBRATION_HELP),
         Param("csi_topic", "/fwa/csi", "CSI bundles of all links"),
         Param("selection_topic", "/fwa/selection", "the centre's pair selections"),
@@ -85,8 +100,8 @@ class FwaBsEncoder(SenseNode):
                 raise ParameterError(f"{self.get_fully_qualified_name()}: 'num_cpe' {self.p.num_cpe} does not fit "
                                      f"the calibrated site's {self.calibration.n_cpe} CPEs")
         else:
-            from sense_nodes.core.fwa.pipeline import BsEncoder, Models
-            models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
+            from sense_nodes.core.fwa.pipeline import BsEncoder
+            models = load_models(self, bs=self.p.bs_index)
             self._make = lambda: BsEncoder(models, self.p.bs_index)
         self.features = self.create_publisher(PairFeatureArray, "features", RESULT_QOS)
         self.estimates = self.create_publisher(PairFeatureArray, "estimates", RESULT_QOS)

@@ -36,7 +36,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sense_nodes.msg import GroundTruthArray, PairFeatureArray, UavDetection
 from sense_nodes.nodes.base import MalformedMessage, ParameterError, RESULT_QOS, Param, SenseNode, run_node
-from sense_nodes.nodes.fwa_bs_encoder import CALIBRATION_HELP, DETECTORS, load_calibration, stamp_key
+from sense_nodes.nodes.fwa_bs_encoder import CALIBRATION_HELP, DETECTORS, load_calibration, load_models, stamp_key
 from sense_nodes.nodes.markers import truth_markers
 
 
@@ -46,7 +46,8 @@ class FwaFusionCenter(SenseNode):
         Param("detector", "learned", "learned: the paper's networks (two rounds); subspace: background "
               "nulling and bistatic ranging (one round, needs 'calibration'); as the BS encoders'",
               choices=DETECTORS),
-        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models)"),
+        Param("checkpoints", "", "model folder from `sense train fwa` ('' = the shipped models; 'nulled' = the "
+              "shipped models on background-nulled input)"),
         Param("calibration", "", CALIBRATION_HELP),
         Param("bs_namespaces", ["bs0", "bs1"], "namespaces of the BS encoders (relative to this node's), "
               "in BS order"),
@@ -80,8 +81,8 @@ class FwaFusionCenter(SenseNode):
                                      f"({cal.n_bs} x {cal.n_cpe})")
             self.centre = SubspaceCentre(cal)
         else:
-            from sense_nodes.core.fwa.pipeline import FusionCentre, Models
-            models = self.load_model(lambda: Models.load(self.p.checkpoints or None), param="checkpoints")
+            from sense_nodes.core.fwa.pipeline import FusionCentre
+            models = load_models(self, inputs=False)   # the centre makes no network inputs
             self.centre = FusionCentre(models)
         n = int(self.p.num_cpe)
         self.protocol = CentreProtocol(self.centre, self.bs_ids, lambda pair: f"bs{pair // n}", self.p.timeout_s)

@@ -35,6 +35,17 @@ from sense_nodes.core.fwa.udetnet import CUDetNet, IUDetNet, PairSupervisedNet
 from sense_nodes.core.fwa.ulocnet import POS_SCALE, IULocNet  # noqa: F401 (re-exported)
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+# The shipped model sets by name: "" the default (input "bdz": needs nothing
+# beyond the models), "nulled" the networks on background-nulled input
+# (nulled.py: they need the subspace calibration they were trained with).
+SHIPPED = {"": CHECKPOINT_DIR, "nulled": CHECKPOINT_DIR / "nulled"}
+
+
+def checkpoint_dir(name=None) -> Path:
+    """A shipped set's folder by its name ("" / None, "nulled"), or the
+    folder ``name`` itself."""
+    name = "" if name is None else str(name)
+    return SHIPPED.get(name, Path(name))
 VERSION = 1
 NUM_BS, NUM_CPE = 2, 16
 NUM_PAIRS = NUM_BS * NUM_CPE
@@ -116,16 +127,31 @@ class Models:
     info: dict = field(default_factory=dict)
     input: str = "paper"
     background: BackgroundModel | None = None
+    nuller: object | None = None  # nulled.NulledInput under input "nulled"
 
     def inputs(self, H: np.ndarray, pairs) -> np.ndarray:
         """Network inputs of CFRs H [L, 64, 4, n_c] of pairs ``pairs`` [L]."""
         if self.input == "bdz":
             return self.background.normalize(beam_delay_map(H), pairs)
+        if self.input == "nulled":
+            return self.nuller(H, pairs)
         return preprocess(H)
 
+    @staticmethod
+    def checkpoint_input(directory=None) -> str:
+        """The input the detector in ``directory`` (see
+        :func:`checkpoint_dir`) was trained on."""
+        _, ck = load_model(checkpoint_dir(directory) / "detector.pt", "fwa_detector")
+        return ck.config.get("input", "paper")
+
     @classmethod
-    def load(cls, directory=None, device="cpu") -> "Models":
-        d = Path(directory) if directory else CHECKPOINT_DIR
+    def load(cls, directory=None, device="cpu", nuller=None, inputs: bool = True) -> "Models":
+        """``directory``: see :func:`checkpoint_dir`. ``nuller``: the
+        :class:`.nulled.NulledInput` of the subspace calibration the models
+        were trained on (needed, and checked, when their input is "nulled"
+        and ``inputs``; the fusion centre, which makes no inputs, passes
+        ``inputs=False``)."""
+        d = checkpoint_dir(directory)
         det, ck = load_model(d / "detector.pt", "fwa_detector", device)
         loc, _ = load_model(d / "ulocnet.pt", "fwa_ulocnet", device)
         cloc, _ = load_model(d / "culocnet.pt", "fwa_culocnet", device)
@@ -133,9 +159,18 @@ class Models:
         if loc.input != inp or cloc.n_feature != loc.n_feature:
             raise CheckpointError(f"{d}: the detector, I-ULocNet and C-ULocNet do not fit together "
                                   f"(inputs {inp} / {loc.input}, N_v {loc.n_feature} / {cloc.n_feature})")
+        if inp == "nulled" and inputs:
+            want = ck.extra.get("calibration_digest")
+            if nuller is None:
+                raise CheckpointError(f"{d}: the models take background-nulled input and need the subspace "
+                                      "calibration they were trained with")
+            if nuller.digest != want:
+                raise CheckpointError(f"{d}: the models were trained on subspace calibration {want}, the one "
+                                      f"given is {nuller.digest}")
         bg = BackgroundModel.from_tensors(ck.extra) if inp == "bdz" else None
         info = {k: v for k, v in ck.extra.items() if not k.startswith("bg_")}
-        return cls(det, loc, cloc, float(ck.extra.get("threshold", 0.5)), info, inp, bg)
+        return cls(det, loc, cloc, float(ck.extra.get("threshold", 0.5)), info, inp, bg,
+                   nuller if inp == "nulled" else None)
 
 
 class BsEncoder:

@@ -9,7 +9,8 @@ Notation (paper -> code):
 - ``y^s = f_C(h; Theta_C)`` (Eq. 10)  -> ``CUDetNet(h, mask)`` logit and attention
 
 Inputs: ``input="paper"`` takes P(H) [64, 4, 64]; ``input="bdz"`` the
-background-normalised beam x delay map [8, 8, 64] (background.py, why).
+background-normalised beam x delay map [8, 8, 64] (background.py, why);
+``input="nulled"`` the background-nulled map of the same shape (nulled.py).
 
 Sizes. Fig. 4 gives the layer types (Conv3D, BN, MaxPool, dilated Conv3D,
 Flatten, Dense; Leaky ReLU and Sigmoid) but not their widths. To train in
@@ -35,6 +36,8 @@ GEOMETRY = {
     "bdz": dict(shape=(8, 8, 64), stem_k=(3, 3, 4), stem_s=(1, 1, 4), stem_p=(1, 1, 0),
                 d2=(2, 2, 2), d4=(4, 4, 4), soft_pool=(2, 2, 8)),
 }
+# "nulled": the background-nulled beam x delay map (nulled.py), same axes as "bdz"
+GEOMETRY["nulled"] = GEOMETRY["bdz"]
 
 
 def geometry(input: str) -> dict:
