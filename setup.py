@@ -38,7 +38,7 @@ setup(
     description="ROS 2 perception suite: UAV tracking, positioning, cooperative sensing and imaging from base stations",
     packages=find_packages(include=["sense_nodes", "sense_nodes.*"]),
     # model checkpoints shipped with the package (TrajFormer, imaging nets)
-    package_data={"sense_nodes": ["core/*/checkpoints/*.pt"]},
+    package_data={"sense_nodes": ["core/*/checkpoints/*.pt", "core/*/checkpoints/*/*.pt"]},
     python_requires=">=3.10",
     install_requires=_requirements(),
     entry_points={"console_scripts": _console_scripts()},

@@ -10,7 +10,7 @@ import torch
 
 import sense_nodes
 
-SHIPPED = sorted(Path(sense_nodes.__file__).parent.glob("core/*/checkpoints/*.pt"))
+SHIPPED = sorted(Path(sense_nodes.__file__).parent.glob("core/*/checkpoints/**/*.pt"))
 
 
 def _strings(obj, where=""):
@@ -28,7 +28,7 @@ def test_there_are_shipped_checkpoints():
     assert len(SHIPPED) >= 8
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: "/".join(p.parts[p.parts.index("core") + 1:]))
 def test_a_shipped_checkpoint_names_no_machine_path(path):
     raw = torch.load(path, weights_only=True, map_location="cpu")
     meta = {k: v for k, v in raw.items() if k != "state_dict"}

@@ -20,6 +20,20 @@ noise), in this order:
   sense train fwa --models detector --epochs 40 --minutes 10 --lr 5e-4 --stop-patience 10
   sense train fwa --models culocnet,soft --epochs 80 --minutes 1.5 --batch-size 32 --stop-patience 12
 
+The networks on background-nulled input (``--input nulled``,
+core/fwa/nulled.py, shipped as the set named "nulled") need the subspace
+calibration first, and were trained the same way:
+
+  sense train fwa --subspace
+  sense train fwa --input nulled --out-dir nulled --models detector --epochs 40 --minutes 10 --lr 5e-4 --stop-patience 10
+  sense train fwa --input nulled --out-dir nulled --models ulocnet --epochs 150 --minutes 6 --batch-size 32 --loc-min-peak 0.67 --stop-patience 15
+  sense train fwa --input nulled --out-dir nulled --models culocnet,soft --epochs 80 --minutes 1.5 --batch-size 32 --stop-patience 12
+  sense train fwa --input nulled --out-dir nulled --models sl --epochs 30 --minutes 4
+
+(``--loc-min-peak 0.67``: the 95th percentile of the UAV-free training
+pairs' peaks, so I-ULocNet learns from pairs whose echo stands out of the
+noise.)
+
 The training-free alternative (core/fwa/calibration.py) is calibrated,
 not trained: ``sense train fwa --subspace`` fits the background bases on
 UAV-free training scenes, chooses its thresholds and the localiser's pair
