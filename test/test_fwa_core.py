@@ -221,3 +221,19 @@ def test_background_model_turns_a_pair_map_into_its_excess_over_the_uav_free_spr
     assert np.allclose(model.normalize(loud[1:2], pairs=[1]), zl[1:2])
     with pytest.raises(ValueError):
         BackgroundModel.fit(bg[:1])
+
+
+def test_the_centre_decides_with_the_threshold_chosen_for_the_bss_that_answered():
+    from sense_nodes.core.fwa import pipeline as pl
+    torch.manual_seed(0)
+    models = pl.Models(pl.Detector(input="bdz").eval(), IULocNet(input="bdz"), CULocNet(), threshold=0.9,
+                       input="bdz", threshold_missing=np.array([0.2, 0.3]))
+    h = {k: np.full(32, 0.5, np.float32) for k in range(32)}
+    prob = pl.FusionCentre(models).detect(h).probability
+    models.threshold, models.threshold_missing = prob + 0.01, np.array([prob - 0.01, prob + 0.02])
+    only_bs1 = {k: v for k, v in h.items() if k >= 16}   # the same embeddings: the same probability
+    assert pl.FusionCentre(models).detect(only_bs1).probability == pytest.approx(prob, abs=1e-6)
+    assert not pl.FusionCentre(models).detect(h).present          # every BS: prob < threshold
+    assert pl.FusionCentre(models).detect(only_bs1).present       # BS 0 silent: its lower threshold
+    assert not pl.FusionCentre(models, threshold=prob + 0.01).detect(only_bs1).present  # a set threshold holds
+    assert models.threshold_for([]) == pytest.approx(prob - 0.01)  # both silent: the lower

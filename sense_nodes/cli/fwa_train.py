@@ -26,9 +26,13 @@ calibration first, and were trained the same way:
 
   sense train fwa --subspace
   sense train fwa --input nulled --out-dir nulled --models detector --epochs 40 --minutes 10 --lr 5e-4 --stop-patience 10
-  sense train fwa --input nulled --out-dir nulled --models ulocnet --epochs 150 --minutes 6 --batch-size 32 --loc-min-peak 0.67 --stop-patience 15
+  sense train fwa --input nulled --out-dir nulled --models ulocnet --epochs 150 --minutes 6 --batch-size 32 \
+      --loc-min-peak 0.67 --stop-patience 15
   sense train fwa --input nulled --out-dir nulled --models culocnet,soft --epochs 80 --minutes 1.5 --batch-size 32 --stop-patience 12
   sense train fwa --input nulled --out-dir nulled --models sl --epochs 30 --minutes 4
+
+and both sets' detectors then got their per-silent-BS thresholds with
+``sense train fwa [--input nulled --out-dir nulled] --models thresholds``.
 
 (``--loc-min-peak 0.67``: the 95th percentile of the UAV-free training
 pairs' peaks, so I-ULocNet learns from pairs whose echo stands out of the
@@ -55,6 +59,8 @@ from sense_nodes.eval.datasets import open_features  # noqa: F401 - shared with 
 from sense_nodes.eval.fwa_subspace_stats import CALIBRATION_SCENES
 
 MODELS = ("detector", "sl", "ulocnet", "culocnet", "soft")
+# not a model: the decision thresholds of a trained detector, chosen again on validation
+THRESHOLDS = "thresholds"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "core/fwa/checkpoints; 'nulled': its nulled/ set)")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)} (later ones load the "
-                        "earlier ones from --out-dir)")
+                        "earlier ones from --out-dir); or 'thresholds': choose the trained detector's decision "
+                        "thresholds again on validation")
     parser.add_argument("--input", default="bdz", choices=("bdz", "paper", "nulled"),
                         help="network input: bdz (default: Blackman beam x delay map z-scored per pair "
                         "against UAV-free training scenes, core/fwa/background.py), paper (P(H) of "
@@ -104,9 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check(args):
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in models if m not in MODELS]
+    bad = [m for m in models if m not in MODELS + (THRESHOLDS,)]
     if bad or not models:
-        raise UserError(f"--models: unknown {bad} (choose from {', '.join(MODELS)})")
+        raise UserError(f"--models: unknown {bad} (choose from {', '.join(MODELS + (THRESHOLDS,))})")
     for name, lo in (("epochs", 1), ("batch_size", 2), ("threads", 1), ("k", 1)):
         if getattr(args, name) < lo:
             raise UserError(f"--{name.replace('_', '-')} must be >= {lo} (got {getattr(args, name)})")
@@ -143,6 +150,26 @@ def calibrate_subspace(args: argparse.Namespace) -> dict:
             "subspace_calibration_scenes": cal.info["calibration_scenes"],
             "subspace_calibration_mb": out.stat().st_size / 2**20,
             "subspace_calibration_minutes": (time.perf_counter() - t0) / 60, "subspace_calibration_file": str(out)}
+
+
+def rethreshold(path: Path, feat, va, input_name: str) -> dict:
+    """``--models thresholds``: the trained detector at ``path`` keeps its
+    weights and gets its decision thresholds chosen again on validation
+    (with every BS and with each BS silent)."""
+    from sense_nodes.core.checkpoint import CheckpointError
+    from sense_nodes.core.fwa import pipeline as pl
+    from sense_nodes.core.fwa import training as tr
+    try:
+        det, ck = pl.load_model(path, "fwa_detector")
+    except (CheckpointError, FileNotFoundError) as exc:
+        raise UserError(f"--models thresholds needs a trained detector: {exc}") from None
+    if ck.config.get("input", "paper") != input_name:
+        raise UserError(f"{path}: a detector on {ck.config.get('input', 'paper')} input; pass --input "
+                        f"{ck.config.get('input', 'paper')}")
+    thr, missing = tr.decision_thresholds(det, feat, va, pl.NUM_BS, pl.NUM_CPE)
+    pl.save_model(path, "fwa_detector", det, ck.config, {**ck.extra, "threshold": thr, "threshold_missing": missing})
+    print(f"{path}: threshold {thr:.4f}, one BS silent: {', '.join(f'{t:.4f}' for t in missing)} (validation)")
+    return {"detector_threshold": thr, **{f"detector_threshold_bs{b}_silent": t for b, t in enumerate(missing)}}
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -188,13 +215,16 @@ def main(args: argparse.Namespace) -> dict:
         torch.manual_seed(args.seed)
         det = pl.Detector(input=args.input)
         s = tr.train_detector(det, feat, cfg)
-        prob, _ = pl.detect(det, torch.cat([pl.encode(det, feat.x[i:i + 1]) for i in va]))
-        thr = pick_threshold(prob, feat.present[va] == 1)
+        thr, missing = tr.decision_thresholds(det, feat, va, pl.NUM_BS, pl.NUM_CPE)
         pl.save_model(out / "detector.pt", "fwa_detector", det, {"n_embed": 32, "width": 8, "input": args.input},
-                      {"threshold": thr, **data, "best_val_loss": s["best_val_loss"], **bg_extra})
+                      {"threshold": thr, "threshold_missing": missing, **data, "best_val_loss": s["best_val_loss"],
+                       **bg_extra})
         figures.update(detector_train_minutes=s["train_seconds"] / 60, detector_epochs=s["epochs_run"],
                        detector_threshold=thr)
-        print(f"detector: threshold {thr:.4f} (validation), {s['train_seconds'] / 60:.1f} min")
+        print(f"detector: threshold {thr:.4f} (validation; one BS silent: "
+              f"{', '.join(f'{t:.4f}' for t in missing)}), {s['train_seconds'] / 60:.1f} min")
+    elif "thresholds" in models:
+        figures.update(rethreshold(out / "detector.pt", feat, va, args.input))
     if "sl" in models:
         torch.manual_seed(args.seed)
         net = pl.PairSupervisedNet(input=args.input)

@@ -96,7 +96,8 @@ def detection(models, h, labels, mask=None) -> tuple[dict, np.ndarray, np.ndarra
     from sense_nodes.core.fwa.metrics import detection_figures
     m = None if mask is None else np.broadcast_to(mask, h.shape[:2])
     prob, a = pl.detect(models.detector, h, m)
-    return detection_figures(prob >= models.threshold, labels), prob, a
+    answered = range(pl.NUM_BS) if mask is None else {int(p) // pl.NUM_CPE for p in np.flatnonzero(np.any(m, 0))}
+    return detection_figures(prob >= models.threshold_for(answered), labels), prob, a
 
 
 def figure9(models, h, labels) -> dict:

@@ -55,7 +55,7 @@ class FwaFusionCenter(SenseNode):
         Param("k", 10, "top-k of the pair selection (Eq. 16)", range=(1, 1024), runtime=True),
         Param("sigma_att", 0.1, "attention threshold of the pair selection (Eq. 16)", range=(0.0, 1.0), runtime=True),
         Param("threshold", -1.0, "presence decision threshold on the probability (-1 = the checkpoint's, "
-              "chosen on validation data; subspace: 0.5, the calibration's)", range=(-1.0, 1.0), runtime=True),
+              "chosen on validation data for the BSs that answered; subspace: 0.5, the calibration's)", range=(-1.0, 1.0), runtime=True),
         Param("subspace_k", 0, "subspace: pairs the position is fitted on (0 = the calibration's, chosen "
               "on validation data)", range=(0, 1024)),
         Param("timeout_s", 0.5, "wait this long for the BSs in each round, s", range=(0.001, 60.0), runtime=True),
@@ -116,9 +116,9 @@ class FwaFusionCenter(SenseNode):
             return
         self.centre.k, self.centre.sigma_att = int(self.p.k), float(self.p.sigma_att)
         if self.p.threshold >= 0:
-            self.centre.threshold = float(self.p.threshold)
+            self.centre.threshold, self.centre.per_answered = float(self.p.threshold), False
         else:
-            self.centre.threshold = self.centre.models.threshold
+            self.centre.threshold, self.centre.per_answered = self.centre.models.threshold, True
 
     def on_parameters_changed(self, names):
         unused = [n for n in ("k", "sigma_att") if n in names and getattr(self.p, n) != self._learned_only[n]]
@@ -227,11 +227,18 @@ class FwaFusionCenter(SenseNode):
             att[k] = a
         out = UavDetection(header=Header(stamp=hdr.stamp, frame_id=self.p.frame_id),
                            presence_probability=float(d.probability), uav_present=bool(d.present),
-                           threshold=float(self.centre.threshold), attention=att.tolist(),
+                           threshold=self.decision_threshold(d), attention=att.tolist(),
                            selected_pairs=[int(s) for s in d.selected], position_valid=position is not None)
         if position is not None:
             out.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
         return out
+
+    def decision_threshold(self, d) -> float:
+        """The threshold ``d`` was decided with (the learned centre's depends
+        on the BSs that answered)."""
+        if self.subspace:
+            return float(self.centre.threshold)
+        return float(self.centre.threshold_for(d.attention))
 
     def publish_detection(self, hdr, d, position) -> None:
         msg = self.message(hdr, d, position)

@@ -128,6 +128,16 @@ class Models:
     input: str = "paper"
     background: BackgroundModel | None = None
     nuller: object | None = None  # nulled.NulledInput under input "nulled"
+    threshold_missing: np.ndarray | None = None  # [M]: with BS m silent (chosen on validation)
+
+    def threshold_for(self, answered) -> float:
+        """The decision threshold for the BSs in ``answered``: the one chosen
+        on validation with every BS, or with the silent BS left out (fewer
+        pairs lower the presence probability of a UAV scene). Several BSs
+        silent (not chosen on validation): the lowest of their thresholds."""
+        tm = self.threshold_missing
+        missing = [] if tm is None else [b for b in range(len(tm)) if b not in set(answered)]
+        return float(self.threshold) if not missing else float(np.min(np.asarray(tm)[missing]))
 
     def inputs(self, H: np.ndarray, pairs) -> np.ndarray:
         """Network inputs of CFRs H [L, 64, 4, n_c] of pairs ``pairs`` [L]."""
@@ -169,8 +179,9 @@ class Models:
                                       f"given is {nuller.digest}")
         bg = BackgroundModel.from_tensors(ck.extra) if inp == "bdz" else None
         info = {k: v for k, v in ck.extra.items() if not k.startswith("bg_")}
+        tm = ck.extra.get("threshold_missing")
         return cls(det, loc, cloc, float(ck.extra.get("threshold", 0.5)), info, inp, bg,
-                   nuller if inp == "nulled" else None)
+                   nuller if inp == "nulled" else None, None if tm is None else np.asarray(tm, np.float64))
 
 
 class BsEncoder:
@@ -219,6 +230,14 @@ class FusionCentre:
         self.models = models
         self.k, self.sigma_att = int(k), float(sigma_att)
         self.threshold = models.threshold if threshold is None else float(threshold)
+        # None: the validation thresholds per set of BSs that answered; a number holds for any set
+        self.per_answered = threshold is None
+
+    def threshold_for(self, pairs) -> float:
+        """The threshold of a decision on the pairs ``pairs`` that arrived."""
+        if not self.per_answered:
+            return self.threshold
+        return self.models.threshold_for({int(p) // NUM_CPE for p in pairs})
 
     @property
     def embedding_size(self) -> int:
@@ -237,7 +256,7 @@ class FusionCentre:
         h = np.stack([np.asarray(embeddings[k], np.float32) for k in keys])[None]
         prob, a = detect(self.models.detector, h)
         prob, a = float(prob[0]), a[0]
-        present = prob >= self.threshold
+        present = prob >= self.threshold_for(keys)
         selected = [int(i) for i in select_pairs(a, self.k, self.sigma_att, keys)] if present else []
         return Decision(prob, bool(present), dict(zip(keys, a.tolist())), selected)
 

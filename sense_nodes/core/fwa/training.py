@@ -279,3 +279,22 @@ def train_fusion(net, scenes_tr, sets_tr, scenes_va, sets_va, inputs, feat, cfg:
                                     for b in _batches(len(scenes_va), 64, None)]).mean())
 
     return _fit(net, net.parameters(), step, len(scenes_tr), val, cfg, name, log)
+
+
+def decision_thresholds(det, feat, scenes, n_bs: int, n_cpe: int) -> tuple[float, list[float]]:
+    """The detector's decision thresholds chosen on the scenes ``scenes``
+    (the validation split), minimising MDP + FAP: with every BS, and with
+    each BS silent in turn (its pairs left out, as the centre leaves out a
+    BS past its timeout)."""
+    from sense_nodes.core.fwa import pipeline as pl
+    from sense_nodes.core.fwa.metrics import pick_threshold
+    scenes = np.sort(scenes)
+    h = torch.stack([pl.encode(det, feat.x[i]) for i in scenes])
+    y = feat.present[scenes] == 1
+    thr = pick_threshold(pl.detect(det, h)[0], y)
+    missing = []
+    for b in range(n_bs):
+        m = np.ones(h.shape[:2], bool)
+        m[:, b * n_cpe:(b + 1) * n_cpe] = False
+        missing.append(pick_threshold(pl.detect(det, h, m)[0], y))
+    return thr, missing
