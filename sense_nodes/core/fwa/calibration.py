@@ -150,19 +150,25 @@ def residual_echoes(sub: BackgroundSubspace, taps: np.ndarray, n_t: int, n_taps:
     return st.z, u
 
 
+def calibrated_taps(cal: SubspaceCalibration, H: np.ndarray) -> np.ndarray:
+    """[L, n_r, n_t, K] CFRs -> [L, D] the delay taps the bases null;
+    ValueError when the CFRs do not fit the calibration or are not finite."""
+    H = np.asarray(H)
+    if H.shape[-1] != cal.num_subcarriers or H.shape[-2] != cal.n_t:
+        raise ValueError(f"CSI of {H.shape[-2]} CPE antennas x {H.shape[-1]} subcarriers; the calibration "
+                         f"has {cal.n_t} x {cal.num_subcarriers}")
+    if not np.isfinite(H).all():
+        raise ValueError("CSI holds non-finite values")
+    return delay_taps(H, cal.n_taps).reshape(len(H), -1)
+
+
 def pair_echoes(cal: SubspaceCalibration, csi: dict) -> dict:
     """A BS's round: pair index -> H [n_r, n_t, K] -> pair index -> (z,
     bistatic range m). ValueError when the CFRs do not fit the calibration."""
     if not csi:
         return {}
     keys = sorted(csi)
-    H = np.stack([np.asarray(csi[k]) for k in keys])
-    if H.shape[-1] != cal.num_subcarriers or H.shape[-2] != cal.n_t:
-        raise ValueError(f"CSI of {H.shape[-2]} CPE antennas x {H.shape[-1]} subcarriers; the calibration "
-                         f"has {cal.n_t} x {cal.num_subcarriers}")
-    if not np.isfinite(H).all():
-        raise ValueError("CSI holds non-finite values")
-    taps = delay_taps(H, cal.n_taps).reshape(len(keys), -1)
+    taps = calibrated_taps(cal, np.stack([np.asarray(csi[k]) for k in keys]))
     z, u = residual_echoes(cal.subspace(keys), taps, cal.n_t, cal.n_taps, cal.num_subcarriers)
     rng = delay_to_range(u, cal.num_subcarriers, cal.scs_hz)
     return {k: (float(z[i]), float(rng[i])) for i, k in enumerate(keys)}

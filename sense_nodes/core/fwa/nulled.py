@@ -34,8 +34,8 @@ import json
 
 import numpy as np
 
+from sense_nodes.core.fwa.calibration import calibrated_taps
 from sense_nodes.core.fwa.classical import UPA_SHAPE
-from sense_nodes.core.fwa.preprocess import delay_taps
 from sense_nodes.core.fwa.subspace import BackgroundSubspace, beam_cells
 
 FLOOR_DB, SPAN_DB, SCALE_DB = 3.0, 30.0, 10.0  # a choice, measured (see the module docstring)
@@ -79,12 +79,6 @@ class NulledInput:
 
     def __call__(self, H: np.ndarray, pairs) -> np.ndarray:
         """H [L, n_r, n_t, K] complex CFRs of pairs ``pairs`` [L] -> [L, 8, 8, n_taps]."""
-        H = np.asarray(H)
         cal = self.cal
-        if H.shape[-1] != cal.num_subcarriers or H.shape[-2] != cal.n_t:
-            raise ValueError(f"CSI of {H.shape[-2]} CPE antennas x {H.shape[-1]} subcarriers; the calibration "
-                             f"has {cal.n_t} x {cal.num_subcarriers}")
-        if not np.isfinite(H).all():
-            raise ValueError("CSI holds non-finite values")
-        taps = delay_taps(H, cal.n_taps).reshape(len(H), -1)
+        taps = calibrated_taps(cal, H)
         return nulled_maps(cal.subspace([int(p) for p in pairs]), taps, cal.n_t, cal.n_taps)
