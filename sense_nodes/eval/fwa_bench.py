@@ -5,13 +5,11 @@ send the centre per frame (serialized ROS messages) against sending the
 raw CSI (a CsiBundle of every pair). Baseline in the same run: soft
 fusion, the centre fusing the selected pairs' CSI itself.
 
-  sense bench fwa --json bench.json [--repeats 30] [--checkpoints DIR]
+  sense bench fwa --json bench.json [--repeats 30] [--checkpoints DIR|nulled [--calibration FILE]]
 """
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import numpy as np
 
 from sense_nodes.errors import UserError
@@ -20,7 +18,10 @@ from sense_nodes.errors import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=30, help="timed repeats (default 30)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the nodes)")
-    parser.add_argument("--checkpoints", metavar="DIR", help="model folder (default: the package's)")
+    parser.add_argument("--checkpoints", metavar="DIR", help="model folder (default: the package's; 'nulled': "
+                        "the package's models on background-nulled input)")
+    parser.add_argument("--calibration", metavar="FILE", help="for models on background-nulled input: their "
+                        "subspace calibration (default: the cache's models/fwa/subspace.npz)")
     parser.add_argument("--pairs-selected", type=int, default=10,
                         help="pairs answered in round 2 (default 10 = k, the most the centre asks for)")
 
@@ -48,8 +49,13 @@ def main(args: argparse.Namespace) -> dict:
         raise UserError("--repeats, --threads >= 1 and --pairs-selected in [1, 32]")
     torch.set_num_threads(args.threads)
     try:
-        models = pl.Models.load(args.checkpoints)
-    except (CheckpointError, FileNotFoundError) as exc:
+        nuller = None
+        if pl.Models.checkpoint_input(args.checkpoints) == "nulled":
+            from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
+            from sense_nodes.core.fwa.nulled import NulledInput
+            nuller = NulledInput(SubspaceCalibration.load(args.calibration or default_path()))  # soft fusion forms every pair's input
+        models = pl.Models.load(args.checkpoints, nuller=nuller)
+    except (CheckpointError, OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
     rng = np.random.default_rng(0)
     csi = _cfrs(pl.NUM_CPE, rng)
@@ -73,7 +79,7 @@ def main(args: argparse.Namespace) -> dict:
         centre.localize(answers)
 
     centre_ms = median_ms(centre_frame, args.repeats)
-    soft_path = (Path(args.checkpoints) if args.checkpoints else pl.CHECKPOINT_DIR) / "soft_fusion.pt"
+    soft_path = pl.checkpoint_dir(args.checkpoints) / "soft_fusion.pt"
     fig = {"encoder_median_ms": encoder_ms, "centre_median_ms": centre_ms}
     if soft_path.exists():
         soft, _ = pl.load_model(soft_path, "fwa_soft_fusion")
