@@ -31,3 +31,22 @@ def test_eval_fwa_reports_every_figure(tmp_path):
     assert 0 < fig["subspace_rank_mean"] <= 128
     assert math.isfinite(fig["subspace_threshold"])
     assert (tmp_path / "figs" / "fwa_ape_cdf.png").stat().st_size > 0
+
+
+def test_bench_fwa_times_both_sides_and_counts_the_bytes_sent(tmp_path):
+    from sense_nodes.cli.main import main
+    out = tmp_path / "bench.json"
+    assert main(["bench", "fwa", "--repeats", "2", "--json", str(out)]) in (0, None)
+    fig = json.loads(out.read_text())
+    assert fig["encoder_median_ms"] > 0 and fig["centre_median_ms"] > 0
+    assert fig["soft_fusion_centre_median_ms"] > 0
+    # the two rounds send a few kB where the raw CSI of 32 pairs is tens of MB
+    assert fig["bytes_per_frame"] == fig["round1_bytes_per_frame"] + fig["round2_bytes_per_frame"]
+    assert fig["compression_ratio"] > 100
+
+
+def test_bench_fwa_refuses_nulled_models_without_their_calibration(tmp_path):
+    from sense_nodes.cli.main import main
+    rc = main(["bench", "fwa", "--checkpoints", "nulled", "--calibration", str(tmp_path / "none.npz"),
+               "--repeats", "1"])
+    assert rc == 2
