@@ -103,6 +103,8 @@ class FwaBsEncoder(SenseNode):
             from sense_nodes.core.fwa.pipeline import BsEncoder
             models = load_models(self, bs=self.p.bs_index)
             self._make = lambda: BsEncoder(models, self.p.bs_index)
+            self.get_logger().info(f"BS {self.rx_id}: the paper's networks on {models.input} input"
+                                   + (" (background nulled with its calibration)" if models.input == "nulled" else ""))
         self.features = self.create_publisher(PairFeatureArray, "features", RESULT_QOS)
         self.estimates = self.create_publisher(PairFeatureArray, "estimates", RESULT_QOS)
         self.subscribe(CsiBundle, self.p.csi_topic, self.on_csi, RESULT_QOS, kind="csi")
