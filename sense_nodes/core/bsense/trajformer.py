@@ -33,7 +33,8 @@ on average (track-level ROC AUC 0.941 -> 0.974, window-level 0.971 ->
 0.990). Through ``sense eval bsense`` (all five folds) the system's F1 rose
 from 51.1% to 65.6%. Birds wander, and multipath ghosts move with the
 vehicles they mirror; both show in how the IMM weighs its two models, and
-the confidences summarise more frames than W.
+the confidences summarise more frames than W. The motion and track
+statistics are ablated the same way (22 and 26 features beside 15 and 18).
 """
 from __future__ import annotations
 
