@@ -156,3 +156,37 @@ def test_motion_features_are_zero_for_a_straight_steady_flight_and_not_for_a_wan
     assert window_features(obs).shape[-1] == N_FEATURES
     assert window_features(obs, n_features=BASE_FEATURES).shape[-1] == BASE_FEATURES
     assert features_of(TrajFormer(TrajFormerConfig(window=W, n_features=BASE_FEATURES))) == BASE_FEATURES
+
+
+def test_track_features_tell_a_wandering_climbing_track_from_a_steady_one():
+    from sense_nodes.core.bsense.imm_ukf import ORIGIN
+    from sense_nodes.core.bsense.trajformer import (FEATURE_COUNTS, TRACK_FEATURES, WINDOW_FEATURES,
+                                                    history_windows, track_features)
+    H = 30
+    t = np.arange(H)[:, None] * 0.64
+    v = np.array([4.0, 3.0, 0.0])
+    steady = np.zeros((H, len(OBS_FIELDS)), np.float32)
+    steady[:, :3], steady[:, 3:6], steady[:, 7] = np.array([500.0, 100.0, 80.0]) + v * t, v, 20.0
+    bird = steady.copy()
+    ang = np.cumsum(np.where(np.arange(H) % 2, 0.3, -0.25))
+    bird[:, 3], bird[:, 4] = 5 * np.cos(ang), 5 * np.sin(ang)
+    bird[:, 2] += np.cumsum(np.tile([1.0, 0.5, -0.2], H // 3))
+    bird[:, 7] = 26.0                          # an echo 6 dB stronger at the same range
+    s, b = track_features(steady), track_features(bird)
+    assert s.shape == (TRACK_FEATURES,) and s[3] == H
+    assert np.isclose(b[0] - s[0], 6.0, atol=0.5)           # cross-section, dB
+    assert s[1] < 1e-3 < 1.0 < b[1]                          # height spread, m
+    assert s[2] < 1e-4 and b[2] > 0.2                        # median turn, rad
+    # a corner of a straight-leg flight is one turn: the median passes over it
+    corner = steady.copy()
+    corner[H // 2:, 3], corner[H // 2:, 4] = -3.0, 4.0
+    assert track_features(corner)[2] < 1e-4
+    # the windows of tracks carry their whole history's statistics on every row
+    tracks = [type("T", (), {"history": list(h)})() for h in (steady, bird)]
+    x = history_windows(tracks, W, ORIGIN)
+    assert x.shape == (2, W, N_FEATURES) and np.allclose(x[1, :, -TRACK_FEATURES:], b)
+    assert np.allclose(x[..., :WINDOW_FEATURES], window_features(np.stack([steady[-W:], bird[-W:]]),
+                                                                   n_features=WINDOW_FEATURES))
+    assert [window_features(steady[-W:], n_features=n).shape[-1] for n in FEATURE_COUNTS] == list(FEATURE_COUNTS)
+    with pytest.raises(ValueError):
+        window_features(steady[-W:], n_features=20)

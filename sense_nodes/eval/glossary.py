@@ -38,8 +38,12 @@ GLOSSARY = {
 
 
 def lower_is_better(key: str) -> bool:
+    """Whether a smaller value is the better one: times, distances, errors,
+    false outputs, missed detections and false alarms, UAV points lost, the
+    false-positive rate and the noise left after filtering."""
     return (key.endswith(("_m", "_ms", "_cm", "_mb", "_s")) or "false" in key or "error" in key
-            or key.startswith(("mdp", "fap", "far")) or "_mdp" in key or "_fap" in key)
+            or key.startswith(("mdp", "fap", "far")) or "_mdp" in key or "_fap" in key
+            or "_lost_" in key or "fp_rate" in key or key.startswith("noise_after"))
 
 
 # Baselines are measured to compare against, not to reach the paper's value.

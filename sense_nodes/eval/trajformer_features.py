@@ -5,13 +5,15 @@ the last W observations and lists no more. Ours are 18 a frame: the 15 of
 that kind (position, range, height, velocity, Doppler, five signal metrics,
 point count) and three more, the object's spatial and velocity confidences
 (Eq. 13, 16) and the IMM's probability of the turning model (Section
-3.4.1). This command measures what the three add.
+3.4.1); then four frame-to-frame motion changes and four statistics of the
+track's whole kept history (``trajformer.motion_features``,
+``trajformer.track_features``). This command measures what each group adds.
 
 Per fold of the case-level split (Section 4.1), the chain up to stage 4 runs
 over the fold's training and test cases (the fold's 5th-percentile object
 thresholds, fingerprints of each case's day), every track's sliding windows
 are collected once, and TrajFormer is trained on the training windows with
-the first 15 features and with all 18, same seeds and epochs. On the test
+the first 15, 18, 22 and all 26 features, same seeds and epochs. On the test
 cases' windows it reports:
 
 * ``window_auc``: ROC AUC of P(true) over windows;
@@ -65,7 +67,7 @@ def main(args):
     from sense_nodes.core.bsense.object_filter import ObjectFilterConfig, confidence_thresholds
     from sense_nodes.core.bsense.pipeline import PipelineConfig
     from sense_nodes.core.bsense.training import TrainConfig, train, windows_from_cases
-    from sense_nodes.core.bsense.trajformer import BASE_FEATURES, N_FEATURES, TrajFormerConfig
+    from sense_nodes.core.bsense.trajformer import BASE_FEATURES, N_FEATURES, WINDOW_FEATURES, TrajFormerConfig
     from sense_nodes.data.bs_sim import library
     from sense_nodes.eval.bsense_cases import DayModels, load_case
     from sense_nodes.eval.bsense_stage import uav_confidences
@@ -81,8 +83,9 @@ def main(args):
     if args.seeds < 1 or args.epochs < 1:
         raise UserError("--seeds and --epochs must be at least 1")
     # the three features beyond the paper's kind end the first BASE_FEATURES, the
-    # motion features follow them (trajformer.window_features)
-    feature_sets = {"paper15": BASE_FEATURES - 3, "ours18": BASE_FEATURES, "motion22": N_FEATURES}
+    # motion features follow them, the track statistics come last (trajformer.window_features)
+    feature_sets = {"paper15": BASE_FEATURES - 3, "ours18": BASE_FEATURES, "motion22": WINDOW_FEATURES,
+                    "track26": N_FEATURES}
     t0 = time.perf_counter()
     model_for = DayModels(args.seed, args.site_seed)
     figures: dict = {}

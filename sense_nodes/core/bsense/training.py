@@ -33,7 +33,8 @@ from .clustering import cluster
 from .noise_model import NoiseModel, NoiseModelConfig
 from .object_filter import ObjectFilter, confidence_thresholds
 from .pipeline import BSensePipeline, PipelineConfig
-from .trajformer import N_FEATURES, TrajFormer, TrajFormerConfig, save_checkpoint, window_features
+from .trajformer import (N_FEATURES, TrajFormer, TrajFormerConfig, save_checkpoint, track_features,
+                         window_features)
 
 UAV_CLASS = UAV
 UAV_RADIUS_M = 10.0            # Section 4.1
@@ -122,7 +123,7 @@ def windows_from_cases(cases, noise_model, config: PipelineConfig = PipelineConf
     (frames, noise_model) to use its own fingerprints. ``return_tracks``
     adds a fourth array: each window's track, unique across the cases."""
     cfg = replace(config, stage=min(config.stage, 4))
-    X, Y, G, T = [], [], [], []
+    X, S, Y, G, T = [], [], [], [], []
     for ci, case in enumerate(cases):
         frames, model = case if isinstance(case, tuple) else (case, noise_model)
         pipe = BSensePipeline(cfg, model)
@@ -136,7 +137,9 @@ def windows_from_cases(cases, noise_model, config: PipelineConfig = PipelineConf
                 fl = flags.setdefault(t.id, [])
                 fl.append(bool(near_uav(r.objects.pos[t.detection][None], uav)[0]))
                 if len(t.history) >= window:
-                    X.append(np.asarray(list(t.history)[-window:], np.float32))
+                    hist = np.asarray(t.history, np.float32)
+                    X.append(hist[-window:])
+                    S.append(track_features(hist, cfg.tracker.origin))
                     Y.append(int(np.mean(fl[-window:]) >= 0.5))
                     G.append(ci)
                     T.append(ci * 10_000_000 + t.id)
@@ -148,7 +151,8 @@ def windows_from_cases(cases, noise_model, config: PipelineConfig = PipelineConf
     if not X:
         out = np.zeros((0, window, N_FEATURES), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     else:
-        out = (window_features(np.stack(X), cfg.tracker.origin).astype(np.float32), np.asarray(Y, np.int64),
+        out = (window_features(np.stack(X), cfg.tracker.origin, track=np.stack(S)).astype(np.float32),
+               np.asarray(Y, np.int64),
                np.asarray(G, np.int64))
     return out + (np.asarray(T, np.int64),) if return_tracks else out
 

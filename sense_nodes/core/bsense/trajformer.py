@@ -10,15 +10,19 @@ softmax give P(true target), P(false).
 Sizes are not in the paper; ours (small, "lightweight"): model width 32,
 4 heads, 2 encoder layers, 1 decoder layer, feed-forward 64, dropout 0.1.
 
-Features per observation (:func:`window_features`, 18 + 4 values, our choice;
-the paper says "spatial motion and signal features"): position relative to
-the current observation (translation invariant), range and height (ghosts
-sit mid-air at 100-300 m, Section 3.3), velocity estimate, Doppler, the five
-signal metrics, the number of points, the object's spatial and velocity
-confidences (Eq. 13, 16) and the IMM's probability of the turning model;
-then four frame-to-frame motion changes (:func:`motion_features`: heading,
-speed, height, Doppler against the track's motion). A network trained
-without the last four (its config says 18) is fed 18.
+Features per observation (:func:`window_features`, 18 + 4 + 4 values, our
+choice; the paper says "spatial motion and signal features"): position
+relative to the current observation (translation invariant), range and
+height (ghosts sit mid-air at 100-300 m, Section 3.3), velocity estimate,
+Doppler, the five signal metrics, the number of points, the object's spatial
+and velocity confidences (Eq. 13, 16) and the IMM's probability of the
+turning model; then four frame-to-frame motion changes
+(:func:`motion_features`: heading, speed, height, Doppler against the
+track's motion); then four statistics of the track's whole kept history,
+longer than the window (:func:`track_features`: echo cross-section, height
+spread, median turn, how many observations they rest on), the same on every
+row. A network trained without the last eight or four (its config says 18
+or 22) is fed 18 or 22.
 They are standardised with mean / std stored in the checkpoint.
 
 What the last three add is measured by ``sense eval trajformer`` (15
@@ -29,7 +33,8 @@ on average (track-level ROC AUC 0.941 -> 0.974, window-level 0.971 ->
 0.990). Through ``sense eval bsense`` (all five folds) the system's F1 rose
 from 51.1% to 65.6%. Birds wander, and multipath ghosts move with the
 vehicles they mirror; both show in how the IMM weighs its two models, and
-the confidences summarise more frames than W.
+the confidences summarise more frames than W. The motion and track
+statistics are ablated the same way (22 and 26 features beside 15 and 18).
 """
 from __future__ import annotations
 
@@ -46,32 +51,43 @@ from .imm_ukf import ORIGIN
 
 BASE_FEATURES = 18      # position, motion and signal features (see window_features)
 MOTION_FEATURES = 4     # frame-to-frame motion changes (see motion_features)
-N_FEATURES = BASE_FEATURES + MOTION_FEATURES
+TRACK_FEATURES = 4      # statistics of the track's kept history (see track_features)
+WINDOW_FEATURES = BASE_FEATURES + MOTION_FEATURES
+N_FEATURES = WINDOW_FEATURES + TRACK_FEATURES
+FEATURE_COUNTS = (BASE_FEATURES, WINDOW_FEATURES, N_FEATURES)     # what networks of each kind read
 # the TrajFormer shipped with the package (`sense train trajformer --ship`)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "trajformer.pt"
 CHECKPOINT_KIND = "bsense-trajformer"
 CHECKPOINT_VERSION = 2     # 2: 18 features (1: 15)
 
 
-def window_features(obs: np.ndarray, origin=ORIGIN, n_features: int = N_FEATURES) -> np.ndarray:
+def window_features(obs: np.ndarray, origin=ORIGIN, n_features: int = N_FEATURES,
+                    track: np.ndarray | None = None) -> np.ndarray:
     """(..., W, n_features) features from (..., W, 16) tracker observations
     (x y z vx vy vz doppler snr scr noise signal_power rx_power n_points c_s
     c_v mu_ct, see ``tracker.OBS_FIELDS``); the last row is the current
     observation. The first ``BASE_FEATURES`` are position, motion and signal
-    features; the ``MOTION_FEATURES`` after them are :func:`motion_features`
-    (``n_features = BASE_FEATURES``: without them, as networks trained
-    before them read)."""
+    features; the ``MOTION_FEATURES`` after them are :func:`motion_features`,
+    the last ``TRACK_FEATURES`` the (..., TRACK_FEATURES) ``track`` statistics
+    of each window's whole track history (:func:`track_features`; None: of the
+    window's own rows), repeated on every row. ``n_features`` of
+    ``FEATURE_COUNTS`` short of N_FEATURES: without the later groups, as
+    networks trained before them read."""
     obs = np.asarray(obs, dtype=np.float32)
     p = obs[..., :3]
     rel = p - p[..., -1:, :]
     d = p - np.asarray(origin, np.float32)
     rng = np.linalg.norm(d, axis=-1, keepdims=True)
     base = np.concatenate([rel, rng, p[..., 2:3], obs[..., 3:]], -1)
+    if n_features not in FEATURE_COUNTS:
+        raise ValueError(f"n_features must be one of {FEATURE_COUNTS}, got {n_features}")
     if n_features == BASE_FEATURES:
         return base
-    if n_features != N_FEATURES:
-        raise ValueError(f"n_features must be {BASE_FEATURES} or {N_FEATURES}, got {n_features}")
-    return np.concatenate([base, motion_features(obs, origin)], -1)
+    parts = [base, motion_features(obs, origin)]
+    if n_features == N_FEATURES:
+        trk = track_features(obs, origin) if track is None else np.asarray(track, np.float32)
+        parts.append(np.broadcast_to(trk[..., None, :], obs.shape[:-1] + (TRACK_FEATURES,)))
+    return np.concatenate(parts, -1)
 
 
 def motion_features(obs: np.ndarray, origin=ORIGIN) -> np.ndarray:
@@ -102,10 +118,70 @@ def motion_features(obs: np.ndarray, origin=ORIGIN) -> np.ndarray:
     return np.stack([turn, step(speed), step(p[..., 2]), resid], -1)
 
 
+# a heading is read only from a velocity estimate at least this fast (m/s): a
+# track's first observation carries none, and a hovering target's is noise
+MIN_HEADING_SPEED = 0.5
+
+
+def track_features(history, origin=ORIGIN) -> np.ndarray:
+    """(..., TRACK_FEATURES) statistics of a track's observations (..., H, 16),
+    oldest first (the tracker keeps up to ``TrackerConfig.history``, longer
+    than the window W):
+
+    * echo cross-section (dB, up to the radar equation's constant): SNR times
+      range^4 (the monostatic radar equation), averaged in power over the
+      history. One frame's SNR fluctuates by several dB (Swerling 1), so a
+      window of W says little; the mean of a few dozen settles. Birds' cross
+      sections span a decade, a UAV of one class has one;
+    * height spread (m): the standard deviation of the measured heights. A UAV
+      holds its altitude, a bird climbs and sinks;
+    * median turn (rad per observation): the median of the absolute heading
+      changes of the tracker's velocity. A bird turns all the time; a UAV flies
+      straight legs or a steady arc, and the median passes over its corners;
+    * the number of observations these rest on.
+
+    Why (our choice, beyond the paper's feature list): birds were most of the
+    full system's false outputs, and within six frames a bird's wandering
+    hides under the measurement noise; over twenty seconds it does not. The
+    paper's TrajFormer reads W observations and credits its multi-frame motion
+    patterns for telling birds apart (Section 3.4.2, Section 4.2)."""
+    h = np.asarray(history, dtype=np.float64)
+    p, v, snr = h[..., :3], h[..., 3:6], h[..., 7]
+    rng = np.maximum(np.linalg.norm(p - np.asarray(origin, np.float64), axis=-1), 1.0)
+    rcs = 10.0 * np.log10(np.mean(10.0 ** (snr / 10.0 + 4.0 * np.log10(rng)), axis=-1))
+    height_sd = np.std(p[..., 2], axis=-1)
+    speed = np.linalg.norm(v[..., :2], axis=-1)
+    heading = np.arctan2(v[..., 1], v[..., 0])
+    turn = np.abs(np.angle(np.exp(1j * (heading[..., 1:] - heading[..., :-1]))))
+    moving = (speed[..., 1:] >= MIN_HEADING_SPEED) & (speed[..., :-1] >= MIN_HEADING_SPEED)
+    srt = np.sort(np.where(moving, turn, np.inf), axis=-1)     # the turns read, then the rest
+    k = moving.sum(-1, keepdims=True)
+    lo, hi = (np.take_along_axis(srt, np.maximum(i, 0), -1)[..., 0] for i in ((k - 1) // 2, k // 2))
+    med = np.where(k[..., 0] > 0, 0.5 * (lo + hi), 0.0)     # no turn read: none
+    n = np.full(h.shape[:-2], float(h.shape[-2]))
+    return np.stack([rcs, height_sd, med, n], -1).astype(np.float32)
+
+
+def history_windows(tracks, window: int, origin=ORIGIN, n_features: int = N_FEATURES) -> np.ndarray:
+    """(len(tracks), W, n_features) features of the latest W observations of
+    each track (anything with a ``history`` of >= W observation rows), with
+    the statistics of its whole history (:func:`track_features`)."""
+    hist = [np.asarray(t.history, np.float32) for t in tracks]
+    obs = np.stack([h[-window:] for h in hist])
+    trk = None
+    if n_features == N_FEATURES:      # one call per history length (most tracks have a full one)
+        trk = np.empty((len(hist), TRACK_FEATURES), np.float32)
+        lengths = np.array([len(h) for h in hist])
+        for n in np.unique(lengths):
+            idx = np.flatnonzero(lengths == n)
+            trk[idx] = track_features(np.stack([hist[i] for i in idx]), origin)
+    return window_features(obs, origin, n_features, trk)
+
+
 def features_of(classifier) -> int:
     """How many features a classifier reads: its config's ``n_features``
-    (a network trained before the motion features reads BASE_FEATURES), else
-    N_FEATURES."""
+    (a network trained before the motion or the track features reads
+    BASE_FEATURES or WINDOW_FEATURES), else N_FEATURES."""
     return int(getattr(getattr(classifier, "config", None), "n_features", N_FEATURES))
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trajformer import features_of, window_features
+from .trajformer import features_of, history_windows
 
 RULES = ("once", "hold")
 
@@ -62,8 +62,7 @@ def verify_tracks(tracks, classifier, window: int, policy: OutputPolicy, origin)
             if t.confirmed and t.associated and (hold or not t.verified) and len(t.history) >= window]
     if not todo:
         return
-    obs = np.stack([np.asarray(list(t.history)[-window:]) for t in todo])
-    p = classifier.predict_proba(window_features(obs, origin, features_of(classifier)))
+    p = classifier.predict_proba(history_windows(todo, window, origin, features_of(classifier)))
     for t, s in zip(todo, p):
         t.score = float(s)
         if hold:
