@@ -135,8 +135,8 @@ def test_models_on_nulled_input_refuse_to_load_without_their_calibration(tmp_pat
     with pytest.raises(CheckpointError, match="calibration"):
         Models.load(d)
     with pytest.raises(CheckpointError, match="abc"):
-        Models.load(d, nuller=_Nuller("other"))
-    assert Models.load(d, nuller=_Nuller("abc")).input == "nulled"
+        Models.load(d, nuller=lambda: _Nuller("other"))
+    assert Models.load(d, nuller=lambda: _Nuller("abc")).input == "nulled"
     assert Models.load(d, inputs=False).nuller is None    # the centre makes no inputs
 
 

@@ -223,7 +223,7 @@ def main(args: argparse.Namespace) -> dict:
                        detector_threshold=thr)
         print(f"detector: threshold {thr:.4f} (validation; one BS silent: "
               f"{', '.join(f'{t:.4f}' for t in missing)}), {s['train_seconds'] / 60:.1f} min")
-    elif "thresholds" in models:
+    elif THRESHOLDS in models:
         figures.update(rethreshold(out / "detector.pt", feat, va, args.input))
     if "sl" in models:
         torch.manual_seed(args.seed)

@@ -48,12 +48,12 @@ def main(args: argparse.Namespace) -> dict:
     if args.repeats < 1 or args.threads < 1 or not 1 <= args.pairs_selected <= pl.NUM_PAIRS:
         raise UserError("--repeats, --threads >= 1 and --pairs-selected in [1, 32]")
     torch.set_num_threads(args.threads)
+    def nuller():  # every BS's bases: soft fusion forms every pair's input
+        from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
+        from sense_nodes.core.fwa.nulled import NulledInput
+        return NulledInput(SubspaceCalibration.load(args.calibration or default_path()))
+
     try:
-        nuller = None
-        if pl.Models.checkpoint_input(args.checkpoints) == "nulled":
-            from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
-            from sense_nodes.core.fwa.nulled import NulledInput
-            nuller = NulledInput(SubspaceCalibration.load(args.calibration or default_path()))  # soft fusion forms every pair's input
         models = pl.Models.load(args.checkpoints, nuller=nuller)
     except (CheckpointError, OSError, ValueError) as exc:
         raise UserError(str(exc)) from None

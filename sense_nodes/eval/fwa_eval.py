@@ -273,13 +273,12 @@ def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     ck_dir = pl.checkpoint_dir(args.checkpoints)
     ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
+    def nuller():
+        from sense_nodes.core.fwa.nulled import NulledInput
+        from sense_nodes.eval.fwa_nulled import load_calibration
+        return NulledInput(load_calibration(args.calibration, ds, not args.no_noise, args.snr_offset_db))
+
     try:
-        nuller = None
-        if pl.Models.checkpoint_input(ck_dir) == "nulled":
-            from sense_nodes.core.fwa.nulled import NulledInput
-            from sense_nodes.eval.fwa_nulled import load_calibration
-            cal = load_calibration(args.calibration, ds, not args.no_noise, args.snr_offset_db)
-            nuller = NulledInput(cal)
         models = pl.Models.load(ck_dir, nuller=nuller)
     except (CheckpointError, FileNotFoundError) as exc:
         raise UserError(f"{exc} (train with: sense train fwa)") from None
@@ -288,7 +287,7 @@ def main(args: argparse.Namespace) -> dict:
         feat = with_bdz_inputs(feat, models.background)
     elif models.input == "nulled":
         from sense_nodes.eval.fwa_nulled import with_nulled_inputs
-        feat = with_nulled_inputs(ds, feat, nuller.cal, not args.no_noise, args.snr_offset_db)
+        feat = with_nulled_inputs(ds, feat, models.nuller.cal, not args.no_noise, args.snr_offset_db)
     te, va = feat.indices("test"), feat.indices("val")
     if args.split == "all":
         te = np.arange(feat.x.shape[0])

@@ -322,6 +322,8 @@ class SenseNode(Node):
             torch.set_num_threads(threads)
         try:
             return load()
+        except ParameterError:
+            raise  # already names its parameter (a loader that reads another one)
         except (ValueError, OSError, KeyError, RuntimeError) as exc:  # CheckpointError is a ValueError
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter '{param}': {exc}{hint}") from None
 

@@ -47,11 +47,9 @@ def load_models(node, bs=None, inputs: bool = True):
     'calibration' they were trained with (bases of BSs ``bs`` only)."""
     from sense_nodes.core.fwa.nulled import NulledInput
     from sense_nodes.core.fwa.pipeline import Models
-    where = node.p.checkpoints or None
-    nuller = None
-    if inputs and node.load_model(lambda: Models.checkpoint_input(where), param="checkpoints") == "nulled":
-        nuller = NulledInput(load_calibration(node, bs=bs))
-    return node.load_model(lambda: Models.load(where, nuller=nuller, inputs=inputs), param="checkpoints")
+    return node.load_model(lambda: Models.load(node.p.checkpoints or None, inputs=inputs,
+                                               nuller=lambda: NulledInput(load_calibration(node, bs=bs))),
+                           param="checkpoints")
 
 
 def stamp_key(header) -> int:

@@ -38,6 +38,7 @@ statistics are ablated the same way (22 and 26 features beside 15 and 18).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -154,10 +155,10 @@ def track_features(history, origin=ORIGIN) -> np.ndarray:
     heading = np.arctan2(v[..., 1], v[..., 0])
     turn = np.abs(np.angle(np.exp(1j * (heading[..., 1:] - heading[..., :-1]))))
     moving = (speed[..., 1:] >= MIN_HEADING_SPEED) & (speed[..., :-1] >= MIN_HEADING_SPEED)
-    srt = np.sort(np.where(moving, turn, np.inf), axis=-1)     # the turns read, then the rest
-    k = moving.sum(-1, keepdims=True)
-    lo, hi = (np.take_along_axis(srt, np.maximum(i, 0), -1)[..., 0] for i in ((k - 1) // 2, k // 2))
-    med = np.where(k[..., 0] > 0, 0.5 * (lo + hi), 0.0)     # no turn read: none
+    with warnings.catch_warnings():   # a history with no turn read is an all-NaN slice
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(np.where(moving, turn, np.nan), axis=-1)
+    med = np.where(np.isnan(med), 0.0, med)     # no turn read: none
     n = np.full(h.shape[:-2], float(h.shape[-2]))
     return np.stack([rcs, height_sd, med, n], -1).astype(np.float32)
 

@@ -13,7 +13,7 @@ losses and the two-round protocol stay those of the paper.
 
 The map. Per pair, the residual's BS-beam x delay cells (2-D DFT over
 the 8 x 8 UPA, power summed over the CPE antennas) in units of one
-cell's noise power (:func:`.subspace.pair_statistics`: a chi-square of
+cell's noise power (:func:`.subspace.noise_cells`: a chi-square of
 2 n_t degrees of freedom over 2 n_t under "no UAV", mean 1), in dB,
 above ``FLOOR_DB`` (a soft CFAR: the largest of a UAV-free pair's 4,096
 cells lies 5 to 8 dB above the mean, an echo 10 to 25 dB), clipped at
@@ -36,7 +36,7 @@ import numpy as np
 
 from sense_nodes.core.fwa.calibration import calibrated_taps
 from sense_nodes.core.fwa.classical import UPA_SHAPE
-from sense_nodes.core.fwa.subspace import BackgroundSubspace, beam_cells
+from sense_nodes.core.fwa.subspace import BackgroundSubspace, noise_cells
 
 FLOOR_DB, SPAN_DB, SCALE_DB = 3.0, 30.0, 10.0  # a choice, measured (see the module docstring)
 
@@ -51,9 +51,7 @@ def cells_to_input(c: np.ndarray, upa=UPA_SHAPE) -> np.ndarray:
 def nulled_maps(sub: BackgroundSubspace, taps: np.ndarray, n_t: int, n_taps: int, upa=UPA_SHAPE) -> np.ndarray:
     """[L, D] delay taps of the L pairs of ``sub`` -> the ``nulled`` input
     [L, *upa, n_taps] float32."""
-    c = beam_cells(sub.residual(taps), n_t, n_taps, upa)
-    c /= (upa[0] * upa[1] * n_t * np.asarray(sub.noise_var, np.float64))[:, None, None]
-    return cells_to_input(c, upa)
+    return cells_to_input(noise_cells(sub.residual(taps), sub.noise_var, n_t, n_taps, upa), upa)
 
 
 def calibration_digest(cal) -> str:

@@ -39,6 +39,11 @@ CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 # beyond the models), "nulled" the networks on background-nulled input
 # (nulled.py: they need the subspace calibration they were trained with).
 SHIPPED = {"": CHECKPOINT_DIR, "nulled": CHECKPOINT_DIR / "nulled"}
+VERSION = 1
+NUM_BS, NUM_CPE = 2, 16
+NUM_PAIRS = NUM_BS * NUM_CPE
+DEFAULT_K = 10          # Section V-C1
+DEFAULT_SIGMA_ATT = 0.1  # Section V-C2
 
 
 def checkpoint_dir(name=None) -> Path:
@@ -46,11 +51,6 @@ def checkpoint_dir(name=None) -> Path:
     folder ``name`` itself."""
     name = "" if name is None else str(name)
     return SHIPPED.get(name, Path(name))
-VERSION = 1
-NUM_BS, NUM_CPE = 2, 16
-NUM_PAIRS = NUM_BS * NUM_CPE
-DEFAULT_K = 10          # Section V-C1
-DEFAULT_SIGMA_ATT = 0.1  # Section V-C2
 
 
 def pair_index(bs: int, cpe: int, n_cpe: int = NUM_CPE) -> int:
@@ -147,20 +147,15 @@ class Models:
             return self.nuller(H, pairs)
         return preprocess(H)
 
-    @staticmethod
-    def checkpoint_input(directory=None) -> str:
-        """The input the detector in ``directory`` (see
-        :func:`checkpoint_dir`) was trained on."""
-        _, ck = load_model(checkpoint_dir(directory) / "detector.pt", "fwa_detector")
-        return ck.config.get("input", "paper")
-
     @classmethod
     def load(cls, directory=None, device="cpu", nuller=None, inputs: bool = True) -> "Models":
-        """``directory``: see :func:`checkpoint_dir`. ``nuller``: the
-        :class:`.nulled.NulledInput` of the subspace calibration the models
-        were trained on (needed, and checked, when their input is "nulled"
-        and ``inputs``; the fusion centre, which makes no inputs, passes
-        ``inputs=False``)."""
+        """``directory``: see :func:`checkpoint_dir`. ``nuller``: a
+        function that returns the :class:`.nulled.NulledInput` of the
+        subspace calibration the models were trained on, called (and its
+        result checked) only when their input is "nulled" and ``inputs``
+        (the fusion centre, which makes no inputs, passes ``inputs=False``):
+        a caller need not know the input, nor load a calibration for
+        models that take none."""
         d = checkpoint_dir(directory)
         det, ck = load_model(d / "detector.pt", "fwa_detector", device)
         loc, _ = load_model(d / "ulocnet.pt", "fwa_ulocnet", device)
@@ -174,6 +169,7 @@ class Models:
             if nuller is None:
                 raise CheckpointError(f"{d}: the models take background-nulled input and need the subspace "
                                       "calibration they were trained with")
+            nuller = nuller()
             if nuller.digest != want:
                 raise CheckpointError(f"{d}: the models were trained on subspace calibration {want}, the one "
                                       f"given is {nuller.digest}")

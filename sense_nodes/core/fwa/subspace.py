@@ -104,6 +104,14 @@ def beam_cells(resid: np.ndarray, n_t: int, n_taps: int, upa=UPA_SHAPE) -> np.nd
     return (np.abs(beams) ** 2).sum(3).reshape(P, upa[0] * upa[1], n_taps)
 
 
+def noise_cells(resid: np.ndarray, noise_var: np.ndarray, n_t: int, n_taps: int, upa=UPA_SHAPE) -> np.ndarray:
+    """:func:`beam_cells` in units of one cell's noise power (n_r * n_t *
+    noise_var: the DFT sums n_r entries, the power n_t antennas)."""
+    cells = beam_cells(resid, n_t, n_taps, upa)
+    cells /= (upa[0] * upa[1] * n_t * np.asarray(noise_var, np.float64))[:, None, None]
+    return cells
+
+
 @dataclass
 class PairStatistics:
     """Per pair: the noise-normalised peak ``z``, its BS beam and delay tap."""
@@ -115,11 +123,9 @@ class PairStatistics:
 
 def pair_statistics(resid: np.ndarray, noise_var: np.ndarray, n_t: int, n_taps: int,
                     upa=UPA_SHAPE) -> PairStatistics:
-    """The largest cell of each pair's residual beam x delay map, in units
-    of one cell's noise power (n_r * n_t * noise_var: the DFT sums n_r
-    entries, the power n_t antennas)."""
-    cells = beam_cells(resid, n_t, n_taps, upa)
-    cells /= (upa[0] * upa[1] * n_t * np.asarray(noise_var, np.float64))[:, None, None]
+    """The largest cell of each pair's residual beam x delay map
+    (:func:`noise_cells`)."""
+    cells = noise_cells(resid, noise_var, n_t, n_taps, upa)
     flat = cells.reshape(len(cells), -1)
     k = flat.argmax(1)
     return PairStatistics(flat[np.arange(len(flat)), k], k // n_taps, k % n_taps)

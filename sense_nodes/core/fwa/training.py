@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sense_nodes.core.fwa import pipeline as pl
+from sense_nodes.core.fwa.metrics import pick_threshold
 from sense_nodes.core.fwa.selection import select_pairs
 from sense_nodes.core.fwa.udetnet import PairSupervisedNet
 from sense_nodes.core.fwa.ulocnet import POS_SCALE, IULocNet
@@ -286,8 +288,6 @@ def decision_thresholds(det, feat, scenes, n_bs: int, n_cpe: int) -> tuple[float
     (the validation split), minimising MDP + FAP: with every BS, and with
     each BS silent in turn (its pairs left out, as the centre leaves out a
     BS past its timeout)."""
-    from sense_nodes.core.fwa import pipeline as pl
-    from sense_nodes.core.fwa.metrics import pick_threshold
     scenes = np.sort(scenes)
     h = torch.stack([pl.encode(det, feat.x[i]) for i in scenes])
     y = feat.present[scenes] == 1
