@@ -40,6 +40,7 @@ def test_replayed_bag_gives_the_live_messages(tmp_path):
         probe, got_live = _capture(live)
         rec = Recorder(probe, ["/bs/points", "/bs/truth"], str(bag))
         source = live.nodes[0]
+        source.hold_until(rec.ready, 15.0, "the recorder matched")
         assert spin_until(live.executor, lambda: source.finished and len(got_live["/bs/truth"]) >= FRAMES, 30)
         spin_until(live.executor, lambda: False, 0.5)
         rec.close()
@@ -114,6 +115,39 @@ def test_looped_replay_paces_every_pass(ros_context, tmp_path):
     # 3 s of wall time at 4 frames per 0.64 s: about 19 frames, not thousands
     assert 12 <= src.frames_published <= 24, src.frames_published
     assert all(b > a for a, b in zip(clock, clock[1:])), "/clock went backwards on a loop"
+
+
+def test_a_held_source_publishes_nothing_until_released(ros_context):
+    """A recorded run holds its sources until the recorder is matched; a
+    source held past its timeout starts anyway and says so."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from sense_nodes.nodes.bs_radar_source import BsRadarSource
+    src = BsRadarSource(context=ros_context, namespace="/hold", parameter_overrides=[
+        Parameter("rate", value=8.0), Parameter("start_delay_s", value=0.0)])
+    released = {"now": False}
+    src.hold_until(lambda: released["now"], 2.0, "the test released it")
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(src)
+    try:
+        spin_until(ex, lambda: False, 0.8)
+        assert src.frames_published == 0, "a held source published"
+        released["now"] = True
+        assert spin_until(ex, lambda: src.frames_published > 0, 5.0)
+    finally:
+        ex.shutdown()
+        src.destroy_node()
+    never = BsRadarSource(context=ros_context, namespace="/never", parameter_overrides=[
+        Parameter("rate", value=8.0), Parameter("start_delay_s", value=0.0)])
+    never.hold_until(lambda: False, 1.0, "a recorder that never matched")
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(never)
+    try:
+        assert spin_until(ex, lambda: never.frames_published > 0, 6.0), "a timed-out hold never started"
+    finally:
+        ex.shutdown()
+        never.destroy_node()
 
 
 def test_damaged_bag_is_refused_naming_it(tmp_path):

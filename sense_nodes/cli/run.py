@@ -10,6 +10,10 @@ from sense_nodes.bs_sensor import UAV
 from sense_nodes.errors import UserError
 from sense_nodes.cli.validate import check_output_path, check_positive
 
+# how long a recorded run holds its sources back for the recorder to match
+# every topic (discovery on a loaded machine can take seconds)
+RECORD_MATCH_TIMEOUT_S = 15.0
+
 
 def add_arguments(parser):
     from sense_nodes.runtime.deployment import names
@@ -74,6 +78,9 @@ def run(args):
             topics = args.record_topics or _deployment_topics(comp)
             recorder = Recorder(comp.nodes[0], topics, args.record, overwrite=True)
         sources = [n for n in comp.nodes if hasattr(n, "finished")]
+        if recorder is not None:
+            for source in sources:
+                source.hold_until(recorder.ready, RECORD_MATCH_TIMEOUT_S, "the recorder matched every topic")
         stop_at_end = (args.until_sources_finish or (args.bag and not args.keep_running)) and sources
         until = (lambda: all(s.finished for s in sources)) if stop_at_end else None
         watch = TruthWatch(comp)

@@ -106,6 +106,11 @@ class Recorder:
         key = topic if topic in self.counts else topic.lstrip("/")
         self.counts[key] = self.counts.get(key, 0) + 1
 
+    def ready(self) -> bool:
+        """Every wanted topic is subscribed and matched to a publisher, so
+        nothing published from now on is lost to discovery."""
+        return not self.missing() and all(sub.get_publisher_count() > 0 for sub in self.subs.values())
+
     def missing(self) -> list[str]:
         return [t for t in self.wanted if (t if t.startswith("/") else f"/{t}") not in self.subs]
 

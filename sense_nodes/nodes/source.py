@@ -62,10 +62,34 @@ class SourceNode(SenseNode):
         self.finished = False
         self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if self.p.publish_clock else None
         self._start_at = time.monotonic() + self.p.start_delay_s
+        self._hold: tuple | None = None
         if self.p.bag:
             self._start_replay()
         else:
             self.timer = self.create_timer(self.frame_period_s() / self.p.rate, self._live_tick)
+
+    def hold_until(self, ready, timeout_s: float, what: str) -> None:
+        """Publish no frame before ``ready()`` holds (a recorder matched to
+        every topic, say), and at most ``timeout_s`` after the start delay:
+        on a loaded machine discovery can outlast any fixed delay, and a short
+        run would otherwise lose its first frames to nobody."""
+        self._hold = (ready, self._start_at + timeout_s, what)
+
+    def _waiting(self, now: float) -> bool:
+        """Whether the first frame must still wait (start delay, then hold)."""
+        if now < self._start_at:
+            return True
+        if self._hold is None:
+            return False
+        ready, deadline, what = self._hold
+        if ready():
+            self._hold = None
+            return False
+        if now < deadline:
+            return True
+        self.get_logger().warning(f"starting before {what}: the first frames may be missed")
+        self._hold = None
+        return False
 
     @classmethod
     def all_params(cls):
@@ -110,7 +134,7 @@ class SourceNode(SenseNode):
     def _live_tick(self) -> None:
         if self.finished:
             return self._keep_clock()
-        if time.monotonic() < self._start_at:
+        if self._waiting(time.monotonic()):
             return
         if self.p.max_frames and self.frames_published >= self.p.max_frames:
             return self._finish("max_frames reached")
@@ -224,7 +248,7 @@ class SourceNode(SenseNode):
 
     def _replay_tick(self) -> None:
         now = time.monotonic()
-        if now < self._start_at:
+        if self._waiting(now):
             return
         if self._t0_wall is None:
             self._t0_wall = now
