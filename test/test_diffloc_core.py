@@ -285,3 +285,26 @@ def test_the_stacked_unets_give_the_estimates_of_the_networks_run_one_by_one(tra
         both = est.estimate(syn_data.fp[te], syn_data.valid[te])
         assert np.allclose(one.fused_xy, both.fused_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding
         assert np.allclose(one.per_bs_xy, both.per_bs_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding
+
+
+def test_every_projection_dtype_gives_the_float32_components():
+    """bfloat16 and int8 projections are speed choices: the components the
+    networks see stay within a few percent of float32's."""
+    from sense_nodes.core.diffloc.fingerprint import FeatureNorm
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((400, 12)) @ rng.standard_normal((12, 3000))
+    X = (latent + 0.1 * rng.standard_normal(latent.shape)).astype(np.float32)
+    norm = FeatureNorm.fit(X[:300], components=12)
+    ref = norm(X[300:])
+    for dtype in (torch.bfloat16, torch.qint8):
+        norm.compute_dtype = dtype
+        got = norm(X[300:])
+        assert got.dtype == np.float32 and got.shape == ref.shape
+        assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 0.05, dtype
+
+
+def test_an_unknown_projection_is_refused_naming_it(trained):
+    from sense_nodes.core.diffloc.estimator import Estimator
+    est = Estimator.from_checkpoint(trained["ct"], "cpu")
+    with pytest.raises(ValueError, match="projection"):
+        est.configure(projection="int4")

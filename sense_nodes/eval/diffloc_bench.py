@@ -7,6 +7,9 @@ FLOPs; it measured nothing).
 ``ct_beamdb_*``: the consistency model on the beam x delay fingerprint
 (``--magnitude beam_db``, beyond the paper), when trained.
 
+``ct_fused3_<dtype>_latency_ms``: the same with the fingerprint projection
+in float32, bfloat16 and int8 (``--projection`` picks the headline one).
+
 Medians over repeats after warm-up, one torch thread by default (as the
 diffloc_server node). Uses the cache's trained ct.pt / unet.pt when present,
 else untrained networks of the same shapes (timing does not depend on the
@@ -31,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=256, help="bundles per batch for throughput")
     parser.add_argument("--models", metavar="DIR", help="checkpoint folder (default: the cache's)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--projection", default="bfloat16", choices=("float32", "bfloat16", "int8"),
+                        help="dtype of the fingerprint projection (default bfloat16, the deployment's)")
 
 
 def _estimator(models, name, device):
@@ -57,6 +62,7 @@ def main(args: argparse.Namespace) -> dict:
 
     import torch
     from sense_nodes.core.diffloc.dataset import bundle_fingerprints
+    from sense_nodes.core.diffloc.estimator import PROJECTIONS
     from sense_nodes.core.diffloc.models import model_dir
     from sense_nodes.eval.timing import median_ms
 
@@ -73,7 +79,7 @@ def main(args: argparse.Namespace) -> dict:
             continue  # beyond the paper: timed only when trained (--magnitude beam_db)
         est, source = _estimator(models, name, args.device)
         figs[f"{name.replace('-', '_')}_model"] = source
-        est.configure(steps=steps, draws=1)
+        est.configure(steps=steps, draws=1, projection=args.projection)
         K = 128
         H = {b: (rng.standard_normal((32, 4, K)) + 1j * rng.standard_normal((32, 4, K))).astype(np.complex64)
              for b in range(3)}
@@ -86,6 +92,11 @@ def main(args: argparse.Namespace) -> dict:
         reps = args.repeats if steps <= 2 else max(3, args.repeats // 10)
         figs[f"{label}_fused3_latency_ms"] = median_ms(one, repeats=reps, warmup=2)
         if name == "ct":
+            figs["projection"] = args.projection
+            for proj in PROJECTIONS:  # every projection dtype in the same run, beside the chosen one
+                est.configure(projection=proj)
+                figs[f"ct_fused3_{proj}_latency_ms"] = median_ms(one, repeats=reps, warmup=2)
+            est.configure(projection=args.projection)
             fp, mask = bundle_fingerprints(H, est.taps, est.num_bs, est.ports)
             figs["fingerprint3_ms"] = median_ms(lambda: bundle_fingerprints(H, est.taps, est.num_bs, est.ports),
                                                 repeats=args.repeats, warmup=2)

@@ -85,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma list of Table IV methods to evaluate ('none': only the other studies)")
     parser.add_argument("--figures", metavar="DIR", default="out/diffloc", help="where the PNGs go")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--projection", default="bfloat16", choices=("float32", "bfloat16", "int8"),
+                        help="dtype of the fingerprint projection (default bfloat16, the deployment's)")
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -137,7 +139,7 @@ def main(args: argparse.Namespace) -> dict:
         _check_geometry(est, data, path)
         ddim = m in ("mlp", "unet")
         est.configure(draws=args.ddim_draws if ddim else args.draws, fusion=args.fusion,
-                      steps=args.ddim_steps if ddim else None)
+                      steps=args.ddim_steps if ddim else None, projection=args.projection)
         t0 = time.perf_counter()
         out = est.estimate(data.fp[te], data.valid[te])
         curves[m] = table_row(fig, m, out, xy, PAPER_T4.get(m))
@@ -207,7 +209,7 @@ def main(args: argparse.Namespace) -> dict:
             if est is None:
                 continue
             _check_geometry(est, data, models / f"{name}.pt")
-            est.configure(draws=1, fusion=args.fusion, steps=args.ddim_steps)
+            est.configure(draws=1, fusion=args.fusion, projection=args.projection, steps=args.ddim_steps)
             out = est.estimate(data.fp[te], data.valid[te])
             table_row(fig, name.replace("-", "_"), out, xy)
     # --- Table VI ------------------------------------------------------------------------
@@ -218,7 +220,7 @@ def main(args: argparse.Namespace) -> dict:
             if est is None:
                 continue
             _check_geometry(est, data, models / f"{m}-user.pt")
-            est.configure(draws=args.draws if m == "ct" else 1, fusion=args.fusion,
+            est.configure(draws=args.draws if m == "ct" else 1, fusion=args.fusion, projection=args.projection,
                           steps=args.ddim_steps if m in ("mlp", "unet") else None)
             out = est.estimate(data.fp[te_u], data.valid[te_u])
             e = table_row(fig, f"{m}_unseen_user", out, data.xy[te_u], PAPER_T6.get(m))
@@ -249,7 +251,7 @@ def main(args: argparse.Namespace) -> dict:
                 for name, est in regimes.items():
                     if est is None or (name.startswith("snr") and name != f"snr{snr:g}"):
                         continue
-                    est.configure(draws=1, fusion=args.fusion, steps=args.ddim_steps)
+                    est.configure(draws=1, fusion=args.fusion, projection=args.projection, steps=args.ddim_steps)
                     out = est.estimate(noisy.fp[te], noisy.valid[te], per_bs=False)
                     key = f"unet_{'per_snr' if name.startswith('snr') else name}_snr{snr:g}_fused_error_cm"
                     fig[key] = _cm(np.linalg.norm(out.fused_xy - xy, axis=1))

@@ -200,7 +200,7 @@ def fingerprint_variants(fig, curves, ds, models, args, te, skip, device) -> Non
             est = _load(models / f"{name}.pt", device)
             _check_geometry(est, data, models / f"{name}.pt")
             gen = est.model in ("mlp", "unet")
-            est.configure(draws=args.ddim_draws if gen else args.draws, fusion=args.fusion,
+            est.configure(draws=args.ddim_draws if gen else args.draws, fusion=args.fusion, projection=args.projection,
                           steps=args.ddim_steps if gen else None)
             idx = data.indices("test", scheme) if args.samples == "test" or scheme == "user" else te
             out = est.estimate(data.fp[idx], data.valid[idx])

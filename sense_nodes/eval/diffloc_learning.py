@@ -87,7 +87,7 @@ def learning_curve(fig: dict, ds, models: Path, args, device) -> None:
             _check_geometry(est, data, path)
             train_cfg = est.config.get("train", {})
             tr = training_subset(data.indices("train"), frac, train_cfg.get("seed", 0))
-            est.configure(draws=args.draws, fusion=args.fusion)
+            est.configure(draws=args.draws, fusion=args.fusion, projection=args.projection)
             out = est.estimate(data.fp[te], data.valid[te], per_bs=False)
             err = np.linalg.norm(out.fused_xy - data.xy[te], axis=1)
             k = fraction_tag(frac)

@@ -48,6 +48,8 @@ DEFAULT_STEPS = {"mlp": 200, "unet": 200, "ct": 2}
 # checkpoint's config) the generative models use the paper's Eq. 19.
 PAPER_FUSION = "sum"
 NOISE_CACHE = 64  # cached (rows, draws, seed) noise tensors
+# dtypes of the fingerprint projection (configure(projection=...))
+PROJECTIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.qint8}
 
 
 @dataclass
@@ -155,13 +157,13 @@ class Estimator:
                   cov_scale: float | str | None = None) -> None:
         """Sampler steps, initial noises, fusion rule (``auto``: the one
         chosen on validation), noise seed, the dtype of the fingerprint
-        projection (``float32`` or ``bfloat16``) and the covariance scale
+        projection (a key of ``PROJECTIONS``) and the covariance scale
         (a number, or ``auto``: the one calibrated on validation)."""
         if projection is not None:
-            if projection not in ("float32", "bfloat16"):
-                raise ValueError(f"projection must be float32 or bfloat16 (got {projection!r})")
+            if projection not in PROJECTIONS:
+                raise ValueError(f"projection must be one of {tuple(PROJECTIONS)} (got {projection!r})")
             for n in self.norms:
-                n.compute_dtype = getattr(torch, projection)
+                n.compute_dtype = PROJECTIONS[projection]
         if steps is not None:
             if steps < 1 or (self.model in ("mlp", "unet") and steps > NUM_TRAIN_TIMESTEPS):
                 raise ValueError(f"steps = {steps} out of range for {self.model}")
