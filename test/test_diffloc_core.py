@@ -289,14 +289,16 @@ def test_the_stacked_unets_give_the_estimates_of_the_networks_run_one_by_one(tra
 
 def test_every_projection_dtype_gives_the_float32_components():
     """bfloat16 and int8 projections are speed choices: the components the
-    networks see stay within a few percent of float32's."""
+    networks see stay within a few percent of float32's, also for a
+    fingerprint with a strong outlier (a strong path) and an odd length."""
     from sense_nodes.core.diffloc.fingerprint import FeatureNorm
     rng = np.random.default_rng(0)
     latent = rng.standard_normal((400, 12)) @ rng.standard_normal((12, 3000))
     X = (latent + 0.1 * rng.standard_normal(latent.shape)).astype(np.float32)
     norm = FeatureNorm.fit(X[:300], components=12)
+    X[300:, 7] += 50 * X[:300, 7].std()
     ref = norm(X[300:])
-    for dtype in (torch.bfloat16, torch.qint8):
+    for dtype in (torch.bfloat16, torch.int8):
         norm.compute_dtype = dtype
         got = norm(X[300:])
         assert got.dtype == np.float32 and got.shape == ref.shape

@@ -29,13 +29,14 @@ PAPER_MFLOPS = 6.362
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sense_nodes.core.diffloc.estimator import DEFAULT_PROJECTION, PROJECTIONS
     parser.add_argument("--repeats", type=int, default=30, help="timed repeats (default 30)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--batch", type=int, default=256, help="bundles per batch for throughput")
     parser.add_argument("--models", metavar="DIR", help="checkpoint folder (default: the cache's)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--projection", default="bfloat16", choices=("float32", "bfloat16", "int8"),
-                        help="dtype of the fingerprint projection (default bfloat16, the deployment's)")
+    parser.add_argument("--projection", default=DEFAULT_PROJECTION, choices=tuple(PROJECTIONS),
+                        help="dtype of the fingerprint projection (default %(default)s, the deployment's)")
 
 
 def _estimator(models, name, device):

@@ -64,6 +64,7 @@ CT_STEPS = (1, 2, 4, 8, 16)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sense_nodes.core.diffloc.estimator import DEFAULT_PROJECTION, PROJECTIONS
     from sense_nodes.eval.datasets import add_dataset_arguments
     add_dataset_arguments(parser)
     parser.add_argument("--models", metavar="DIR", help="checkpoint folder (default: the cache's)")
@@ -85,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma list of Table IV methods to evaluate ('none': only the other studies)")
     parser.add_argument("--figures", metavar="DIR", default="out/diffloc", help="where the PNGs go")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--projection", default="bfloat16", choices=("float32", "bfloat16", "int8"),
-                        help="dtype of the fingerprint projection (default bfloat16, the deployment's)")
+    parser.add_argument("--projection", default=DEFAULT_PROJECTION, choices=tuple(PROJECTIONS),
+                        help="dtype of the fingerprint projection (default %(default)s, the deployment's)")
 
 
 def main(args: argparse.Namespace) -> dict:

@@ -51,9 +51,9 @@ class DiffLocServer(SenseNode):
               "their noise predictions (Eq. 19), plain or prior-corrected; auto = the rule chosen on the "
               "validation split and recorded in the checkpoint",
               choices=("auto", "gaussian_product", "prior_corrected", "sum"), runtime=True),
-        Param("projection", "bfloat16", "dtype of the fingerprint projection (int8: a quarter of the float32 "
+        Param("projection", "int8", "dtype of the fingerprint projection (int8: a quarter of the float32 "
               "bytes, see `sense bench diffloc` for the speed and `sense eval diffloc --projection` for the error)",
-              choices=("float32", "bfloat16", "int8"), runtime=True),
+              choices=("int8", "bfloat16", "float32"), runtime=True),
         Param("max_batch", 32, "most queued bundles estimated in one batch", range=(1, 1024), runtime=True),
         Param("per_bs", True, "also estimate from each BS alone (source_positions)", runtime=True),
         Param("ue_height_m", 1.5, "height reported with the 2D estimate, m", range=(-100.0, 1000.0), runtime=True),
