@@ -113,10 +113,11 @@ def test_the_nulled_input_is_blank_without_a_uav_and_lights_the_echo_cell(pair):
     assert abs(int(np.unravel_index(lit[0].argmax(), lit[0].shape)[2]) - 17) <= 1
 
 
-def _nulled_models(tmp_path, digest):
+def _nulled_models(tmp_path, digest, dataset="fwa-seed0"):
     from sense_nodes.core.fwa import pipeline as pl
     pl.save_model(tmp_path / "detector.pt", "fwa_detector", pl.Detector(input="nulled"),
-                  {"n_embed": 32, "width": 8, "input": "nulled"}, {"threshold": 0.5, "calibration_digest": digest})
+                  {"n_embed": 32, "width": 8, "input": "nulled"},
+                  {"threshold": 0.5, "calibration_digest": digest, "dataset": dataset})
     pl.save_model(tmp_path / "ulocnet.pt", "fwa_ulocnet", pl.IULocNet(input="nulled"),
                   {"n_feature": 64, "width": 8, "input": "nulled"})
     pl.save_model(tmp_path / "culocnet.pt", "fwa_culocnet", pl.CULocNet(n_feature=64), {"n_feature": 64})
@@ -135,8 +136,10 @@ def test_models_on_nulled_input_refuse_to_load_without_their_calibration(tmp_pat
     with pytest.raises(CheckpointError, match="calibration"):
         Models.load(d)
     with pytest.raises(CheckpointError, match="abc"):
-        Models.load(d, nuller=lambda: _Nuller("other"))
-    assert Models.load(d, nuller=lambda: _Nuller("abc")).input == "nulled"
+        Models.load(d, nuller=lambda _ds: _Nuller("other"))
+    asked = []
+    assert Models.load(d, nuller=lambda ds: asked.append(ds) or _Nuller("abc")).input == "nulled"
+    assert asked == ["fwa-seed0"], "the calibration was not asked for the models' own dataset"
     assert Models.load(d, inputs=False).nuller is None    # the centre makes no inputs
 
 
@@ -149,3 +152,21 @@ def test_the_calibration_digest_tells_calibrations_apart():
     c = SimpleNamespace(**{**vars(a), "info": {**info, "calibration_scenes": 200}})
     assert calibration_digest(a) == calibration_digest(SimpleNamespace(**vars(a)))
     assert len({calibration_digest(a), calibration_digest(b), calibration_digest(c)}) == 3
+
+
+def test_each_dataset_has_its_own_default_calibration(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENSE_CACHE", str(tmp_path))
+    from sense_nodes.core.fwa.calibration import default_path
+    assert default_path().name == default_path("fwa-seed0").name == "subspace.npz"
+    assert default_path("/data/fwa-seed0-n10000").name == "subspace-fwa-seed0-n10000.npz"
+    assert default_path().parent == default_path("fwa-seed0-n10000").parent
+
+
+def test_models_of_a_dataset_not_in_the_cache_say_how_to_make_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENSE_CACHE", str(tmp_path / "cache"))
+    from sense_nodes.errors import UserError
+    from sense_nodes.eval.fwa_eval import models_dataset
+    d = _nulled_models(tmp_path, "abc", dataset="fwa-seed0-n10000")
+    with pytest.raises(UserError, match="sense data generate --kind fwa --samples 10000"):
+        models_dataset(d)
+    assert models_dataset(_nulled_models(tmp_path, "abc")) is None  # the default dataset: nothing to say

@@ -169,7 +169,7 @@ def test_networks_on_nulled_input_run_both_rounds_with_the_calibration(ros_conte
                                           encoder_params=[*ck, Parameter("calibration", value=str(cal_path))])
     try:
         [d] = got
-        models = pl.Models.load(tmp_path, nuller=lambda: NulledInput(cal))
+        models = pl.Models.load(tmp_path, nuller=lambda _ds: NulledInput(cal))
         encs = [pl.BsEncoder(models, b) for b in (0, 1)]
         h = {}
         for b in (0, 1):

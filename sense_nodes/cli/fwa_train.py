@@ -42,7 +42,8 @@ The training-free alternative (core/fwa/calibration.py) is calibrated,
 not trained: ``sense train fwa --subspace`` fits the background bases on
 UAV-free training scenes, chooses its thresholds and the localiser's pair
 count on the validation split, and writes the file the fwa nodes load
-under ``detector: subspace`` (default: the cache's models/fwa/subspace.npz).
+under ``detector: subspace`` (default: the cache's models/fwa/subspace.npz, or
+subspace-DATASET.npz for another ``--dataset``).
 
 (A first detector, ``--epochs 30 --minutes 12`` at the default rate and
 patience, stopped early at a higher validation loss; the one above
@@ -103,10 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"with --subspace: UAV-free training scenes to fit on (default {CALIBRATION_SCENES})")
     parser.add_argument("--calibration", metavar="FILE",
                         help="with --input nulled: the subspace calibration to null with (default: the cache's "
-                        "models/fwa/subspace.npz); the models remember which one")
+                        "one for --dataset, models/fwa/subspace[-DATASET].npz); the models remember which one")
     parser.add_argument("--calibration-out", metavar="FILE",
-                        help="with --subspace: calibration file (default: the cache's models/fwa/subspace.npz, "
-                        "where the nodes look)")
+                        help="with --subspace: calibration file (default: the cache's one for --dataset, "
+                        "models/fwa/subspace[-DATASET].npz, where the nodes and evaluations look)")
 
 
 def _check(args):
@@ -135,9 +136,9 @@ def calibrate_subspace(args: argparse.Namespace) -> dict:
         raise UserError(f"--subspace-calibration must be >= 2 (got {args.subspace_calibration})")
     if args.snr_offset_db != args.snr_offset_db or abs(args.snr_offset_db) == float("inf"):
         raise UserError(f"--snr-offset-db must be finite (got {args.snr_offset_db})")
-    out = Path(args.calibration_out) if args.calibration_out else default_path()
     t0 = time.perf_counter()
     ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
+    out = Path(args.calibration_out) if args.calibration_out else default_path(ds.path.name)
     try:
         cal = deployment_calibration(ds, feat, not args.no_noise, args.snr_offset_db, args.subspace_calibration)
     except ValueError as exc:

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", metavar="DIR", help="model folder (default: the package's; 'nulled': "
                         "the package's models on background-nulled input)")
     parser.add_argument("--calibration", metavar="FILE", help="for models on background-nulled input: their "
-                        "subspace calibration (default: the cache's models/fwa/subspace.npz)")
+                        "subspace calibration (default: the cache's one for the models' training dataset)")
     parser.add_argument("--pairs-selected", type=int, default=10,
                         help="pairs answered in round 2 (default 10 = k, the most the centre asks for)")
 
@@ -48,10 +48,10 @@ def main(args: argparse.Namespace) -> dict:
     if args.repeats < 1 or args.threads < 1 or not 1 <= args.pairs_selected <= pl.NUM_PAIRS:
         raise UserError("--repeats, --threads >= 1 and --pairs-selected in [1, 32]")
     torch.set_num_threads(args.threads)
-    def nuller():  # every BS's bases: soft fusion forms every pair's input
+    def nuller(dataset):  # every BS's bases: soft fusion forms every pair's input
         from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
         from sense_nodes.core.fwa.nulled import NulledInput
-        return NulledInput(SubspaceCalibration.load(args.calibration or default_path()))
+        return NulledInput(SubspaceCalibration.load(args.calibration or default_path(dataset)))
 
     try:
         models = pl.Models.load(args.checkpoints, nuller=nuller)

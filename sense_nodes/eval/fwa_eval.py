@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default="fwa_figures", help="where the PNGs go")
     parser.add_argument("--calibration", metavar="FILE",
                         help="for models trained on background-nulled input: the subspace calibration they were "
-                             "trained with (default: the cache's models/fwa/subspace.npz)")
+                             "trained with (default: the cache's one for the dataset, models/fwa/subspace[-DATASET].npz)")
     parser.add_argument("--subspace-calibration", type=int, default=CALIBRATION_SCENES, metavar="N",
                         help="UAV-free training scenes that fit the background-nulling detector and "
                              "localiser (beyond the paper; 0 = skip it) (default %(default)s)")
@@ -245,16 +245,44 @@ def plots(out_dir, cdf: dict, fig12: dict, fig9: dict) -> list[str]:
     return made
 
 
+def models_dataset(ck_dir) -> str | None:
+    """The cached dataset the models in ``ck_dir`` were trained on, when it
+    is not the default one (None: the default); refused, with the command
+    that makes it, when it is not in the cache. A model is judged on the
+    test split of its own dataset: another draw of the same site shares
+    its UAV-free backgrounds."""
+    import re
+
+    from sense_nodes.core.checkpoint import CheckpointError
+    from sense_nodes.core.fwa.pipeline import trained_on
+    from sense_nodes.data.csi.dataset import default_dir
+    try:
+        name = trained_on(ck_dir)
+    except CheckpointError:
+        return None  # Models.load says what is wrong with it
+    default = default_dir("fwa", False, 0)
+    if not name or name == default.name:
+        return None
+    path = default.parent / name
+    if not (path / "manifest.json").exists():
+        n = re.search(r"-n(\d+)", name)
+        make = f"sense data generate --kind fwa{f' --samples {n.group(1)}' if n else ''}"
+        raise UserError(f"the models in {ck_dir} were trained on the dataset {name}, not in the cache: make it "
+                        f"with `{make}` (or name one with --dataset)")
+    print(f"evaluating on {path}, the dataset the models in {ck_dir} were trained on")
+    return str(path)
+
+
 def deployed_subspace(args: argparse.Namespace) -> dict:
     """`sense eval fwa --subspace-deployment [FILE]`."""
     from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
     from sense_nodes.eval.datasets import open_features
     from sense_nodes.eval.fwa_subspace import deployment_figures
+    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
     try:
-        cal = SubspaceCalibration.load(args.subspace_deployment or default_path())
+        cal = SubspaceCalibration.load(args.subspace_deployment or default_path(ds.path.name))
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
     return deployment_figures(ds, feat, cal, not args.no_noise, args.snr_offset_db,
                               "test" if args.split == "test" else "all")
 
@@ -272,8 +300,9 @@ def main(args: argparse.Namespace) -> dict:
         return deployed_subspace(args)
     torch.set_num_threads(args.threads)
     ck_dir = pl.checkpoint_dir(args.checkpoints)
-    ds, feat = open_features(args.dataset, not args.no_noise, args.snr_offset_db)
-    def nuller():
+    ds, feat = open_features(args.dataset or models_dataset(ck_dir), not args.no_noise, args.snr_offset_db)
+
+    def nuller(_trained_on):
         from sense_nodes.core.fwa.nulled import NulledInput
         from sense_nodes.eval.fwa_nulled import load_calibration
         return NulledInput(load_calibration(args.calibration, ds, not args.no_noise, args.snr_offset_db))

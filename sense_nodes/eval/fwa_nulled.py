@@ -29,12 +29,13 @@ def _code_hash() -> str:
 
 
 def load_calibration(path, ds, noise: bool, snr_offset_db: float):
-    """The subspace calibration at ``path`` (None: the cache's), refused
-    with the command that makes one when it is missing or was made on
-    other data."""
+    """The subspace calibration at ``path`` (None: the cache's for ``ds``),
+    refused with the command that makes one when it is missing or was made
+    on other data."""
     from sense_nodes.core.fwa.calibration import MAKE_COMMAND, SubspaceCalibration, default_path
     try:
-        cal = SubspaceCalibration.load(path or default_path())
+        path = path or default_path(ds.path.name)
+        cal = SubspaceCalibration.load(path)
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
     m = ds.manifest
@@ -42,8 +43,8 @@ def load_calibration(path, ds, noise: bool, snr_offset_db: float):
             "snr_offset_db": float(snr_offset_db)}
     got = {k: cal.info.get(k) for k in want}
     if got != want:
-        raise UserError(f"{path or default_path()}: calibrated on {got}, the data here is {want}; "
-                        f"remake it with `{MAKE_COMMAND}` on this dataset")
+        raise UserError(f"{path}: calibrated on {got}, the data here is {want}; "
+                        f"remake it with `{MAKE_COMMAND} --dataset {ds.path}`")
     return cal
 
 

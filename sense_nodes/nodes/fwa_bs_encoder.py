@@ -30,14 +30,15 @@ N_RX, N_TX = 64, 4
 DETECTORS = ("learned", "subspace")
 CALIBRATION_HELP = ("calibration file from `sense train fwa --subspace` for 'detector: subspace' or models on "
                     "background-nulled input "
-                    "('' = the cache's models/fwa/subspace.npz)")
+                    "('' = the cache's one for the models' training dataset, models/fwa/subspace*.npz)")
 
 
-def load_calibration(node, bs=None):
-    """The subspace calibration named by ``node``'s 'calibration' parameter
-    (bases of BSs ``bs`` only); refused naming the command that makes one."""
+def load_calibration(node, bs=None, dataset=None):
+    """The subspace calibration named by ``node``'s 'calibration' parameter,
+    else the cache's for ``dataset`` (bases of BSs ``bs`` only); refused
+    naming the command that makes one."""
     from sense_nodes.core.fwa.calibration import SubspaceCalibration, default_path
-    return node.load_model(lambda: SubspaceCalibration.load(node.p.calibration or default_path(), bs=bs),
+    return node.load_model(lambda: SubspaceCalibration.load(node.p.calibration or default_path(dataset), bs=bs),
                            param="calibration")
 
 
@@ -48,7 +49,7 @@ def load_models(node, bs=None, inputs: bool = True):
     from sense_nodes.core.fwa.nulled import NulledInput
     from sense_nodes.core.fwa.pipeline import Models
     return node.load_model(lambda: Models.load(node.p.checkpoints or None, inputs=inputs,
-                                               nuller=lambda: NulledInput(load_calibration(node, bs=bs))),
+                                               nuller=lambda ds: NulledInput(load_calibration(node, bs, ds))),
                            param="checkpoints")
 
 

@@ -34,11 +34,16 @@ FORMAT = 1
 MAKE_COMMAND = "sense train fwa --subspace"
 
 
-def default_path() -> Path:
-    """Where `sense train fwa --subspace` writes and the nodes look by
-    default: the cache's models folder."""
+def default_path(dataset: str | None = None) -> Path:
+    """Where `sense train fwa --subspace` writes and the nodes and
+    evaluations look by default: the cache's models folder, one file per
+    dataset folder name (a calibration is fitted on one dataset's UAV-free
+    training scenes); the default dataset's (or ``None``'s) is subspace.npz."""
+    from sense_nodes.data.csi.dataset import default_dir
     from sense_nodes.data.paths import cache_dir
-    return cache_dir("models", "fwa") / "subspace.npz"
+    name = Path(str(dataset)).name if dataset else None
+    default = default_dir("fwa", False, 0).name
+    return cache_dir("models", "fwa") / ("subspace.npz" if name in (None, default) else f"subspace-{name}.npz")
 
 
 @dataclass

@@ -53,6 +53,15 @@ def checkpoint_dir(name=None) -> Path:
     return SHIPPED.get(name, Path(name))
 
 
+def trained_on(directory=None) -> str | None:
+    """The dataset folder name the detector in ``directory`` (see
+    :func:`checkpoint_dir`) records it was trained on, or None."""
+    path = checkpoint_dir(directory) / "detector.pt"
+    if not path.exists():
+        return None
+    return load_checkpoint(path, kind="fwa_detector", version=VERSION).extra.get("dataset")
+
+
 def pair_index(bs: int, cpe: int, n_cpe: int = NUM_CPE) -> int:
     """e = N (m - 1) + n with 0-based m, n."""
     return int(bs) * n_cpe + int(cpe)
@@ -150,8 +159,9 @@ class Models:
     @classmethod
     def load(cls, directory=None, device="cpu", nuller=None, inputs: bool = True) -> "Models":
         """``directory``: see :func:`checkpoint_dir`. ``nuller``: a
-        function that returns the :class:`.nulled.NulledInput` of the
-        subspace calibration the models were trained on, called (and its
+        function of the models' training dataset (its folder name, as
+        recorded, or None) that returns the :class:`.nulled.NulledInput` of
+        the subspace calibration the models were trained on, called (and its
         result checked) only when their input is "nulled" and ``inputs``
         (the fusion centre, which makes no inputs, passes ``inputs=False``):
         a caller need not know the input, nor load a calibration for
@@ -169,7 +179,7 @@ class Models:
             if nuller is None:
                 raise CheckpointError(f"{d}: the models take background-nulled input and need the subspace "
                                       "calibration they were trained with")
-            nuller = nuller()
+            nuller = nuller(ck.extra.get("dataset"))
             if nuller.digest != want:
                 raise CheckpointError(f"{d}: the models were trained on subspace calibration {want}, the one "
                                       f"given is {nuller.digest}")
