@@ -190,21 +190,28 @@ def main(args):
     thresholds = [fold_thresholds(fi, fold, confs, args.object_rule) for fi, fold in enumerate(folds)]
     folds_done = 0
     classifiers = FoldClassifiers(folds, cases, thresholds, levels, args)
+    peer, interrupted = None, True      # peer: the Stone Soup peer's tracks, computed by a worker if any
     try:
-        for fi, fold in enumerate(folds):
-            _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
-            _run_fold(fi, len(folds), fold, cases, thresholds[fi], classifiers, levels, tally)
-            folds_done += 1
-    except KeyboardInterrupt:  # keep what the finished cases measured
-        print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
-              f"{folds_done} finished fold(s) and the cases finished in the interrupted one")
+        try:
+            for fi, fold in enumerate(folds):
+                _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
+                _run_fold(fi, len(folds), fold, cases, thresholds[fi], classifiers, levels, tally)
+                folds_done += 1
+                if fi == 0:
+                    from sense_nodes.eval.bsense_report import peer_tracks
+                    peer = classifiers.submit(peer_tracks, tally.peer_dets, cache.enabled, cache.root)
+        except KeyboardInterrupt:  # keep what the finished cases measured
+            print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
+                  f"{folds_done} finished fold(s) and the cases finished in the interrupted one")
+            classifiers.close(wait=False)
+            peer = None
+        interrupted = folds_done < len(folds)
+        if tally.fold0 is None:
+            raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
+        specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
+        figures = _all_figures(tally, specials, len(folds), cache, peer.result() if peer is not None else None)
     finally:
-        classifiers.close(wait=folds_done == len(folds))
-    interrupted = folds_done < len(folds)
-    if tally.fold0 is None:
-        raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
-    specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
-    figures = _all_figures(tally, specials, len(folds), cache)
+        classifiers.close(wait=tally.fold0 is not None and not interrupted)
     print(cache.summary())
     figures["folds_completed"] = folds_done
     figures["interrupted"] = interrupted
@@ -287,7 +294,7 @@ class FoldClassifiers:
 
         cache = self.levels.cache
         self.pool = concurrent.futures.ProcessPoolExecutor(
-            min(self.args.jobs, len(self.folds)), mp_context=multiprocessing.get_context("spawn"))
+            self.args.jobs, mp_context=multiprocessing.get_context("spawn"))
         for fi in tqdm(range(len(self.folds)), desc="TrajFormer windows", leave=False):
             self.futures[fi] = self.pool.submit(fit_in_worker, self._inputs(fi), self.args.epochs, fi,
                                                 self.args.quick, cache.enabled, cache.root)
@@ -305,6 +312,10 @@ class FoldClassifiers:
         config, weights, policy, table, read, trained, secs = self.futures[fi].result()
         cache.hits, cache.misses = cache.hits + read, cache.misses + trained
         return network_from(config, weights), policy, table, self.prep_s[fi] + secs
+
+    def submit(self, fn, *args):
+        """``fn(*args)`` in a worker (a Future), or None without workers."""
+        return None if self.pool is None else self.pool.submit(fn, *args)
 
     def close(self, wait: bool = True) -> None:
         """End the workers (``wait=False``: at once, the folds not started cancelled)."""
@@ -373,10 +384,10 @@ def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     return specials, interrupted
 
 
-def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
+def _all_figures(tally: Tally, specials, n_folds: int, cache=None, peer=None) -> dict:
     figures = stage_figures(tally.per_stage, tally.gospa, tally.hota_frames, tally.points, tally.objects,
                             tally.raw_objects, specials, tally.timing, n_folds)
-    figures.update(peer_figures(tally.peer_dets, tally.ours_stage4, tally.ours_gospa4, tally.timing, cache))
+    figures.update(peer_figures(tally.peer_dets, tally.ours_stage4, tally.ours_gospa4, tally.timing, cache, peer))
     figures.update(tally.sources.figures())
     figures["objects_and_false_objects_per_frame"] = tally.objects_and.false_per_frame
     figures["objects_and_object_recall_pct"] = tally.objects_and.recall_pct
