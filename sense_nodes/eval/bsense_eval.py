@@ -294,7 +294,7 @@ class FoldClassifiers:
 
         cache = self.levels.cache
         self.pool = concurrent.futures.ProcessPoolExecutor(
-            self.args.jobs, mp_context=multiprocessing.get_context("spawn"))
+            self.args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_yield_to_parent)
         for fi in tqdm(range(len(self.folds)), desc="TrajFormer windows", leave=False):
             self.futures[fi] = self.pool.submit(fit_in_worker, self._inputs(fi), self.args.epochs, fi,
                                                 self.args.quick, cache.enabled, cache.root)
@@ -322,6 +322,15 @@ class FoldClassifiers:
         if self.pool is not None:
             self.pool.shutdown(wait=wait, cancel_futures=True)
             self.pool = None
+
+
+# the workers' niceness above this process's: the test cases run here are the
+# run's longest chain, so the workers take the cores it leaves (our choice)
+WORKER_NICENESS = 5
+
+
+def _yield_to_parent() -> None:
+    os.nice(WORKER_NICENESS)
 
 
 def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers, levels, tally: Tally) -> None:
