@@ -104,3 +104,50 @@ def test_a_network_read_back_predicts_what_the_trained_one_predicts(tmp_path):
     np.testing.assert_array_equal(again.predict_proba(X), trained.predict_proba(X))
     _trained(X, y, TrainConfig(epochs=1, seed=4, device="cpu"), cache)      # another seed: trained anew
     assert cache.misses == 1
+
+
+def test_one_tracking_run_gives_the_windows_and_the_scored_tracks(case_and_model):
+    """A case's windows made while replaying its clusters are those of a
+    computed run, and its recorded windows scored by a network are the
+    CaseTracks of running the full system (stage 5) with it, to the bit."""
+    from sense_nodes.core.bsense.training import windows_from_cases
+    from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT, load_checkpoint
+    from sense_nodes.eval.bsense_verify import case_windows, chain_config, record_tracks
+
+    case, model = case_and_model
+    net = load_checkpoint(DEFAULT_CHECKPOINT)
+    clusters = case_clusters(case, model)
+    for thresholds in ((0.1, 0.1), (0.3, 0.2)):
+        cfg = chain_config(thresholds)
+        X, y, record = case_windows(case, lambda c: model, cfg, None, lambda c: clusters)
+        X0, y0, _ = windows_from_cases([(case.frames, model)], None, cfg)
+        np.testing.assert_array_equal(X, X0)
+        np.testing.assert_array_equal(y, y0)
+        assert len(record.todo_ids) > 0
+        replayed, run = record.tracks(net).frames, record_tracks(case, model, thresholds, net, clusters).frames
+        assert len(replayed) == len(run) == len(case.frames)
+        for a, b in zip(replayed, run):
+            for u, v in zip(a, b):
+                assert u.shape == v.shape
+                np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.slow
+def test_quick_eval_in_worker_processes_gives_the_figures_of_one_process(tmp_path, monkeypatch):
+    """`sense eval bsense --quick --no-cache` with --jobs 1 and --jobs 2:
+    every figure but the wall and per-stage times is the same."""
+    from sense_nodes.eval import bsense_eval
+
+    monkeypatch.setenv("SENSE_CACHE", str(tmp_path / "cache"))
+    parser = argparse.ArgumentParser()
+    bsense_eval.add_arguments(parser)
+    runs = {}
+    for jobs in (1, 2):
+        args = parser.parse_args(["--quick", "--plots", "", "--max-frames", "60", "--peer-cases", "1", "--no-cache",
+                                  "--jobs", str(jobs)])
+        runs[jobs] = json.loads(json.dumps(bsense_eval.main(args), default=float))
+    timed = {k for k in runs[1] if k.endswith(("_ms", "_wall_s"))}
+
+    def untimed(figures):
+        return json.dumps({k: v for k, v in figures.items() if k not in timed}, sort_keys=True)
+    assert untimed(runs[2]) == untimed(runs[1])

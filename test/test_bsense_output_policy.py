@@ -97,3 +97,47 @@ def test_training_split_keeps_every_true_window_and_holds_some_out():
     assert 0.25 < (yt == 0).sum() / (900 - (yv == 0).sum()) < 0.35    # a third of the other false ones
     Xa, ya, Xva, _ = split_windows(X, y, TrainConfig(), rng)
     assert len(Xa) == 1000 and len(Xva) == 0                # the defaults train on everything
+
+
+def _outputs_by_replay(tracks: CaseTracks, policy: OutputPolicy):
+    """CaseTracks.outputs as a frame-by-frame replay of the verdicts (the rule as the pipeline applies it)."""
+    import collections
+
+    recent = collections.defaultdict(lambda: collections.deque(maxlen=policy.memory))
+    verified = set()
+    for gt, ids, pos, misses, score in tracks.frames:
+        show = np.zeros(len(ids), bool)
+        for i, (tid, s) in enumerate(zip(ids, score)):
+            if np.isfinite(s):
+                if policy.rule == "once":
+                    if s >= policy.threshold:
+                        verified.add(tid)
+                else:
+                    recent[tid].append(s)
+                    if np.mean(recent[tid]) >= policy.threshold:
+                        verified.add(tid)
+                    else:
+                        verified.discard(tid)
+            show[i] = tid in verified and (policy.coast_frames is None or misses[i] <= policy.coast_frames)
+        yield gt, pos[show]
+
+
+def test_outputs_from_verdict_values_are_the_frame_by_frame_replay():
+    """Verdict values computed once per rule give, at every threshold, rule
+    and coasting limit, exactly the outputs of replaying the verdicts."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(120):
+        ids = np.sort(rng.choice(12, int(rng.integers(0, 8)), replace=False))
+        score = np.round(rng.random(len(ids)), 2)
+        score[rng.random(len(ids)) < 0.3] = np.nan
+        frames.append((rng.normal(size=(int(rng.integers(0, 3)), 3)), ids, rng.normal(size=(len(ids), 3)),
+                       rng.integers(0, 4, len(ids)), score))
+    tracks = CaseTracks(frames)
+    for rule in ("once", "hold"):
+        for thr in (0.3, 0.5, 0.7, 0.99):
+            for coast in (0, 2, None):
+                policy = OutputPolicy(thr, rule, 3, coast)
+                for (g1, o1), (g2, o2) in zip(tracks.outputs(policy), _outputs_by_replay(tracks, policy)):
+                    np.testing.assert_array_equal(o1, o2)
+                    np.testing.assert_array_equal(g1, g2)

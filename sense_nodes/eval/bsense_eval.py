@@ -31,11 +31,18 @@ Stone Soup peer's tracks, kept under a hash of their code and inputs
 (``--no-cache``: computed afresh, nothing read or written). The figures do
 not depend on it; the per-stage milliseconds of a replayed level are those
 measured when it was computed. ``eval_wall_s`` is the run's wall time.
+One tracking run per case and fold thresholds gives both the TrajFormer
+windows and the tracks stage 5 scores (tracking does not depend on
+verification), so the out-of-fold scores and the policy ablations run the
+networks on recorded windows instead of the chain. ``--jobs`` > 1 trains the
+folds' TrajFormers in worker processes while this one runs the test cases;
+torch runs one thread everywhere, so the figures do not depend on it.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -48,8 +55,9 @@ from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, pl
                                             stage_figures)
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
 from sense_nodes.core.bsense.verification import OutputPolicy
-from sense_nodes.eval.bsense_verify import (DEFAULT_VERIFY_THRESHOLD, choose_verify_threshold,  # noqa: F401
-                                            policy_counts, policy_label, record_tracks, train_classifier)
+from sense_nodes.eval.bsense_verify import (DEFAULT_VERIFY_THRESHOLD, case_windows, chain_config,  # noqa: F401
+                                            choose_verify_threshold, fit_classifier, fold_inputs, policy_counts,
+                                            policy_label, record_tracks, train_classifier)
 
 STAGES = (1, 2, 3, 4, 5)
 # what each stage's run measures besides its outputs (Probes fields), and the
@@ -85,6 +93,9 @@ def add_arguments(parser):
     parser.add_argument("--fallback", choices=("none", "mixture", "pool", "both"), default="none",
                         help="fingerprints for cubes without a Gaussian of their own: 'none' (paper), a Gaussian "
                              "mixture for cubes failing Henze-Zirkler, pooled neighbours for sparse cubes, or both")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes training the folds' TrajFormers beside the one running the test cases "
+                             "(1 = all in this process; the figures do not depend on it)")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
                              "point filter, clusters, windows, networks and peer tracks are computed afresh")
@@ -157,6 +168,12 @@ def main(args):
 
     if args.folds < 2:
         raise UserError(f"--folds must be >= 2, got {args.folds}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    from sense_nodes.core.bsense.trajformer import single_thread_inference
+    # one torch thread here and in every worker: a network's weights depend on
+    # the thread count, so the figures do not depend on the machine or --jobs
+    single_thread_inference()
     t_start = time.perf_counter()
     max_frames = args.max_frames or (160 if args.quick else 0)
     folds, test_names, train_names = _folds(args)
@@ -170,20 +187,31 @@ def main(args):
     confs = {n: levels.confidences(c) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
     plot_cases = [n for n in test_names if cases[n].traj_type == "star"][:1] or test_names[:1]
     tally = Tally(test_names, plot_cases, args.peer_cases)
+    thresholds = [fold_thresholds(fi, fold, confs, args.object_rule) for fi, fold in enumerate(folds)]
     folds_done = 0
+    classifiers = FoldClassifiers(folds, cases, thresholds, levels, args)
+    peer, interrupted = None, True      # peer: the Stone Soup peer's tracks, computed by a worker if any
     try:
-        for fi, fold in enumerate(folds):
-            _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
-            _run_fold(fi, len(folds), fold, cases, confs, levels, tally, args)
-            folds_done += 1
-    except KeyboardInterrupt:  # keep what the finished cases measured
-        print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
-              f"{folds_done} finished fold(s) and the cases finished in the interrupted one")
-    interrupted = folds_done < len(folds)
-    if tally.fold0 is None:
-        raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
-    specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
-    figures = _all_figures(tally, specials, len(folds), cache)
+        try:
+            for fi, fold in enumerate(folds):
+                _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
+                _run_fold(fi, len(folds), fold, cases, thresholds[fi], classifiers, levels, tally)
+                folds_done += 1
+                if fi == 0:
+                    from sense_nodes.eval.bsense_report import peer_tracks
+                    peer = classifiers.submit(peer_tracks, tally.peer_dets, cache.enabled, cache.root)
+        except KeyboardInterrupt:  # keep what the finished cases measured
+            print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
+                  f"{folds_done} finished fold(s) and the cases finished in the interrupted one")
+            classifiers.close(wait=False)
+            peer = None
+        interrupted = folds_done < len(folds)
+        if tally.fold0 is None:
+            raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
+        specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
+        figures = _all_figures(tally, specials, len(folds), cache, peer.result() if peer is not None else None)
+    finally:
+        classifiers.close(wait=tally.fold0 is not None and not interrupted)
     print(cache.summary())
     figures["folds_completed"] = folds_done
     figures["interrupted"] = interrupted
@@ -220,32 +248,104 @@ def _folds(args):
     return folds, test_names, train_names
 
 
-def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> None:
-    """One fold: thresholds and TrajFormer from its training cases, then its
-    test cases through every stage."""
-    from tqdm import tqdm
-
+def fold_thresholds(fi, fold, confs, object_rule: str):
+    """A fold's object keep rule from the UAV confidences of its training
+    cases (Section 3.3.4: ``"paper"``; ``"trained"``: chosen on them)."""
     from sense_nodes.core.bsense.object_filter import KeepRule, choose_keep_rule, confidence_thresholds
 
     tr = np.concatenate([confs[n] for n in fold.train if confs[n].size] or [np.zeros((0, 4))])
     if not (tr[:, 3] > 0).any():
         raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
-    if args.object_rule == "paper":
+    if object_rule == "paper":
         uav = tr[tr[:, 3] > 0]
-        thresholds = KeepRule(*confidence_thresholds(uav[:, 0], uav[:, 1]))
-    else:
-        thresholds = choose_keep_rule(tr)
-    t0 = time.perf_counter()
-    classifier, policy, table = train_classifier([cases[n] for n in fold.train], levels.model_for, thresholds,
-                                                 args.epochs, seed=fi, quick=args.quick, cache=levels.cache,
-                                                 clusters=levels)
+        return KeepRule(*confidence_thresholds(uav[:, 0], uav[:, 1]))
+    return choose_keep_rule(tr)
+
+
+class FoldClassifiers:
+    """Each fold's TrajFormer and output policy (:func:`fit_classifier`).
+    With ``args.jobs`` > 1 the folds' windows are made here first and the
+    networks trained in that many worker processes (spawned, one torch
+    thread each, the seeds as in one process) while this process runs the
+    test cases of the folds already trained; ``get(fi)`` waits for fold
+    ``fi``'s. The networks, and so the figures, are the same either way:
+    the training sees the same windows, settings and seeds."""
+
+    def __init__(self, folds, cases, thresholds, levels, args):
+        self.folds, self.cases, self.thresholds, self.levels, self.args = folds, cases, thresholds, levels, args
+        self.pool, self.futures, self.prep_s = None, {}, {}
+        if args.jobs > 1:
+            self._submit_all()
+
+    def _inputs(self, fi):
+        t0 = time.perf_counter()
+        inputs = fold_inputs([self.cases[n] for n in self.folds[fi].train], self.levels.model_for,
+                             self.thresholds[fi], self.levels.cache, self.levels)
+        self.prep_s[fi] = time.perf_counter() - t0
+        return inputs
+
+    def _submit_all(self) -> None:
+        import concurrent.futures
+        import multiprocessing
+
+        from tqdm import tqdm
+
+        from sense_nodes.eval.bsense_verify import fit_in_worker
+
+        cache = self.levels.cache
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            self.args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_yield_to_parent)
+        for fi in tqdm(range(len(self.folds)), desc="TrajFormer windows", leave=False):
+            self.futures[fi] = self.pool.submit(fit_in_worker, self._inputs(fi), self.args.epochs, fi,
+                                                self.args.quick, cache.enabled, cache.root)
+
+    def get(self, fi):
+        """(classifier, policy, {policy label: smoothed F1 %}, seconds)."""
+        from sense_nodes.eval.bsense_verify import network_from
+
+        cache = self.levels.cache
+        if self.pool is None:
+            inputs = self._inputs(fi)
+            t0 = time.perf_counter()
+            classifier, policy, table, _, _ = fit_classifier(inputs, self.args.epochs, fi, self.args.quick, cache)
+            return classifier, policy, table, self.prep_s[fi] + time.perf_counter() - t0
+        config, weights, policy, table, read, trained, secs = self.futures[fi].result()
+        cache.hits, cache.misses = cache.hits + read, cache.misses + trained
+        return network_from(config, weights), policy, table, self.prep_s[fi] + secs
+
+    def submit(self, fn, *args):
+        """``fn(*args)`` in a worker (a Future), or None without workers."""
+        return None if self.pool is None else self.pool.submit(fn, *args)
+
+    def close(self, wait: bool = True) -> None:
+        """End the workers (``wait=False``: at once, the folds not started cancelled)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=wait, cancel_futures=True)
+            self.pool = None
+
+
+# the workers' niceness above this process's: the test cases run here are the
+# run's longest chain, so the workers take the cores it leaves (our choice)
+WORKER_NICENESS = 5
+
+
+def _yield_to_parent() -> None:
+    os.nice(WORKER_NICENESS)
+
+
+def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers, levels, tally: Tally) -> None:
+    """One fold: TrajFormer from its training cases (thresholds from them
+    too), then its test cases through every stage."""
+    from tqdm import tqdm
+
+    classifier, policy, table, classifier_s = classifiers.get(fi)
     if fi == 0:
         tally.fold0 = (classifier, thresholds, policy)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds.tau_s,
                             "tau_v": thresholds.tau_v, "keep_rule": thresholds.combine,
                             "ramp_frames": thresholds.ramp, "verify_threshold": policy.threshold,
                             "output_policy": policy_label(policy), "oof_f1_by_policy": table,
-                            "classifier_s": time.perf_counter() - t0})
+                            "classifier_s": classifier_s})
     for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
         case = cases[name]
         model = levels.model_for(case)
@@ -254,8 +354,9 @@ def _run_fold(fi, n_folds, fold, cases, confs, levels, tally: Tally, args) -> No
             kept = levels(case, with_model=s >= 2)
             r = run_stage(case, s, model, thresholds, classifier, policy if s == 5 else None, probes, clusters=kept)
             tally.add(name, case, s, r, probes)
-            if s == 5:
-                tally.add_ablations(record_tracks(case, model, thresholds, classifier, kept), policy)
+        # the same tracks the full system ran on, scored once and replayed under each ablated policy
+        record = case_windows(case, levels.model_for, chain_config(thresholds), levels.cache, levels)[2]
+        tally.add_ablations(record.tracks(classifier), policy)
 
 
 def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
@@ -292,10 +393,10 @@ def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
     return specials, interrupted
 
 
-def _all_figures(tally: Tally, specials, n_folds: int, cache=None) -> dict:
+def _all_figures(tally: Tally, specials, n_folds: int, cache=None, peer=None) -> dict:
     figures = stage_figures(tally.per_stage, tally.gospa, tally.hota_frames, tally.points, tally.objects,
                             tally.raw_objects, specials, tally.timing, n_folds)
-    figures.update(peer_figures(tally.peer_dets, tally.ours_stage4, tally.ours_gospa4, tally.timing, cache))
+    figures.update(peer_figures(tally.peer_dets, tally.ours_stage4, tally.ours_gospa4, tally.timing, cache, peer))
     figures.update(tally.sources.figures())
     figures["objects_and_false_objects_per_frame"] = tally.objects_and.false_per_frame
     figures["objects_and_object_recall_pct"] = tally.objects_and.recall_pct

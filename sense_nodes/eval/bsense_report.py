@@ -23,13 +23,14 @@ PAPER = {
 STAGE_NAMES = {1: "basic", 2: "fingerprint", 3: "spatial", 4: "velocity", 5: "full"}
 
 
-def peer_figures(peer_dets, ours, ours_gospa, timing, cache=None) -> dict:
+def peer_figures(peer_dets, ours, ours_gospa, timing, cache=None, tracks=None) -> dict:
     """Stone Soup and our IMM-UKF tracker on the same (stage-4) detections of
     the first ``--peer-cases`` test cases of fold 0 (the peer's tracks kept
-    in ``cache``, a StageCache, keyed by the detections)."""
+    in ``cache``, a StageCache, keyed by the detections; ``tracks``: those
+    of :func:`peer_tracks`, computed elsewhere)."""
     counts, gospa, times = M.DetectionCounts(), 0.0, []
-    for case in peer_dets:   # each case is its own sequence: a fresh tracker
-        outs, ms = _peer_tracks([d for d, _ in case], cache)
+    for i, case in enumerate(peer_dets):   # each case is its own sequence: a fresh tracker
+        outs, ms = tracks[i] if tracks is not None else _peer_tracks([d for d, _ in case], cache)
         c, g = M.DetectionCounts(), 0.0          # scored as stonesoup_peer.run_peer scores them
         for out, (_, gt) in zip(outs, case):
             c.add(out, gt)
@@ -42,6 +43,15 @@ def peer_figures(peer_dets, ours, ours_gospa, timing, cache=None) -> dict:
             "tracker_gospa": ours_gospa / max(ours.frames, 1), "stonesoup_gospa": gospa / max(counts.frames, 1),
             "tracker_median_ms": float(np.median(timing["tracker"])) if timing.get("tracker") else float("nan"),
             "stonesoup_median_ms": float(np.median(times)) if times else float("nan")}
+
+
+def peer_tracks(peer_dets, cache_enabled: bool, cache_root) -> list:
+    """:func:`_peer_tracks` of each case of ``peer_dets`` (as :func:`peer_figures`
+    takes them), with a StageCache of its own: for a worker process."""
+    from sense_nodes.eval.bsense_cache import StageCache
+
+    cache = StageCache(enabled=cache_enabled, root=cache_root)
+    return [_peer_tracks([d for d, _ in case], cache) for case in peer_dets]
 
 
 def _peer_tracks(detections, cache=None) -> tuple[list, np.ndarray]:

@@ -116,20 +116,28 @@ def collect_windows(cases, noise_model: NoiseModel, config: PipelineConfig = Pip
 
 
 def windows_from_cases(cases, noise_model, config: PipelineConfig = PipelineConfig(stage=4), window: int = 6,
-                       progress=None, return_tracks: bool = False):
+                       progress=None, return_tracks: bool = False, prepare=None, on_frame=None):
     """Sliding-window samples from ``cases``, each an iterable of simulator
     frames (points and truth), run through the chain up to stage 4 with
     ``config``'s object thresholds. A case may also be a pair
     (frames, noise_model) to use its own fingerprints. ``return_tracks``
-    adds a fourth array: each window's track, unique across the cases."""
+    adds a fourth array: each window's track, unique across the cases.
+    ``prepare(case index, pipeline)`` is called on each case's new pipeline
+    (the evaluation makes it replay stored clusters), ``on_frame(case index,
+    frame, result, pipeline)`` after each frame (what else the evaluation
+    reads from the same tracking run: the tracks TrajFormer would score)."""
     cfg = replace(config, stage=min(config.stage, 4))
     X, S, Y, G, T = [], [], [], [], []
     for ci, case in enumerate(cases):
         frames, model = case if isinstance(case, tuple) else (case, noise_model)
         pipe = BSensePipeline(cfg, model)
+        if prepare is not None:
+            prepare(ci, pipe)
         flags: dict[int, list] = {}
         for f in frames:
             r = pipe.step(f.points)
+            if on_frame is not None:
+                on_frame(ci, f, r, pipe)
             uav = uav_positions(f)
             for t in pipe.tracker.tracks:
                 if not t.associated:
