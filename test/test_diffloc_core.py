@@ -310,3 +310,38 @@ def test_an_unknown_projection_is_refused_naming_it(trained):
     est = Estimator.from_checkpoint(trained["ct"], "cpu")
     with pytest.raises(ValueError, match="projection"):
         est.configure(projection="int4")
+
+
+def test_one_time_for_every_row_gives_the_per_row_scores():
+    """Samplers pass one number as the time (its terms are kept between
+    requests): the scores equal those of the time repeated per row, also on
+    the second, cached call."""
+    from sense_nodes.core.diffloc.networks import ScoreMLP
+    from sense_nodes.core.diffloc.stacked import StackedUNet
+    torch.manual_seed(0)
+    x, cond, t = torch.randn(5, 2), torch.randn(5, 8), 0.37
+    for net in (ScoreMLP(8).eval(), ScoreUNet(8).eval()):
+        with torch.no_grad():
+            assert torch.allclose(net(x, t, cond), net(x, torch.full((5,), t), cond), atol=1e-6)
+    nets = [ScoreUNet(8).eval() for _ in range(3)]
+    stack = StackedUNet(nets)
+    X, C = torch.randn(3, 5, 2), torch.randn(3, 5, 8)
+    with torch.no_grad():
+        want = torch.stack([n(X[k], torch.full((5,), t), C[k]) for k, n in enumerate(nets)])
+        for _ in range(2):
+            assert torch.allclose(stack(X, t, C), want, atol=1e-5)
+    cm = ConsistencyModel(nets[0], ConsistencyConfig())
+    with torch.no_grad():
+        assert torch.allclose(cm.denoise(x, 2.5, cond), cm.denoise(x, torch.full((5,), 2.5), cond), atol=1e-6)
+
+
+def test_a_bundle_fingerprints_every_station_as_alone():
+    from sense_nodes.core.diffloc.dataset import bundle_fingerprints
+    rng = np.random.default_rng(3)
+    H = {b: rng.standard_normal((2, 4, 64)) + 1j * rng.standard_normal((2, 4, 64)) for b in (0, 2, 3)}
+    H[2][:] = 0  # no path: masked
+    fp, mask = bundle_fingerprints(H, 16, 4, 8)
+    assert mask.tolist() == [True, False, False, True]
+    for b, h in H.items():
+        assert np.allclose(fp[b], fingerprint(h[None], 16)[0])
+    assert not fp[1].any()

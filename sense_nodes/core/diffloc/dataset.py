@@ -102,14 +102,18 @@ def bundle_fingerprints(links: dict, taps: int, num_bs: int, ports: int,
     D = 2 * ports * taps if dim is None else int(dim)
     fp = np.zeros((num_bs, D), np.float32)
     mask = np.zeros(num_bs, bool)
+    by_shape: dict = {}  # stations of one array shape share one vectorised transform
     for b, h in links.items():
         if not 0 <= b < num_bs:
             raise ValueError(f"station index {b} outside the model's {num_bs} stations")
         h = np.asarray(h)
         if not np.all(np.isfinite(h)):
             raise ValueError(f"station {b}: non-finite CSI")
-        f = fingerprint(h[None], taps, magnitude)[0]
-        if f.shape[0] != D:
-            raise ValueError(f"station {b}: fingerprint of {f.shape[0]} values, the model expects {D}")
-        fp[b], mask[b] = f, bool(np.any(h))
+        by_shape.setdefault(h.shape, []).append((b, h))
+    for group in by_shape.values():
+        f = fingerprint(np.stack([h for _, h in group]), taps, magnitude)
+        for (b, h), fb in zip(group, f):
+            if fb.shape[0] != D:
+                raise ValueError(f"station {b}: fingerprint of {fb.shape[0]} values, the model expects {D}")
+            fp[b], mask[b] = fb, bool(np.any(h))
     return fp, mask

@@ -38,6 +38,7 @@ from sense_nodes.core.diffloc.grid_fusion import fuse_maps
 from sense_nodes.core.diffloc.networks import ScoreUNet
 from sense_nodes.core.diffloc.sampler import NUM_TRAIN_TIMESTEPS, DDIMScheduler
 from sense_nodes.core.diffloc.stacked import StackedUNet
+from sense_nodes.core.diffloc.station_pass import StationPass
 from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise, gaussian_product
 from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
 
@@ -51,17 +52,6 @@ NOISE_CACHE = 64  # cached (rows, draws, seed) noise tensors
 # dtypes of the fingerprint projection (configure(projection=...))
 PROJECTIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.int8}
 DEFAULT_PROJECTION = "int8"
-
-
-@dataclass
-class _Pass:
-    """What one sampling pass needs per station (see Estimator._pass)."""
-    rows: list
-    feats: list
-    used: list | None = None
-    stack: StackedUNet | None = None
-    cond: torch.Tensor | None = None
-    n_max: int = 0
 
 
 @dataclass
@@ -216,59 +206,15 @@ class Estimator:
         sched = DDIMScheduler()
         sched.set_timesteps(self.steps)
         x = noise
-        pas = self._pass(feats, mask)
+        pas = StationPass.build(feats, mask, self.stack)
         for t in sched.timesteps:
             t = int(t)
-            tt = sched.time_input(t, len(x), x.device)
-            eps = self._per_station(lambda net, f, xb: net(xb, tt[:xb.shape[-2]], f), pas, x)
+            tt = float(t) / sched.num_train_timesteps  # one time for every row (networks take a number)
+            eps = pas.run(lambda net, f, xb: net(xb, tt, f), x, self.nets, self.num_bs)
             ab = float(sched.alphas_cumprod[t])
             prior_eps = self.prior.eps_ddpm(x, ab) if self.fusion == "prior_corrected" else None
             x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
         return x
-
-    def _pass(self, feats, mask) -> "_Pass":
-        """Per station, the rows it measured (None: none, slice: all, else an
-        index tensor) and its features on those rows, gathered once per
-        sampling pass; for UNets also the stations' stacked network and
-        their features padded into one [S, n, d] tensor."""
-        rows, fr = [], []
-        for f, m in zip(feats, mask):
-            if not bool(m.any()):
-                rows.append(None)
-                fr.append(None)
-            elif bool(m.all()):
-                rows.append(slice(None))
-                fr.append(f)
-            else:
-                r = torch.nonzero(m).squeeze(1)
-                rows.append(r)
-                fr.append(f[r])
-        used = [b for b, r in enumerate(rows) if r is not None]
-        if self.stack is None or not used:
-            return _Pass(rows, fr)
-        n_max = max(len(fr[b]) for b in used)
-        cond = torch.zeros((len(used), n_max, self.stack.cond_pad), device=self.device)
-        for k, b in enumerate(used):
-            cond[k, :len(fr[b]), :fr[b].shape[1]] = fr[b]
-        return _Pass(rows, fr, used, self.stack.select(used), cond, n_max)
-
-    def _per_station(self, fn, pas: "_Pass", x):
-        """[B, N, 2] outputs of ``fn(net_b, feats_b, x_b)``, each station's
-        network run on the rows it measured only (all stations in one
-        batched call for UNets); zeros elsewhere (masked out by the fusion)."""
-        out = torch.zeros((self.num_bs,) + tuple(x.shape), dtype=x.dtype, device=x.device)
-        if pas.stack is not None:
-            X = x.new_zeros((len(pas.used), pas.n_max, x.shape[1]))
-            for k, b in enumerate(pas.used):
-                X[k, :len(pas.feats[b])] = x[pas.rows[b]]
-            Y = fn(pas.stack, pas.cond, X)
-            for k, b in enumerate(pas.used):
-                out[b, pas.rows[b]] = Y[k, :len(pas.feats[b])]
-            return out
-        for b, (net, f, r) in enumerate(zip(self.nets, pas.feats, pas.rows)):
-            if r is not None:
-                out[b, r] = fn(net, f, x[r])
-        return out
 
     def _ct(self, feats, mask, noise, blocks):
         cm = ConsistencyModel(None, self.cm_cfg)
@@ -276,11 +222,10 @@ class Estimator:
             self._samplers[self.steps] = ConsistencySampler(self.cm_cfg, self.steps)
         sampler = self._samplers[self.steps]
         x = sampler.initial(noise)
-        pas = self._pass(feats, mask)
+        pas = StationPass.build(feats, mask, self.stack)
         for i, s in enumerate(sampler.sigma_list):
-            sig = torch.full((len(x),), float(s), device=x.device)
-            eps = self._per_station(
-                lambda net, fb, xb: (xb - cm.denoise(xb, sig[:xb.shape[-2]], fb, net=net)) / float(s), pas, x)
+            s = float(s)
+            eps = pas.run(lambda net, fb, xb: (xb - cm.denoise(xb, s, fb, net=net)) / s, x, self.nets, self.num_bs)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
             x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
             z = self._noise(blocks, self.draws, (self.seed, 1 + i))

@@ -38,7 +38,10 @@ class SinusoidalEmbedding(nn.Module):
         half = dim // 2
         self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(half) / half), persistent=False)
 
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, t: torch.Tensor | float) -> torch.Tensor:
+        """[N, dim] for times [N]; [1, dim] for one time shared by every row."""
+        if not torch.is_tensor(t):
+            t = torch.tensor([float(t)], device=self.freqs.device)
         a = 1000.0 * t.float()[:, None] * self.freqs[None]
         return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
 
@@ -78,7 +81,7 @@ class ScoreMLP(nn.Module):
         self.head = nn.Linear(self.trunk.out_dim, x_dim)
 
     def forward(self, x, t, cond):
-        return self.head(self.trunk(torch.cat([x, self.temb(t), cond], dim=1)))
+        return self.head(self.trunk(torch.cat([x, self.temb(t).expand(len(x), -1), cond], dim=1)))
 
 
 class ScoreUNet(nn.Module):

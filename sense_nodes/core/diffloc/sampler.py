@@ -56,10 +56,6 @@ class DDIMScheduler:
         ab = self.alphas_cumprod.to(x0.device)[t].to(x0.dtype)[:, None]
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
-    def time_input(self, t: int | torch.Tensor, n: int, device=None) -> torch.Tensor:
-        """The networks' time input for step ``t``: t / T in [0, 1)."""
-        return torch.full((n,), float(t) / self.num_train_timesteps, device=device)
-
     def _prev(self, t: int) -> int:
         idx = (self.timesteps == t).nonzero()
         if len(idx) == 0:

@@ -9,8 +9,13 @@ the stations' weights are stacked once ([S, out, in]) and every layer of
 stations. Same arithmetic as the individual networks (eval mode: dropout
 off), to float32 rounding.
 
-Shapes: ``x`` [S, n, 2], ``t`` [n] (one time for the rows of every station),
-``cond`` [S, n, d] (every station's features padded to the largest d).
+The time terms (embedding and its projection at every encoder level)
+depend on the time alone; a sampler uses the same few times for every
+request, so for a time given as one number they are computed once and kept.
+
+Shapes: ``x`` [S, n, 2], ``t`` [n] or one number (one time for the rows of
+every station), ``cond`` [S, n, d] (every station's features padded to the
+largest d).
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sense_nodes.core.diffloc.networks import ScoreUNet
+
+TIME_CACHE = 512  # kept time terms per station subset (DDIM's 200 steps fit)
 
 
 def _linear(layers: list[nn.Linear], in_pad: int | None = None):
@@ -55,6 +62,7 @@ class StackedUNet:
                     for i in range(len(nets[0].dec))]
         self.head = _linear([n.head for n in nets])
         self._subsets: dict = {tuple(range(len(nets))): self}
+        self._times: dict = {}
 
     def select(self, stations: list[int]) -> "StackedUNet":
         """The same stack restricted to ``stations``, gathered once per
@@ -66,7 +74,7 @@ class StackedUNet:
 
     def _gather(self, stations: list[int]) -> "StackedUNet":
         out = object.__new__(StackedUNet)
-        out._subsets = {}
+        out._subsets, out._times = {}, {}
         idx = torch.as_tensor(stations)
         pick = lambda wb: (wb[0][idx], wb[1][idx])  # noqa: E731
         pickn = lambda g: (g[0][idx], g[1][idx], g[2])  # noqa: E731
@@ -86,15 +94,30 @@ class StackedUNet:
     def _ln(h, g):
         return F.layer_norm(h, h.shape[-1:], eps=g[2]) * g[0] + g[1]
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        S = x.shape[0]
+    def _time_terms(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """[embedding, projection at encoder level 1, 2, ...], each [S, n, w]."""
         a = 1000.0 * t.float()[:, None] * self.freqs[None]
-        e = torch.cat([torch.sin(a), torch.cos(a)], dim=1).expand(S, -1, -1)
+        e = torch.cat([torch.sin(a), torch.cos(a)], dim=1).expand(len(self.temb[0]), -1, -1)
         te = F.silu(self._lin(e, self.temb))
+        return [te] + [self._lin(te, tp) for tp in self.tproj]
+
+    def time_terms(self, t: torch.Tensor | float) -> list[torch.Tensor]:
+        """The time terms; for one number, [S, 1, w] kept per value."""
+        if torch.is_tensor(t):
+            return self._time_terms(t)
+        key = float(t)
+        if key not in self._times:
+            if len(self._times) >= TIME_CACHE:
+                self._times.clear()
+            self._times[key] = self._time_terms(torch.tensor([key], device=self.freqs.device))
+        return self._times[key]
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor | float, cond: torch.Tensor) -> torch.Tensor:
+        te, *tps = self.time_terms(t)
         h = F.silu(self._lin(torch.cat([x, cond], dim=2), self.inp)) + te
         skips = [h]
-        for (lin, ln), tp in zip(self.enc, self.tproj):
-            h = F.silu(self._ln(self._lin(h, lin), ln)) + self._lin(te, tp)
+        for (lin, ln), tp in zip(self.enc, tps):
+            h = F.silu(self._ln(self._lin(h, lin), ln)) + tp
             skips.append(h)
         skips.pop()
         for lin, ln in self.dec:
