@@ -259,8 +259,8 @@ class Estimator:
         n, K = len(feats[0]), self.draws
         blocks = [n] if blocks is None else blocks
         noise = self._noise(blocks, K, (self.seed, 0))
-        fk = [f.repeat(K, 1) for f in feats]
-        mk = mask.repeat(1, K)
+        fk = feats if K == 1 else [f.repeat(K, 1) for f in feats]
+        mk = mask if K == 1 else mask.repeat(1, K)
         x = self._ddim(fk, mk, noise) if self.model in ("mlp", "unet") else self._ct(fk, mk, noise, blocks)
         xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(K, n, 2))
         return covariance.spread(xy)

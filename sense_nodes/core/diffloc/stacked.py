@@ -92,7 +92,7 @@ class StackedUNet:
 
     @staticmethod
     def _ln(h, g):
-        return F.layer_norm(h, h.shape[-1:], eps=g[2]) * g[0] + g[1]
+        return torch.addcmul(g[1], F.layer_norm(h, h.shape[-1:], eps=g[2]), g[0])
 
     def _time_terms(self, t: torch.Tensor) -> list[torch.Tensor]:
         """[embedding, projection at encoder level 1, 2, ...], each [S, n, w]."""
