@@ -29,7 +29,7 @@ least squares, and stop adding targets at the noise level. Where it departs:
 4. Gauss-Newton on all positions jointly (variable projection: the LS
    gains are eliminated), analytic derivatives of Eq. 10-11 (``steering``),
    steps capped below the lattice spacing in each target's stiffest
-   direction (longer along a ridge of near-constant phase, ``_step_scale``). Where the residual's multistatic
+   direction (longer along a ridge of near-constant phase, ``step_scale``). Where the residual's multistatic
    matrix still has a singular value above twice the noise edge (a UAV
    missed, typically two UAVs that shared one coarse peak, rather than the
    small misfit a neighbouring lattice peak leaves), a target is detected in
@@ -50,7 +50,7 @@ from scipy import ndimage
 
 from sense_nodes.core.imaging.detection import DETECTION_THRESHOLD
 from sense_nodes.core.imaging.geometry import ImagingConfig, position_to_voxel, roi_bounds
-from sense_nodes.core.imaging.local_search import GN_STEP_CAP_M, LocalSearch, cube
+from sense_nodes.core.imaging.local_search import LocalSearch, cube, distinct, step_scale
 from sense_nodes.core.imaging.multistatic import MultistaticFold
 from sense_nodes.core.imaging.steering import SteeringModel
 from sense_nodes.core.imaging.targets import SIGMA_REF
@@ -175,7 +175,7 @@ class GridlessImager(LocalSearch):
         idx = np.flatnonzero(peak)
         P = self.grid[idx[np.argsort(-m.ravel()[idx])][:k + spare]]
         P, vals = self._climb(Us, P, self.local_offsets, known)
-        P = _distinct(P, vals, k, self.step / 2)
+        P = distinct(P, vals, k, self.step / 2)
         for scale in (0.125, 0.0625, 0.03125):
             for _ in range(3):                         # hill-climb: stop once no point moves
                 Q, _ = self._climb(Us, P, scale * self.step_offsets, known)
@@ -216,7 +216,7 @@ class GridlessImager(LocalSearch):
                                     (J.conj().T @ r).real)
             delta = delta.reshape(len(P), self.dims)
             norm = np.linalg.norm(delta, axis=1, keepdims=True)
-            delta *= _step_scale(B, dB, delta)
+            delta *= step_scale(B, dB, delta)
             for _ in range(3):                                   # backtracking
                 Pn = P + delta
                 Bn = self.model.vectors(Pn)
@@ -376,30 +376,3 @@ class GridlessImager(LocalSearch):
                 for v, p, g in zip(vox, res.positions, res.gains)
                 if abs(g) / SIGMA_REF >= self.threshold]
         return self.render(res), dets
-
-
-def _step_scale(B: np.ndarray, dB: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """(K, 1) factors that cap each target's Gauss-Newton step at the change of its
-    steering vector that a GN_STEP_CAP_M step along its stiffest direction makes:
-    ||db_k delta_k|| <= GN_STEP_CAP_M sqrt(lambda_max(Re db_k^H db_k)). Where the
-    BSs surround the ROI every direction is about as stiff and this is the metric
-    cap (a quarter of the lattice spacing); where they do not (four BSs at the
-    corners of a long street see a UAV's height through nearly equal ranges)
-    a target lies on a ridge of near-constant phase and may move along it in
-    steps the metric cap would make dozens of."""
-    J = dB.transpose(2, 1, 0)                                        # (K, N_1, dims)
-    G = np.einsum("kni,knj->kij", J.conj(), J).real
-    stiff = np.sqrt(np.maximum(np.linalg.eigvalsh(G)[:, -1], 0.0))
-    change = np.sqrt(np.maximum(np.einsum("ki,kij,kj->k", delta, G, delta), 0.0))
-    return np.minimum(1.0, GN_STEP_CAP_M * stiff / np.maximum(change, 1e-300))[:, None]
-
-
-def _distinct(P: np.ndarray, score: np.ndarray, k: int, min_dist: float) -> np.ndarray:
-    """The k best-scoring rows of P, skipping any within ``min_dist`` of one kept."""
-    keep: list = []
-    for i in np.argsort(-score):
-        if all(np.linalg.norm(P[i] - P[j]) >= min_dist for j in keep):
-            keep.append(i)
-        if len(keep) == k:
-            break
-    return P[keep]

@@ -146,3 +146,30 @@ def _peak_heights(grid: np.ndarray) -> np.ndarray:
         shape[ax] = -1
         out = out + np.where(edge.reshape(shape), 0.0, np.minimum(rise, np.abs(fp - fm)))
     return out
+
+
+def step_scale(B: np.ndarray, dB: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """(K, 1) factors that cap each target's Gauss-Newton step at the change of its
+    steering vector that a GN_STEP_CAP_M step along its stiffest direction makes:
+    ||db_k delta_k|| <= GN_STEP_CAP_M sqrt(lambda_max(Re db_k^H db_k)). Where the
+    BSs surround the ROI every direction is about as stiff and this is the metric
+    cap (a quarter of the lattice spacing); where they do not (four BSs at the
+    corners of a long street see a UAV's height through nearly equal ranges)
+    a target lies on a ridge of near-constant phase and may move along it in
+    steps the metric cap would make dozens of."""
+    J = dB.transpose(2, 1, 0)                                        # (K, N_1, dims)
+    G = np.einsum("kni,knj->kij", J.conj(), J).real
+    stiff = np.sqrt(np.maximum(np.linalg.eigvalsh(G)[:, -1], 0.0))
+    change = np.sqrt(np.maximum(np.einsum("ki,kij,kj->k", delta, G, delta), 0.0))
+    return np.minimum(1.0, GN_STEP_CAP_M * stiff / np.maximum(change, 1e-300))[:, None]
+
+
+def distinct(P: np.ndarray, score: np.ndarray, k: int, min_dist: float) -> np.ndarray:
+    """The k best-scoring rows of P, skipping any within ``min_dist`` of one kept."""
+    keep: list = []
+    for i in np.argsort(-score):
+        if all(np.linalg.norm(P[i] - P[j]) >= min_dist for j in keep):
+            keep.append(i)
+        if len(keep) == k:
+            break
+    return P[keep]
