@@ -31,10 +31,9 @@ SYSTEMS = ("bsense", "imaging", "diffloc", "fwa")
 def add_arguments(parser):
     parser.add_argument("--case", default=CASE, help="library case to replay (default: a fold-0 test case)")
     parser.add_argument("--frames", type=int, default=200, help="frames of the case (0.64 s each)")
-    # 2x: all four nodes share one process; at 8x (a frame every 80 ms) the
-    # tracker node fell behind on the recalibrated scenarios (~90 objects a
-    # frame), its queue overwrote frames and the demo scored 0 F1 on the
-    # frames it never saw (measured: 41 of 170 frames tracked at 8x, 170 at 2x)
+    # 2x: all four nodes share one process; much faster (8x is a frame every
+    # 80 ms) the tracker node falls behind on busy scenarios, its queue
+    # overwrites frames, and the frames it never sees count as misses
     parser.add_argument("--rate", type=float, default=2.0, help="replay speed, x real time (default 2)")
     parser.add_argument("--out", default="out/demo", help="folder for the bags, model, figures and pictures")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS,

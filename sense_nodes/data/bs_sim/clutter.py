@@ -34,7 +34,8 @@ _MAT_RCS_DB = {BUILDING: -20.0, FACTORY: -19.0, TREE: -21.0, RIVER: -21.5, TERRA
 _MAT_LEAK = {BUILDING: 1.0, FACTORY: 1.4, TREE: 1.9, RIVER: 1.6, TERRAIN: 0.8, OVERPASS: 2.4}
 # One region in about sixteen is a two-part mixture: the paper finds over 75%
 # of cubes Gaussian and puts the failures mostly down to ghost points, so the
-# clutter itself is mostly Gaussian (our choice; 0.12 gave 50% Gaussian cubes).
+# clutter itself is mostly Gaussian (our choice; twice the fraction leaves
+# only about half the cubes Gaussian, against the paper's three quarters).
 NON_GAUSSIAN_FRACTION = 0.06
 # Clutter points per frame: the paper's 168 noise points a frame minus the
 # ghosts, false alarms and vehicles of the other modules (about 65 a frame).
