@@ -54,6 +54,12 @@ The default set's detector got its per-silent-BS thresholds with
 pairs' peaks, so I-ULocNet learns from pairs whose echo stands out of the
 noise.)
 
+(I-ULocNets trained longer, ``--minutes 26`` and ``--minutes 30``, reached
+a lower validation RMSE, but the C-ULocNets trained on them by the command
+above had a higher validation APE, mean and 95 %: the 12-minute one stays,
+chosen on ``--models validation`` alone. C-ULocNet stops on its patience
+well within its 3 minutes, so a longer budget changes nothing.)
+
 The training-free alternative (core/fwa/calibration.py) is calibrated,
 not trained: ``sense train fwa --subspace`` fits the background bases on
 UAV-free training scenes, chooses its thresholds and the localiser's pair
