@@ -208,27 +208,33 @@ def train_ulocnet(net: IULocNet, feat, cfg: TrainConfig, log=print, min_peak: fl
     from which no position can be learned: trained on all of them the net
     learns the area's centre)."""
     ts, tp = affected_pairs(feat, "train", min_peak)
-    vs, vp = affected_pairs(feat, "val", min_peak)
-    log(f"I-ULocNet: {len(ts)} training and {len(vs)} validation pairs")
-    pos = torch.from_numpy(np.nan_to_num(feat.uav_pos).astype(np.float32)) / POS_SCALE
-
-    def load(s, p):
-        o = np.lexsort((p, s))
-        return _x(feat, s[o], p[o]), pos[s[o]]
+    log(f"I-ULocNet: {len(ts)} training and {len(affected_pairs(feat, 'val', min_peak)[0])} validation pairs")
 
     def step(b, rng):
-        x, y = load(ts[b], tp[b])
+        x, y = _pair_batch(feat, ts[b], tp[b])
         return ((net(x)[0] / POS_SCALE - y) ** 2).sum(-1).mean()
 
-    def val():
-        with torch.no_grad():
-            tot = 0.0
-            for b in _batches(len(vs), 64, None):
-                x, y = load(vs[b], vp[b])
-                tot += float(((net(x)[0] / POS_SCALE - y) ** 2).sum())
-            return tot / len(vs)
+    return _fit(net, net.parameters(), step, len(ts), lambda: ulocnet_val_loss(net, feat, min_peak), cfg,
+                "I-ULocNet", log)
 
-    return _fit(net, net.parameters(), step, len(ts), val, cfg, "I-ULocNet", log)
+
+def _pair_batch(feat, s, p):
+    """Inputs of the pairs (s, p) and their UAV's position / POS_SCALE."""
+    o = np.lexsort((p, s))
+    return _x(feat, s[o], p[o]), torch.from_numpy(np.nan_to_num(feat.uav_pos[s[o]]).astype(np.float32)) / POS_SCALE
+
+
+def ulocnet_val_loss(net: IULocNet, feat, min_peak: float = 0.0) -> float:
+    """I-ULocNet's validation loss: the mean squared position error (in
+    POS_SCALE units) over the validation split's affected pairs of
+    ``min_peak`` (:func:`affected_pairs`)."""
+    vs, vp = affected_pairs(feat, "val", min_peak)
+    with torch.no_grad():
+        tot = 0.0
+        for b in _batches(len(vs), 64, None):
+            x, y = _pair_batch(feat, vs[b], vp[b])
+            tot += float(((net(x)[0] / POS_SCALE - y) ** 2).sum())
+        return tot / len(vs)
 
 
 def selections(attention, mask, k: int, sigma_att: float) -> list[np.ndarray]:
