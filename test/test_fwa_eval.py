@@ -20,7 +20,8 @@ def test_eval_fwa_reports_every_figure(tmp_path):
     from sense_nodes.cli.main import main
     ds = fwa_dataset()
     out = tmp_path / "fwa.json"
-    rc = main(["eval", "fwa", "--dataset", str(ds), "--json", str(out), "--out-dir", str(tmp_path / "figs"),
+    rc = main(["eval", "fwa", "--checkpoints", "bdz", "--dataset", str(ds), "--json", str(out),
+               "--out-dir", str(tmp_path / "figs"),
                "--subspace-calibration", "50"])
     assert rc in (0, None)
     fig = json.loads(out.read_text())

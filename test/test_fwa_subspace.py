@@ -170,3 +170,17 @@ def test_models_of_a_dataset_not_in_the_cache_say_how_to_make_it(tmp_path, monke
     with pytest.raises(UserError, match="sense data generate --kind fwa --samples 10000"):
         models_dataset(d)
     assert models_dataset(_nulled_models(tmp_path, "abc")) is None  # the default dataset: nothing to say
+
+
+def test_eval_fwa_by_default_measures_the_nulled_set_and_says_what_it_needs(tmp_path, monkeypatch, capsys):
+    """A plain `sense eval fwa` evaluates the shipped set that meets the
+    targets; on a machine without its dataset it stops and names the
+    command that makes it, before any work."""
+    monkeypatch.setenv("SENSE_CACHE", str(tmp_path / "cache"))
+    from sense_nodes.cli.main import main
+    from sense_nodes.core.fwa.pipeline import checkpoint_dir, trained_on
+    rc = main(["eval", "fwa", "--json", str(tmp_path / "f.json")])
+    assert rc not in (0, None) and not (tmp_path / "f.json").exists()
+    err = capsys.readouterr().err
+    assert str(checkpoint_dir("nulled")) in err and "sense data generate --kind fwa --samples" in err
+    assert trained_on("nulled") != trained_on("bdz") and checkpoint_dir("bdz") == checkpoint_dir("")

@@ -12,20 +12,22 @@ Table II (TP / FP / FN per sigma_att, per bag size) and the Pearson
 correlation between attention and pair labels. Localization on the
 UAV-present test scenes: C-ULocNet over the attention-selected pairs,
 with perfect pair labels, hard fusion and soft fusion (Figures 11-12, and
-a CDF PNG). The networks take the input their checkpoints were trained on
-(``bdz`` by default, core/fwa/background.py; ``nulled``,
-core/fwa/nulled.py, with the subspace calibration they were trained on). Beyond the paper, beside all
-of them: the background-nulling detector and bistatic localiser
-(``subspace_*``, eval/fwa_subspace.py). Figure 13 (N_v in {32, 128}) needs I-ULocNets trained with
-``sense train fwa --n-feature``; only the shipped N_v = 64 is evaluated.
+a CDF PNG). The networks take the input they were trained on (``bdz``,
+core/fwa/background.py; ``nulled``, core/fwa/nulled.py, with their
+subspace calibration). The default is the shipped ``nulled`` set, the one
+that meets the targets, on the test split of its own dataset; it says how
+to make the dataset and calibration it needs when they are missing
+(``--checkpoints bdz``: the set that needs neither). Beyond the paper: the
+background-nulling detector and bistatic localiser (``subspace_*``,
+eval/fwa_subspace.py). Figure 13 (N_v 32, 128) needs I-ULocNets trained
+with ``sense train fwa --n-feature``; the shipped N_v = 64 is evaluated.
 
-  sense eval fwa --json fwa.json [--dataset DIR [--split all]] [--checkpoints DIR] [--out-dir DIR]
+  sense eval fwa --json fwa.json [--dataset DIR [--split all]] [--checkpoints nulled|bdz|DIR] [--out-dir DIR]
 
 The classical detectors are fitted on the evaluated dataset's UAV-free
-training scenes and thresholded on its validation split (they need no
-labels beyond "no UAV here"), and always scored on its test split only
-(``classical_test_scenes``), also with ``--split all``: a detector is never
-scored on the scenes that set it.
+training scenes, thresholded on its validation split (no labels beyond "no
+UAV here") and scored on its test split only (``classical_test_scenes``),
+also with ``--split all``: never on the scenes that set them.
 """
 from __future__ import annotations
 
@@ -40,8 +42,8 @@ PAPER = {"mdp_pct": 0.63, "fap_pct": 0.0, "mdp_ci_high_pct": 1.01, "fap_ci_high_
          "ape_mean_m": 3.09, "ape95_m": 6.50, "hard_fusion_ape95_m": 6.50 + 0.43,
          "soft_fusion_ape95_m": 6.50 + 6.78, "attention_label_pearson": 0.66}
 TARGETS_3GPP = {"mdp_pct": 5.0, "fap_pct": 5.0, "ape95_m": 10.0}  # TR 22.870
-SIGMAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)  # Table II
-FIG9_CPES = (2, 4, 8, 16)
+SIGMAS, FIG9_CPES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3), (2, 4, 8, 16)  # Table II, Figure 9
+EVALUATED_SET = "nulled"  # the shipped set that meets the targets (core/fwa/pipeline.SHIPPED)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,8 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=("test", "all"),
                         help="scenes to evaluate: the test split (default) or all (for a dataset no "
                         "model saw, e.g. another --seed; thresholds stay those chosen at training)")
-    parser.add_argument("--checkpoints", metavar="DIR", help="model folder (default: the package's; 'nulled': "
-                        "the package's models on background-nulled input)")
+    parser.add_argument("--checkpoints", metavar="DIR", default=EVALUATED_SET,
+                        help="model folder, or a shipped set by name: 'nulled' (default: the networks on "
+                        "background-nulled input; they need their dataset and its calibration, and say how "
+                        "to make them), 'bdz' (needs nothing beyond the models, the nodes' default)")
     parser.add_argument("--snr-offset-db", type=float, default=0.0, help="link SNR shift, dB")
     parser.add_argument("--no-noise", action="store_true", help="evaluate without receiver noise")
     parser.add_argument("--k", type=int, default=10, help="top-k of the pair selection (default 10)")

@@ -35,10 +35,12 @@ from sense_nodes.core.fwa.udetnet import CUDetNet, IUDetNet, PairSupervisedNet
 from sense_nodes.core.fwa.ulocnet import POS_SCALE, IULocNet  # noqa: F401 (re-exported)
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
-# The shipped model sets by name: "" the default (input "bdz": needs nothing
-# beyond the models), "nulled" the networks on background-nulled input
-# (nulled.py: they need the subspace calibration they were trained with).
-SHIPPED = {"": CHECKPOINT_DIR, "nulled": CHECKPOINT_DIR / "nulled"}
+# The shipped model sets by name: "bdz" (also "", the nodes' default: input
+# "bdz", needs nothing beyond the models and runs on the default dataset),
+# "nulled" the networks on background-nulled input (nulled.py: they need the
+# dataset and the subspace calibration they were trained with; the set the
+# evaluation measures by default).
+SHIPPED = {"": CHECKPOINT_DIR, "bdz": CHECKPOINT_DIR, "nulled": CHECKPOINT_DIR / "nulled"}
 VERSION = 1
 NUM_BS, NUM_CPE = 2, 16
 NUM_PAIRS = NUM_BS * NUM_CPE
@@ -47,7 +49,7 @@ DEFAULT_SIGMA_ATT = 0.1  # Section V-C2
 
 
 def checkpoint_dir(name=None) -> Path:
-    """A shipped set's folder by its name ("" / None, "nulled"), or the
+    """A shipped set's folder by its name ("" / None / "bdz", "nulled"), or the
     folder ``name`` itself."""
     name = "" if name is None else str(name)
     return SHIPPED.get(name, Path(name))
