@@ -44,7 +44,10 @@ POINT_MODULES = ("core/bsense/noise_model.py", "core/bsense/fallback.py", "core/
 CHAIN_MODULES = POINT_MODULES + tuple(
     f"core/bsense/{m}.py" for m in ("object_filter", "stages", "pipeline", "tracker", "imm_ukf", "tracks",
                                     "track_roles", "verification", "trajformer", "training")) + (
-    "eval/bsense_stage.py", "eval/bsense_metrics.py", "eval/bsense_verify.py", "core/checkpoint.py")
+    "eval/bsense_stage.py", "eval/bsense_metrics.py", "eval/bsense_record.py", "eval/bsense_verify.py",
+    "core/checkpoint.py")
+# not among them: eval/bsense_policy.py (the output policy is replayed on the
+# recorded tracks every run, never stored), so changing it reuses every entry
 
 
 def code_hash(modules) -> str:
