@@ -151,7 +151,7 @@ def _trained(X, y, config, cache=None, counts=None):
     import torch
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     # the weights depend on the device and torch's kernels too: a network trained elsewhere is not reused
-    path = cache.path("classifier", digest(cache.chain_code, X, y, repr(config), device, torch.__version__), ".pt")
+    path = cache.path("classifier", digest(cache.classifier_code, X, y, repr(config), device, torch.__version__), ".pt")
     if path.exists():
         try:
             model = load_checkpoint(path)
