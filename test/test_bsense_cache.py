@@ -112,7 +112,8 @@ def test_one_tracking_run_gives_the_windows_and_the_scored_tracks(case_and_model
     CaseTracks of running the full system (stage 5) with it, to the bit."""
     from sense_nodes.core.bsense.training import windows_from_cases
     from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT, load_checkpoint
-    from sense_nodes.eval.bsense_verify import case_windows, chain_config, record_tracks
+    from sense_nodes.eval.bsense_policy import record_tracks
+    from sense_nodes.eval.bsense_record import case_windows, chain_config
 
     case, model = case_and_model
     net = load_checkpoint(DEFAULT_CHECKPOINT)

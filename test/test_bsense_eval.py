@@ -9,7 +9,7 @@ import pytest
 
 from sense_nodes.core.bsense.noise_model import NoiseModel
 from sense_nodes.eval.bsense_cases import calibration_spec, load_case
-from sense_nodes.eval.bsense_verify import choose_verify_threshold
+from sense_nodes.eval.bsense_policy import choose_verify_threshold
 
 
 class _Constant:

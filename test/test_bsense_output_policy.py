@@ -9,7 +9,7 @@ from sense_nodes.core.bsense.imm_ukf import ORIGIN
 from sense_nodes.core.bsense.stages import TrajectoryLevel
 from sense_nodes.core.bsense.training import TrainConfig, split_windows
 from sense_nodes.core.bsense.verification import OutputPolicy
-from sense_nodes.eval.bsense_verify import CaseTracks, choose_policy, policy_counts
+from sense_nodes.eval.bsense_policy import CaseTracks, choose_policy, policy_counts
 
 DT = 0.64
 

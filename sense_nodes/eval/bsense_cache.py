@@ -13,7 +13,8 @@ under ``$SENSE_CACHE/bsense_eval`` for the next run:
 * ``windows``: a case's TrajFormer training windows at one fold's object
   thresholds (Section 3.4.2), shared by every fold with those thresholds;
 * ``classifier``: a fold's trained TrajFormer, keyed by its training
-  windows and settings.
+  windows and settings (and the code that trains it, which the windows do
+  not depend on).
 
 Every entry is named by a SHA-256 over the source of the code that made it
 (:func:`~sense_nodes.data.paths.source_hash`, the simulator's version
@@ -44,7 +45,12 @@ POINT_MODULES = ("core/bsense/noise_model.py", "core/bsense/fallback.py", "core/
 CHAIN_MODULES = POINT_MODULES + tuple(
     f"core/bsense/{m}.py" for m in ("object_filter", "stages", "pipeline", "tracker", "imm_ukf", "tracks",
                                     "track_roles", "verification", "trajformer", "training")) + (
-    "eval/bsense_stage.py", "eval/bsense_metrics.py", "eval/bsense_verify.py", "core/checkpoint.py")
+    "eval/bsense_stage.py", "eval/bsense_metrics.py", "eval/bsense_record.py", "core/checkpoint.py")
+# a trained network depends on the chain (its windows) and on how the
+# evaluation trains it; changing only the latter keeps the windows
+CLASSIFIER_MODULES = CHAIN_MODULES + ("eval/bsense_verify.py",)
+# in neither: eval/bsense_policy.py (the output policy is replayed on the
+# recorded tracks every run, never stored), so changing it reuses every entry
 
 
 def code_hash(modules) -> str:
@@ -82,6 +88,7 @@ class StageCache:
         self.hits = self.misses = 0
         self.point_code = code_hash(POINT_MODULES)
         self.chain_code = code_hash(CHAIN_MODULES)
+        self.classifier_code = code_hash(CLASSIFIER_MODULES)
 
     def path(self, kind: str, key: str, suffix: str = ".npz") -> Path | None:
         return None if not self.enabled else self.root / kind / f"{key}{suffix}"

@@ -12,7 +12,7 @@ What it runs (all numbers are measured here, on the cases drawn with
    thresholds are the 5th percentile of the UAV objects' confidences on the
    training cases (Section 3.3.4) and TrajFormer is trained on windows of the
    training cases only, its output policy (threshold, rule, coasting limit)
-   chosen on out-of-fold scores of those cases (:mod:`.bsense_verify`); the
+   chosen on out-of-fold scores of those cases (:mod:`.bsense_folds`); the
    test cases' trajectory types never appear in the training folds. The
    policy's parts are ablated on the same test tracks (``POLICY_ABLATIONS``:
    ``verify_default_*`` is the paper's rule at P(true) 0.5).
@@ -45,8 +45,6 @@ import dataclasses
 import os
 import time
 
-import numpy as np
-
 from sense_nodes.errors import UserError
 from sense_nodes.eval import bsense_metrics as M
 from sense_nodes.eval.bsense_cache import StageCache
@@ -55,9 +53,9 @@ from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, pl
                                             stage_figures)
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
 from sense_nodes.core.bsense.verification import OutputPolicy
-from sense_nodes.eval.bsense_verify import (DEFAULT_VERIFY_THRESHOLD, case_windows, chain_config,  # noqa: F401
-                                            choose_verify_threshold, fit_classifier, fold_inputs, policy_counts,
-                                            policy_label, record_tracks, train_classifier)
+from sense_nodes.eval.bsense_folds import FoldClassifiers, case_folds, fold_thresholds
+from sense_nodes.eval.bsense_policy import DEFAULT_VERIFY_THRESHOLD, policy_counts, policy_label
+from sense_nodes.eval.bsense_record import case_windows, chain_config
 
 STAGES = (1, 2, 3, 4, 5)
 # what each stage's run measures besides its outputs (Probes fields), and the
@@ -176,7 +174,7 @@ def main(args):
     single_thread_inference()
     t_start = time.perf_counter()
     max_frames = args.max_frames or (160 if args.quick else 0)
-    folds, test_names, train_names = _folds(args)
+    folds, test_names, train_names = case_folds(args.folds, args.quick)
     print(f"loading {len(set(test_names) | set(train_names))} cases ...")
     cases = {n: load_case(n, args.seed, args.site_seed, max_frames)
              for n in tqdm(sorted(set(test_names) | set(train_names)), desc="cases", leave=False)}
@@ -230,107 +228,6 @@ def noise_config(fallback: str):
 
     return NoiseModelConfig(pool_radius=FALLBACK_POOL_RADIUS if fallback in ("pool", "both") else 0,
                             mixture_components=MIXTURE_COMPONENTS if fallback in ("mixture", "both") else 0)
-
-
-def _folds(args):
-    """(folds, test case names, training case names); ``--quick`` keeps 2
-    folds, 2 test cases each and 6 training cases."""
-    from sense_nodes.data.bs_sim import library
-
-    folds = library.folds(args.folds)
-    if args.quick:
-        folds = [dataclasses.replace(f, test=tuple(f.test[:2])) for f in folds[:2]]
-    test_names = sorted({n for f in folds for n in f.test})
-    train_names = sorted({n for f in folds for n in f.train})
-    if args.quick:
-        train_names = sorted({n for f in folds for n in f.train[:6]})
-        folds = [dataclasses.replace(f, train=tuple(n for n in f.train if n in train_names)) for f in folds]
-    return folds, test_names, train_names
-
-
-def fold_thresholds(fi, fold, confs, object_rule: str):
-    """A fold's object keep rule from the UAV confidences of its training
-    cases (Section 3.3.4: ``"paper"``; ``"trained"``: chosen on them)."""
-    from sense_nodes.core.bsense.object_filter import KeepRule, choose_keep_rule, confidence_thresholds
-
-    tr = np.concatenate([confs[n] for n in fold.train if confs[n].size] or [np.zeros((0, 4))])
-    if not (tr[:, 3] > 0).any():
-        raise UserError(f"fold {fi}: no UAV objects in the training cases to set thresholds from")
-    if object_rule == "paper":
-        uav = tr[tr[:, 3] > 0]
-        return KeepRule(*confidence_thresholds(uav[:, 0], uav[:, 1]))
-    return choose_keep_rule(tr)
-
-
-class FoldClassifiers:
-    """Each fold's TrajFormer and output policy (:func:`fit_classifier`).
-    With ``args.jobs`` > 1 the folds' windows are made here first and the
-    networks trained in that many worker processes (spawned, one torch
-    thread each, the seeds as in one process) while this process runs the
-    test cases of the folds already trained; ``get(fi)`` waits for fold
-    ``fi``'s. The networks, and so the figures, are the same either way:
-    the training sees the same windows, settings and seeds."""
-
-    def __init__(self, folds, cases, thresholds, levels, args):
-        self.folds, self.cases, self.thresholds, self.levels, self.args = folds, cases, thresholds, levels, args
-        self.pool, self.futures, self.prep_s = None, {}, {}
-        if args.jobs > 1:
-            self._submit_all()
-
-    def _inputs(self, fi):
-        t0 = time.perf_counter()
-        inputs = fold_inputs([self.cases[n] for n in self.folds[fi].train], self.levels.model_for,
-                             self.thresholds[fi], self.levels.cache, self.levels)
-        self.prep_s[fi] = time.perf_counter() - t0
-        return inputs
-
-    def _submit_all(self) -> None:
-        import concurrent.futures
-        import multiprocessing
-
-        from tqdm import tqdm
-
-        from sense_nodes.eval.bsense_verify import fit_in_worker
-
-        cache = self.levels.cache
-        self.pool = concurrent.futures.ProcessPoolExecutor(
-            self.args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_yield_to_parent)
-        for fi in tqdm(range(len(self.folds)), desc="TrajFormer windows", leave=False):
-            self.futures[fi] = self.pool.submit(fit_in_worker, self._inputs(fi), self.args.epochs, fi,
-                                                self.args.quick, cache.enabled, cache.root)
-
-    def get(self, fi):
-        """(classifier, policy, {policy label: smoothed F1 %}, seconds)."""
-        from sense_nodes.eval.bsense_verify import network_from
-
-        cache = self.levels.cache
-        if self.pool is None:
-            inputs = self._inputs(fi)
-            t0 = time.perf_counter()
-            classifier, policy, table, _, _ = fit_classifier(inputs, self.args.epochs, fi, self.args.quick, cache)
-            return classifier, policy, table, self.prep_s[fi] + time.perf_counter() - t0
-        config, weights, policy, table, read, trained, secs = self.futures[fi].result()
-        cache.hits, cache.misses = cache.hits + read, cache.misses + trained
-        return network_from(config, weights), policy, table, self.prep_s[fi] + secs
-
-    def submit(self, fn, *args):
-        """``fn(*args)`` in a worker (a Future), or None without workers."""
-        return None if self.pool is None else self.pool.submit(fn, *args)
-
-    def close(self, wait: bool = True) -> None:
-        """End the workers (``wait=False``: at once, the folds not started cancelled)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=wait, cancel_futures=True)
-            self.pool = None
-
-
-# the workers' niceness above this process's: the test cases run here are the
-# run's longest chain, so the workers take the cores it leaves (our choice)
-WORKER_NICENESS = 5
-
-
-def _yield_to_parent() -> None:
-    os.nice(WORKER_NICENESS)
 
 
 def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers, levels, tally: Tally) -> None:

@@ -48,7 +48,7 @@ class PipelineConfig:
     tracker: TrackerConfig = TrackerConfig()
     window: int = 6                       # W (paper)
     # the output policy (verification.OutputPolicy; our choice: the one the
-    # evaluation's out-of-fold choice, bsense_verify.choose_policy, picks in most folds;
+    # evaluation's out-of-fold choice, bsense_policy.choose_policy, picks in most folds;
     # the paper's rule is "once" with no coasting limit)
     classifier_threshold: float = 0.5     # P(true) to verify a track (the argmax of the softmax)
     verify_rule: str = "hold"             # "once" (the paper's) or "hold"
