@@ -26,11 +26,14 @@ import numpy as np
 from sense_nodes.errors import UserError
 
 PAPER_MFLOPS = 6.362
+# warm-up calls before a few-millisecond timing: the first calls fill the
+# estimator's caches (noise, time terms, station subsets) and the CPU's
+WARMUP = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sense_nodes.core.diffloc.estimator import DEFAULT_PROJECTION, PROJECTIONS
-    parser.add_argument("--repeats", type=int, default=30, help="timed repeats (default 30)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed repeats (default 200; DDIM a tenth)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--batch", type=int, default=256, help="bundles per batch for throughput")
     parser.add_argument("--models", metavar="DIR", help="checkpoint folder (default: the cache's)")
@@ -91,19 +94,20 @@ def main(args: argparse.Namespace) -> dict:
             return est.estimate(fp[None], mask[None], per_bs=False)
 
         reps = args.repeats if steps <= 2 else max(3, args.repeats // 10)
-        figs[f"{label}_fused3_latency_ms"] = median_ms(one, repeats=reps, warmup=2)
+        warm = WARMUP if steps <= 2 else 2
+        figs[f"{label}_fused3_latency_ms"] = median_ms(one, repeats=reps, warmup=warm)
         if name == "ct":
             figs["projection"] = args.projection
             for proj in PROJECTIONS:  # every projection dtype in the same run, beside the chosen one
                 est.configure(projection=proj)
-                figs[f"ct_fused3_{proj}_latency_ms"] = median_ms(one, repeats=reps, warmup=2)
+                figs[f"ct_fused3_{proj}_latency_ms"] = median_ms(one, repeats=reps, warmup=WARMUP)
             est.configure(projection=args.projection)
             fp, mask = bundle_fingerprints(H, est.taps, est.num_bs, est.ports)
             figs["fingerprint3_ms"] = median_ms(lambda: bundle_fingerprints(H, est.taps, est.num_bs, est.ports),
-                                                repeats=args.repeats, warmup=2)
+                                                repeats=args.repeats, warmup=WARMUP)
             est.configure(draws=8)
             figs["ct_fused3_cov8_latency_ms"] = median_ms(
-                lambda: est.estimate(fp[None], mask[None], per_bs=False), repeats=args.repeats, warmup=2)
+                lambda: est.estimate(fp[None], mask[None], per_bs=False), repeats=args.repeats, warmup=WARMUP)
             est.configure(draws=1)
             fb = np.repeat(fp[None], args.batch, 0)
             mb = np.repeat(mask[None], args.batch, 0)
