@@ -299,12 +299,12 @@ def main(args: argparse.Namespace) -> dict:
                       {"n_feature": args.n_feature, "width": 8, "input": args.input}, data)
         figures.update(ulocnet_train_minutes=s["train_seconds"] / 60,
                        ulocnet_val_rmse_m=float(np.sqrt(s["best_val_loss"])) * pl.POS_SCALE)
-    if VALIDATION in models:
-        loc, _ = pl.load_model(out / "ulocnet.pt", "fwa_ulocnet")
-        figures["ulocnet_val_rmse_m"] = float(np.sqrt(tr.ulocnet_val_loss(loc, feat, args.loc_min_peak))) * pl.POS_SCALE
     if "culocnet" in models or "soft" in models or VALIDATION in models:
         det, _ = pl.load_model(out / "detector.pt", "fwa_detector")
         loc, _ = pl.load_model(out / "ulocnet.pt", "fwa_ulocnet")
+        if VALIDATION in models:
+            rmse = float(np.sqrt(tr.ulocnet_val_loss(loc, feat, args.loc_min_peak))) * pl.POS_SCALE
+            figures["ulocnet_val_rmse_m"] = rmse
         sets, att = {}, {}
         for split in ("train", "val") if "culocnet" in models or "soft" in models else ("val",):
             idx = feat.indices(split)

@@ -18,8 +18,8 @@ from sense_nodes.errors import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=30, help="timed repeats (default 30)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the nodes)")
-    parser.add_argument("--checkpoints", metavar="DIR", help="model folder (default: the package's; 'nulled': "
-                        "the package's models on background-nulled input)")
+    parser.add_argument("--checkpoints", metavar="DIR", help="model folder, or a shipped set by name (default "
+                        "'bdz', the nodes'; 'nulled': the networks on background-nulled input)")
     parser.add_argument("--calibration", metavar="FILE", help="for models on background-nulled input: their "
                         "subspace calibration (default: the cache's one for the models' training dataset)")
     parser.add_argument("--pairs-selected", type=int, default=10,

@@ -227,7 +227,7 @@ class Estimator:
             s = float(s)
             eps = pas.run(lambda net, fb, xb: (xb - cm.denoise(xb, s, fb, net=net)) / s, x, self.nets, self.num_bs)
             prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
-            x0 = x - float(s) * fuse_noise(eps, mask, prior_eps)
+            x0 = x - s * fuse_noise(eps, mask, prior_eps)
             z = self._noise(blocks, self.draws, (self.seed, 1 + i))
             x, _ = sampler.step(x0, i, x, z)
         return x

@@ -208,14 +208,15 @@ def train_ulocnet(net: IULocNet, feat, cfg: TrainConfig, log=print, min_peak: fl
     from which no position can be learned: trained on all of them the net
     learns the area's centre)."""
     ts, tp = affected_pairs(feat, "train", min_peak)
-    log(f"I-ULocNet: {len(ts)} training and {len(affected_pairs(feat, 'val', min_peak)[0])} validation pairs")
+    val_pairs = affected_pairs(feat, "val", min_peak)  # found once, scored every epoch
+    log(f"I-ULocNet: {len(ts)} training and {len(val_pairs[0])} validation pairs")
 
     def step(b, rng):
         x, y = _pair_batch(feat, ts[b], tp[b])
         return ((net(x)[0] / POS_SCALE - y) ** 2).sum(-1).mean()
 
-    return _fit(net, net.parameters(), step, len(ts), lambda: ulocnet_val_loss(net, feat, min_peak), cfg,
-                "I-ULocNet", log)
+    return _fit(net, net.parameters(), step, len(ts), lambda: ulocnet_val_loss(net, feat, min_peak, val_pairs),
+                cfg, "I-ULocNet", log)
 
 
 def _pair_batch(feat, s, p):
@@ -224,11 +225,11 @@ def _pair_batch(feat, s, p):
     return _x(feat, s[o], p[o]), torch.from_numpy(np.nan_to_num(feat.uav_pos[s[o]]).astype(np.float32)) / POS_SCALE
 
 
-def ulocnet_val_loss(net: IULocNet, feat, min_peak: float = 0.0) -> float:
+def ulocnet_val_loss(net: IULocNet, feat, min_peak: float = 0.0, pairs=None) -> float:
     """I-ULocNet's validation loss: the mean squared position error (in
     POS_SCALE units) over the validation split's affected pairs of
-    ``min_peak`` (:func:`affected_pairs`)."""
-    vs, vp = affected_pairs(feat, "val", min_peak)
+    ``min_peak`` (:func:`affected_pairs`; ``pairs``: those, when already found)."""
+    vs, vp = affected_pairs(feat, "val", min_peak) if pairs is None else pairs
     with torch.no_grad():
         tot = 0.0
         for b in _batches(len(vs), 64, None):
