@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 
 from sense_nodes.bs_sensor import UAV
 from sense_nodes.errors import UserError
@@ -13,6 +14,7 @@ from sense_nodes.cli.validate import check_output_path, check_positive
 # how long a recorded run holds its sources back for the recorder to match
 # every topic (discovery on a loaded machine can take seconds)
 RECORD_MATCH_TIMEOUT_S = 15.0
+RECORD_DRAIN_TIMEOUT_S = 30.0
 
 
 def add_arguments(parser):
@@ -90,6 +92,8 @@ def run(args):
             if until is not None and until():
                 print("every source has finished: stopping")
                 comp.spin(1.0)  # let the last frame flow through the pipeline
+                if recorder is not None:
+                    _wait_for_recorder(comp, recorder, sources)
         _summary(comp)
         watch.report()
     finally:
@@ -98,6 +102,19 @@ def run(args):
             print(f"recorded {sum(recorder.counts.values())} messages to {args.record}")
         comp.close()
     return 0
+
+
+def _wait_for_recorder(comp, recorder, sources) -> None:
+    """Spin until the recorder holds every message the sources sent (up to
+    RECORD_DRAIN_TIMEOUT_S), saying so when it does not."""
+    sent: dict[str, int] = {}
+    for source in sources:
+        for topic, n in source.sent.items():
+            sent[topic] = sent.get(topic, 0) + n
+    comp.spin(RECORD_DRAIN_TIMEOUT_S, until=lambda: recorder.has_all(sent))
+    if not recorder.has_all(sent):
+        print(f"warning: the recorder did not receive every source message within {RECORD_DRAIN_TIMEOUT_S:.0f} s",
+              file=sys.stderr)
 
 
 def _deployment_topics(comp):

@@ -111,6 +111,14 @@ class Recorder:
         nothing published from now on is lost to discovery."""
         return not self.missing() and all(sub.get_publisher_count() > 0 for sub in self.subs.values())
 
+    def has_all(self, sent: dict[str, int]) -> bool:
+        """Whether every recorded topic holds at least the ``sent`` count its
+        publishers gave (topic -> messages out): a loaded executor runs
+        the recorder's callbacks late, and closing before then loses the
+        last frames."""
+        counts = {(t if t.startswith("/") else f"/{t}"): n for t, n in self.counts.items()}
+        return all(counts.get(t, n) >= n for t, n in sent.items())
+
     def missing(self) -> list[str]:
         return [t for t in self.wanted if (t if t.startswith("/") else f"/{t}") not in self.subs]
 

@@ -59,6 +59,7 @@ class SourceNode(SenseNode):
         self.pubs = {name: self.create_publisher(message_class(t), name, qos)
                      for name, (t, qos) in self.OUTPUTS.items()}
         self.frames_published = 0
+        self.sent: dict[str, int] = {}  # messages out by topic, so a recorder can tell it has them all
         self.finished = False
         self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if self.p.publish_clock else None
         self._start_at = time.monotonic() + self.p.start_delay_s
@@ -90,6 +91,21 @@ class SourceNode(SenseNode):
         self.get_logger().warning(f"starting before {what}: the first frames may be missed")
         self._hold = None
         return False
+
+    def publish(self, publisher, msg) -> bool:
+        sent = super().publish(publisher, msg)
+        if sent:
+            self._count(publisher)
+        return sent
+
+    def _send_raw(self, publisher, msg) -> None:
+        """Publish what needs no finiteness check (a clock, a replayed
+        message as it was recorded), counted as every output is."""
+        publisher.publish(msg)
+        self._count(publisher)
+
+    def _count(self, publisher) -> None:
+        self.sent[publisher.topic_name] = self.sent.get(publisher.topic_name, 0) + 1
 
     @classmethod
     def all_params(cls):
@@ -145,7 +161,7 @@ class SourceNode(SenseNode):
         stamp_ns, messages = frame
         self._last_stamp_ns = stamp_ns
         if self.clock_pub is not None:
-            self.clock_pub.publish(Clock(clock=time_msg(stamp_ns)))
+            self._send_raw(self.clock_pub, Clock(clock=time_msg(stamp_ns)))
         for name, msg in messages.items():
             self.publish(self.pubs[name], msg)
         if "truth" in messages and "truth_markers" in self.pubs and "truth_markers" not in messages:
@@ -162,7 +178,7 @@ class SourceNode(SenseNode):
         if self.clock_pub is None or last is None:
             return
         self._last_stamp_ns = last + int(round(self.frame_period_s() * 1e9))
-        self.clock_pub.publish(Clock(clock=time_msg(self._last_stamp_ns)))
+        self._send_raw(self.clock_pub, Clock(clock=time_msg(self._last_stamp_ns)))
 
     def _finish(self, why: str) -> None:
         self.finished = True
@@ -260,11 +276,11 @@ class SourceNode(SenseNode):
             looped = t_ns - self._t0_bag > self._bag_span_ns
             if topic == "/clock":
                 if self.clock_pub is not None:  # a later pass runs on the shifted, still rising time
-                    self.clock_pub.publish(Clock(clock=time_msg(t_ns)) if looped else raw)
+                    self._send_raw(self.clock_pub, Clock(clock=time_msg(t_ns)) if looped else raw)
             else:
                 if not self._has_clock and self.clock_pub is not None:
-                    self.clock_pub.publish(Clock(clock=time_msg(t_ns)))
-                self.pubs[self._bag_map[topic]].publish(raw)
+                    self._send_raw(self.clock_pub, Clock(clock=time_msg(t_ns)))
+                self._send_raw(self.pubs[self._bag_map[topic]], raw)
                 self.on_replayed(self._bag_map[topic], raw)
                 if t_ns != self._last_frame_ns:  # messages of one frame share its time
                     self._last_frame_ns = t_ns
