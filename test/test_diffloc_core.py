@@ -345,3 +345,26 @@ def test_a_bundle_fingerprints_every_station_as_alone():
     for b, h in H.items():
         assert np.allclose(fp[b], fingerprint(h[None], 16)[0])
     assert not fp[1].any()
+
+
+def test_a_bundle_with_one_non_finite_csi_value_is_refused_naming_its_station():
+    from sense_nodes.core.diffloc.dataset import bundle_fingerprints
+    rng = np.random.default_rng(4)
+    H = {b: (rng.standard_normal((2, 4, 64)) + 1j * rng.standard_normal((2, 4, 64))).astype(np.complex64)
+         for b in (0, 1)}
+    for bad in (np.nan, np.inf):
+        H[1][1, 2, 40] = bad
+        with pytest.raises(ValueError, match="station 1: non-finite CSI"):
+            bundle_fingerprints(H, 16, 4, 8)
+        for kind in ("db", "beam_db"):
+            assert not np.isfinite(fingerprint(H[1][None], 16, kind)).all()
+
+
+def test_db_fingerprint_is_the_magnitude_in_db_beside_the_phase():
+    rng = np.random.default_rng(5)
+    H = rng.standard_normal((2, 4, 64)) + 1j * rng.standard_normal((2, 4, 64))
+    g = truncated_cir(H, 16)
+    f = fingerprint(H, 16, "db")
+    assert f.dtype == np.float32 and f.shape == (2 * 2 * 4 * 16,)
+    assert np.allclose(f[:128], 20 * np.log10(np.abs(g).ravel()), atol=1e-4)
+    assert np.allclose(f[128:], np.angle(g).ravel(), atol=1e-6)

@@ -97,11 +97,20 @@ def fingerprint(H: np.ndarray, taps: int, magnitude: str = "linear") -> np.ndarr
     if magnitude == "beam_db":
         return beam_delay_db(g).astype(np.float32)
     lead = g.shape[:-3]
-    mag = np.abs(g).reshape(*lead, -1)
+    g = g.reshape(*lead, -1)
+    n = g.shape[-1]
+    # written in place into one float32 array (no concatenation, no casts):
+    # on a single request these copies cost as much as the transform
+    out = np.empty(lead + (2 * n,), np.float32)
+    mag, ph = out[..., :n], out[..., n:]
+    np.abs(g, out=mag)
     if magnitude == "db":
-        mag = np.maximum(20 * np.log10(np.maximum(mag, 10 ** (DB_FLOOR / 20))), DB_FLOOR)
-    ph = np.angle(g).reshape(*lead, -1)
-    return np.concatenate([mag, ph], axis=-1).astype(np.float32)
+        np.maximum(mag, 10 ** (DB_FLOOR / 20), out=mag)
+        np.log10(mag, out=mag)
+        np.multiply(mag, 20, out=mag)
+        np.maximum(mag, DB_FLOOR, out=mag)
+    np.arctan2(g.imag, g.real, out=ph)  # np.angle, in place
+    return out
 
 
 @dataclass
