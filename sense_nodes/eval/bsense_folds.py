@@ -57,6 +57,7 @@ class FoldClassifiers:
     def __init__(self, folds, cases, thresholds, levels, args):
         self.folds, self.cases, self.thresholds, self.levels, self.args = folds, cases, thresholds, levels, args
         self.pool, self.futures, self.prep_s = None, {}, {}
+        self.nets: dict = {}        # fold -> (network config, weights) of the networks trained in workers
         if args.jobs > 1:
             self._submit_all()
 
@@ -89,6 +90,7 @@ class FoldClassifiers:
             classifier, policy, table, _, _ = fit_classifier(inputs, self.args.epochs, fi, self.args.quick, cache)
             return classifier, policy, table, self.prep_s[fi] + time.perf_counter() - t0
         config, weights, policy, table, read, trained, secs = self.futures[fi].result()
+        self.nets[fi] = (config, weights)
         cache.hits, cache.misses = cache.hits + read, cache.misses + trained
         return network_from(config, weights), policy, table, self.prep_s[fi] + secs
 
