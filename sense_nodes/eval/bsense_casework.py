@@ -108,17 +108,50 @@ def outcome_in_worker(job: CaseJob) -> CaseOutcome:
     """:func:`case_outcome` in a worker process, from what this process computed."""
     import torch
 
-    from sense_nodes.eval.bsense_cache import StageCache, digest
     from sense_nodes.eval.bsense_verify import network_from
 
     torch.set_num_threads(1)
+    model_for, cfg, cache, levels = _worker_levels(job)
+    if job.windows is not None:
+        cache.memo[("windows", windows_key(job.case, model_for, cfg, cache))] = job.windows
+    return case_outcome(job.case, levels, job.thresholds, network_from(*job.net), job.policy, job.peer)
+
+
+def windows_in_worker(job: CaseJob):
+    """:func:`case_windows` of ``job``'s case at its thresholds, in a worker process."""
+    return case_windows(job.case, *_worker_levels(job))
+
+
+def special_counts(case, levels, thresholds, classifier, policy, site_kind: str = "A") -> tuple:
+    """(full system, basic pipeline) detection counts of a special case
+    (multi-UAV, cross-site) with fold 0's ``thresholds``, ``classifier`` and
+    ``policy``; ``site_kind``: the site whose fingerprints it uses."""
+    model = levels.model_for(case, site_kind)
+    full = run_stage(case, 5, model, thresholds, classifier, policy, clusters=levels(case, site_kind=site_kind))
+    basic = run_stage(case, 1, None, thresholds, None, clusters=levels(case, with_model=False))
+    return full.det, basic.det
+
+
+def special_in_worker(job: CaseJob, site_kind: str) -> tuple:
+    """:func:`special_counts` in a worker process (its clusters made there)."""
+    import torch
+
+    from sense_nodes.eval.bsense_verify import network_from
+
+    torch.set_num_threads(1)
+    levels = _worker_levels(job)[3]
+    return special_counts(job.case, levels, job.thresholds, network_from(*job.net), job.policy, site_kind)
+
+
+def _worker_levels(job: CaseJob):
+    """(model_for, cfg, cache, levels) of ``job`` in a worker: its model and clusters."""
+    from sense_nodes.eval.bsense_cache import StageCache, digest
+
     cache = StageCache(enabled=job.cache_enabled, root=job.cache_root)
     levels = CaseLevels(FixedModel(job.model, job.model_key), cache)
-    cache.memo[("clusters", digest(cache.point_code, job.case.source, job.model_key))] = job.clusters
-    if job.windows is not None:
-        key = windows_key(job.case, levels.model_for, chain_config(job.thresholds), cache)
-        cache.memo[("windows", key)] = job.windows
-    return case_outcome(job.case, levels, job.thresholds, network_from(*job.net), job.policy, job.peer)
+    if job.clusters is not None:
+        cache.memo[("clusters", digest(cache.point_code, job.case.source, job.model_key))] = job.clusters
+    return levels.model_for, chain_config(job.thresholds), cache, levels
 
 
 class CaseRunner:
@@ -150,6 +183,37 @@ class CaseRunner:
                       else (None, None, held[2]), thresholds, net, policy, peer, cache.enabled, cache.root)
         self.busy = self.pool.submit(outcome_in_worker, job)
         return self.busy
+
+    def windows(self, cases, thresholds) -> None:
+        """Each of ``cases``' TrajFormer windows at ``thresholds``
+        (:func:`case_windows`) into the cache's memory, made here and, when
+        free, in the worker (from the other end of the list)."""
+        levels, cache = self.levels, self.levels.cache
+        cfg = chain_config(thresholds)
+        todo = [c for c in cases if ("windows", windows_key(c, levels.model_for, cfg, cache)) not in cache.memo]
+        there = []
+        while todo:
+            if self.idle():
+                case = todo.pop()
+                model = levels.model_for(case)
+                job = CaseJob(case, model, levels.model_for.key_of(model), levels(case), None, thresholds, (),
+                              None, False, cache.enabled, cache.root)
+                self.busy = self.pool.submit(windows_in_worker, job)
+                there.append((case, self.busy))
+            else:
+                case_windows(todo.pop(0), levels.model_for, cfg, cache, levels)
+        for case, future in there:
+            cache.memo[("windows", windows_key(case, levels.model_for, cfg, cache))] = future.result()
+
+    def special(self, case, thresholds, net, policy, site_kind: str = "A"):
+        """A Future of :func:`special_counts` of ``case`` in the worker (None without one)."""
+        if self.pool is None or net is None:
+            return None
+        model = self.levels.model_for(case, site_kind)
+        cache = self.levels.cache
+        job = CaseJob(case, model, self.levels.model_for.key_of(model), None, None, thresholds, net, policy, False,
+                      cache.enabled, cache.root)
+        return self.pool.submit(special_in_worker, job, site_kind)
 
     def close(self, wait: bool = True) -> None:
         if self.pool is not None:

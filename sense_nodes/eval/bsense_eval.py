@@ -53,7 +53,8 @@ from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, pl
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
 from sense_nodes.core.bsense.verification import OutputPolicy
 from sense_nodes.eval.bsense_casework import (PEER_STAGE, POLICY_ABLATIONS, PROBE_KINDS, PROBES,  # noqa: F401
-                                              STAGES, CaseOutcome, CaseRunner, Pending)
+                                              STAGES, CaseOutcome, CaseRunner, Pending,
+                                              special_counts)
 from sense_nodes.eval.bsense_folds import FoldClassifiers, case_folds, fold_thresholds
 from sense_nodes.eval.bsense_policy import DEFAULT_VERIFY_THRESHOLD, policy_label
 
@@ -169,8 +170,8 @@ def main(args):
     plot_cases = [n for n in test_names if cases[n].traj_type == "star"][:1] or test_names[:1]
     tally = Tally(test_names, plot_cases, args.peer_cases)
     thresholds = [fold_thresholds(fi, fold, confs, args.object_rule) for fi, fold in enumerate(folds)]
-    classifiers = FoldClassifiers(folds, cases, thresholds, levels, args)
     runner = CaseRunner(levels, worker=args.jobs > 1)
+    classifiers = FoldClassifiers(folds, cases, thresholds, levels, args, prefetch=runner.windows)
     peer: list = []      # the Stone Soup peer's tracks per case, computed by workers if any
 
     def on_peer(detections):
@@ -194,7 +195,8 @@ def main(args):
         interrupted = folds_done < len(folds)
         if tally.fold0 is None:
             raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
-        specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
+        specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted, runner,
+                                          classifiers.nets.get(0))
         tracks = [f.result()[0] for f in peer] if peer and None not in peer else None
         figures = _all_figures(tally, specials, len(folds), cache, tracks)
     finally:
@@ -252,34 +254,30 @@ def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers
     pending.merge()
 
 
-def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
+def _specials(fold0, levels, args, max_frames: int, interrupted: bool, runner: CaseRunner, net0=None):
     """The UAV-free, multi-UAV and cross-site cases through fold 0's full
-    system (and the basic pipeline beside); (figures by case, interrupted)."""
+    system (and the basic pipeline beside; the latter two in the case worker
+    when there is one, ``net0``: fold 0's network as config and weights);
+    (figures by case, interrupted)."""
     classifier0, thresholds0, policy0 = fold0
-    model_for = levels.model_for
-
-    def full(case, site_kind="A", policy=policy0):
-        model = model_for(case, site_kind)
-        return run_stage(case, 5, model, thresholds0, classifier0, policy,
-                         clusters=levels(case, site_kind=site_kind)).det
-
-    def basic(case):
-        return run_stage(case, 1, None, thresholds0, None, clusters=levels(case, with_model=False)).det
     print("the special cases (UAV-free, multi-UAV, cross-site) through fold 0's full system"
           + (" (Ctrl-C to skip them)" if not interrupted else " are skipped") + " ...", flush=True)
     specials = collections.defaultdict(M.DetectionCounts)   # a skipped case scores as empty (NaN figures)
     if interrupted:
         return specials, interrupted
     try:
+        far = {}
+        for name, site_kind in (("multi_uav", "A"), ("cross_site", "B")):
+            case = load_case(name, args.seed, args.site_seed, max_frames)
+            far[name] = (case, site_kind, runner.special(case, thresholds0, net0, policy0, site_kind))
         free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
-        specials["uav_free"] = full(free)
-        specials["uav_free_default"] = full(free, policy=OutputPolicy(DEFAULT_VERIFY_THRESHOLD))
-        multi = load_case("multi_uav", args.seed, args.site_seed, max_frames)
-        specials["multi_uav"] = full(multi)
-        specials["multi_uav_basic"] = basic(multi)
-        cross = load_case("cross_site", args.seed, args.site_seed, max_frames)
-        specials["cross_site"] = full(cross, "B")
-        specials["cross_site_basic"] = basic(cross)
+        model = levels.model_for(free)
+        for key, policy in (("uav_free", policy0), ("uav_free_default", OutputPolicy(DEFAULT_VERIFY_THRESHOLD))):
+            specials[key] = run_stage(free, 5, model, thresholds0, classifier0, policy, clusters=levels(free)).det
+        for name, (case, site_kind, future) in far.items():
+            specials[name], specials[f"{name}_basic"] = (
+                future.result() if future is not None
+                else special_counts(case, levels, thresholds0, classifier0, policy0, site_kind))
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted in the special cases: their figures are left empty")

@@ -54,8 +54,9 @@ class FoldClassifiers:
     ``fi``'s. The networks, and so the figures, are the same either way:
     the training sees the same windows, settings and seeds."""
 
-    def __init__(self, folds, cases, thresholds, levels, args):
+    def __init__(self, folds, cases, thresholds, levels, args, prefetch=None):
         self.folds, self.cases, self.thresholds, self.levels, self.args = folds, cases, thresholds, levels, args
+        self.prefetch = prefetch    # prefetch(cases, thresholds): their windows made ahead (in parallel)
         self.pool, self.futures, self.prep_s = None, {}, {}
         self.nets: dict = {}        # fold -> (network config, weights) of the networks trained in workers
         if args.jobs > 1:
@@ -63,6 +64,8 @@ class FoldClassifiers:
 
     def _inputs(self, fi):
         t0 = time.perf_counter()
+        if self.prefetch is not None:
+            self.prefetch([self.cases[n] for n in self.folds[fi].train], self.thresholds[fi])
         inputs = fold_inputs([self.cases[n] for n in self.folds[fi].train], self.levels.model_for,
                              self.thresholds[fi], self.levels.cache, self.levels)
         self.prep_s[fi] = time.perf_counter() - t0
