@@ -20,7 +20,7 @@ from sense_nodes.eval import bsense_metrics as M
 from sense_nodes.eval.bsense_cases import CaseData
 from sense_nodes.eval.bsense_policy import DEFAULT_VERIFY_THRESHOLD, policy_counts
 from sense_nodes.eval.bsense_record import case_windows, chain_config, windows_key
-from sense_nodes.eval.bsense_stage import CaseLevels, Probes, run_stage
+from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage
 
 STAGES = (1, 2, 3, 4, 5)
 # what each stage's run measures besides its outputs (Probes fields), and the
@@ -63,12 +63,19 @@ def case_outcome(case: CaseData, levels, thresholds, classifier, policy, peer: b
     tracks under each ablated policy (the same tracks the full system ran on,
     scored once)."""
     model = levels.model_for(case)
-    stages = []
+    done = {}
     for s in STAGES:
+        if s == 4:      # from stage 5's run (:func:`run_stage`)
+            continue
         probes = fresh_probes(s, peer)
         kept = levels(case, with_model=s >= 2)
-        r = run_stage(case, s, model, thresholds, classifier, policy if s == 5 else None, probes, clusters=kept)
-        stages.append((s, r, probes))
+        stage4 = (StageResult(), fresh_probes(4, peer)) if s == 5 else None
+        r = run_stage(case, s, model, thresholds, classifier, policy if s == 5 else None, probes, clusters=kept,
+                      stage4=stage4)
+        done[s] = (r, probes)
+        if stage4 is not None:
+            done[4] = stage4
+    stages = [(s, *done[s]) for s in STAGES]
     record = case_windows(case, levels.model_for, chain_config(thresholds), levels.cache, levels)[2]
     tracks = record.tracks(classifier)
     ablations = {name: policy_counts([tracks], variant(policy)) for name, variant in POLICY_ABLATIONS.items()}
