@@ -222,6 +222,14 @@ class CaseRunner:
                       cache.enabled, cache.root)
         return self.pool.submit(special_in_worker, job, site_kind)
 
+    def task(self, fn, *args):
+        """``fn(*args)`` in the worker, ahead of the cases not yet given to
+        it (a Future; None without a worker)."""
+        if self.pool is None:
+            return None
+        self.busy = self.pool.submit(fn, *args)
+        return self.busy
+
     def close(self, wait: bool = True) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=wait, cancel_futures=True)

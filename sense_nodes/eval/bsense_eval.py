@@ -34,9 +34,13 @@ measured when it was computed. ``eval_wall_s`` is the run's wall time.
 One tracking run per case and fold thresholds gives both the TrajFormer
 windows and the tracks stage 5 scores (tracking does not depend on
 verification), so the out-of-fold scores and the policy ablations run the
-networks on recorded windows instead of the chain. ``--jobs`` > 1 trains the
-folds' TrajFormers in worker processes while this one runs the test cases;
-torch runs one thread everywhere, so the figures do not depend on it.
+networks on recorded windows instead of the chain; stage 4's figures come
+from stage 5's run. ``--jobs`` > 1 trains the folds' TrajFormers in worker
+processes while this one runs the test cases, and one more worker
+(:mod:`.bsense_casework`) shares this one's work: the windows, the test
+cases, the Stone Soup peer, the multi-UAV and cross-site cases. torch runs
+one thread everywhere and the tallies take the cases in order, so the
+figures do not depend on it.
 """
 from __future__ import annotations
 
@@ -77,8 +81,9 @@ def add_arguments(parser):
                         help="fingerprints for cubes without a Gaussian of their own: 'none' (paper), a Gaussian "
                              "mixture for cubes failing Henze-Zirkler, pooled neighbours for sparse cubes, or both")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="processes training the folds' TrajFormers beside the one running the test cases "
-                             "(1 = all in this process; the figures do not depend on it)")
+                        help="processes training the folds' TrajFormers beside the one running the test cases, "
+                             "which shares its cases with one more process (1 = all in this process; the figures "
+                             "do not depend on it)")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
                              "point filter, clusters, windows, networks and peer tracks are computed afresh")
@@ -172,11 +177,11 @@ def main(args):
     thresholds = [fold_thresholds(fi, fold, confs, args.object_rule) for fi, fold in enumerate(folds)]
     runner = CaseRunner(levels, worker=args.jobs > 1)
     classifiers = FoldClassifiers(folds, cases, thresholds, levels, args, prefetch=runner.windows)
-    peer: list = []      # the Stone Soup peer's tracks per case, computed by workers if any
+    peer: list = []      # the Stone Soup peer's tracks per case, computed by the case worker if any
 
     def on_peer(detections):
         from sense_nodes.eval.bsense_report import peer_tracks
-        peer.append(classifiers.submit(peer_tracks, [detections], cache.enabled, cache.root))
+        peer.append(runner.task(peer_tracks, [detections], cache.enabled, cache.root))
     pending, interrupted = Pending(tally, on_peer), True
     try:
         try:

@@ -97,10 +97,6 @@ class FoldClassifiers:
         cache.hits, cache.misses = cache.hits + read, cache.misses + trained
         return network_from(config, weights), policy, table, self.prep_s[fi] + secs
 
-    def submit(self, fn, *args):
-        """``fn(*args)`` in a worker (a Future), or None without workers."""
-        return None if self.pool is None else self.pool.submit(fn, *args)
-
     def close(self, wait: bool = True) -> None:
         """End the workers (``wait=False``: at once, the folds not started cancelled)."""
         if self.pool is not None:
