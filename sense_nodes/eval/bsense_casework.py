@@ -150,6 +150,12 @@ def special_in_worker(job: CaseJob, site_kind: str) -> tuple:
     return special_counts(job.case, levels, job.thresholds, network_from(*job.net), job.policy, site_kind)
 
 
+def confidences_in_worker(job: CaseJob) -> tuple:
+    """(clusters, confidences) of ``job``'s case with its model, in a worker process."""
+    levels = _worker_levels(job)[3]
+    return levels(job.case), levels.confidences(job.case)
+
+
 def _worker_levels(job: CaseJob):
     """(model_for, cfg, cache, levels) of ``job`` in a worker: its model and clusters."""
     from sense_nodes.eval.bsense_cache import StageCache, digest
@@ -158,14 +164,17 @@ def _worker_levels(job: CaseJob):
     levels = CaseLevels(FixedModel(job.model, job.model_key), cache)
     if job.clusters is not None:
         cache.memo[("clusters", digest(cache.point_code, job.case.source, job.model_key))] = job.clusters
-    return levels.model_for, chain_config(job.thresholds), cache, levels
+    cfg = chain_config(job.thresholds) if job.thresholds is not None else None
+    return levels.model_for, cfg, cache, levels
 
 
 class CaseRunner:
-    """Runs test cases here or, with ``worker``, also in one worker process
-    (spawned, not niced: the test cases are the run's longest chain).
-    ``idle()``: the worker can take a case; ``submit(...)``: a Future of its
-    :class:`CaseOutcome`."""
+    """Runs the per-case work of the evaluation (confidences, TrajFormer
+    windows, test cases, special cases) here or, with ``worker``, also in
+    one worker process (spawned, not niced: this work is the run's longest
+    chain; the fold trainings run beside it). ``idle()``: the worker can
+    take a case; ``submit(...)``: a Future of a test case's
+    :class:`CaseOutcome`; ``task(fn, ...)``: anything else there."""
 
     def __init__(self, levels, worker: bool):
         self.levels, self.pool, self.busy = levels, None, None
@@ -221,6 +230,27 @@ class CaseRunner:
         job = CaseJob(case, model, self.levels.model_for.key_of(model), None, None, thresholds, net, policy, False,
                       cache.enabled, cache.root)
         return self.pool.submit(special_in_worker, job, site_kind)
+
+    def confidences(self, cases: dict) -> dict:
+        """``levels.confidences`` of each of ``cases`` (name -> CaseData),
+        made here and, when free, in the worker (from the other end; the
+        day's model is fitted here first), in the order given."""
+        levels, cache = self.levels, self.levels.cache
+        todo, there, out = list(cases.values()), [], {}
+        while todo:
+            if self.idle():
+                case = todo.pop()
+                model = levels.model_for(case)
+                job = CaseJob(case, model, levels.model_for.key_of(model), None, None, None, (), None, False,
+                              cache.enabled, cache.root)
+                there.append((case, self.task(confidences_in_worker, job)))
+            else:
+                case = todo.pop(0)
+                out[case.name] = levels.confidences(case)
+        for case, future in there:
+            clusters, out[case.name] = future.result()
+            levels.hold(case, clusters, out[case.name])
+        return {name: out[name] for name in cases}
 
     def task(self, fn, *args):
         """``fn(*args)`` in the worker, ahead of the cases not yet given to

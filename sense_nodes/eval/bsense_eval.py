@@ -170,12 +170,12 @@ def main(args):
     cache = StageCache(enabled=not args.no_cache)
     model_for = DayModels(args.seed, args.site_seed, cache, noise_config(args.fallback))
     levels = CaseLevels(model_for, cache)
+    runner = CaseRunner(levels, worker=args.jobs > 1)
     print("object confidences of UAVs on every case (thresholds per fold come from its training cases) ...")
-    confs = {n: levels.confidences(c) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
+    confs = runner.confidences(cases)
     plot_cases = [n for n in test_names if cases[n].traj_type == "star"][:1] or test_names[:1]
     tally = Tally(test_names, plot_cases, args.peer_cases)
     thresholds = [fold_thresholds(fi, fold, confs, args.object_rule) for fi, fold in enumerate(folds)]
-    runner = CaseRunner(levels, worker=args.jobs > 1)
     classifiers = FoldClassifiers(folds, cases, thresholds, levels, args, prefetch=runner.windows)
     peer: list = []      # the Stone Soup peer's tracks per case, computed by the case worker if any
 

@@ -297,9 +297,22 @@ class CaseLevels:
         return case_clusters(case, model, self.cache, self.model_for.key_of(model))
 
     def confidences(self, case: CaseData) -> np.ndarray:
+        model = self.model_for(case)
+        return self.cache.memoised("confidences", self._keys(case)[1],
+                                   lambda: uav_confidences(case, model, self(case)),
+                                   lambda v: {"conf": v}, lambda z: z["conf"])
+
+    def hold(self, case: CaseData, clusters: CaseClusters, confidences: np.ndarray) -> None:
+        """Keep ``case``'s clusters with its day's model and its confidences,
+        computed elsewhere (a worker process), in the cache's memory."""
+        clusters_key, confidences_key = self._keys(case)
+        self.cache.memo[("clusters", clusters_key)] = clusters
+        self.cache.memo[("confidences", confidences_key)] = confidences
+
+    def _keys(self, case: CaseData) -> tuple:
+        """The cache keys of ``case``'s clusters (with its day's model) and confidences."""
         from sense_nodes.eval.bsense_cache import digest
 
-        model = self.model_for(case)
-        key = digest(self.cache.chain_code, case.source, self.model_for.key_of(model))
-        return self.cache.memoised("confidences", key, lambda: uav_confidences(case, model, self(case)),
-                                   lambda v: {"conf": v}, lambda z: z["conf"])
+        model_key = self.model_for.key_of(self.model_for(case))
+        return digest(self.cache.point_code, case.source, model_key), digest(self.cache.chain_code, case.source,
+                                                                             model_key)
