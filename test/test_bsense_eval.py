@@ -57,6 +57,42 @@ def test_and_rule_keeps_a_subset_of_the_or_rule_objects():
     assert derived.false_per_frame == kept[4, "and"]      # the eval's one-pass count
 
 
+class _Alternating:
+    """A classifier whose verdicts vary from window to window (so stage 5's
+    output is a strict subset of the confirmed tracks)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict_proba(self, windows):
+        self.calls += 1
+        return np.full(len(windows), 0.9 if self.calls % 3 else 0.1)
+
+
+def test_stage4_from_the_stage5_run_is_the_stage4_run():
+    """Stage 4's figures derived from stage 5's run (same object filter and
+    tracker) are those of a stage-4 run of its own."""
+    from sense_nodes.core.bsense.verification import OutputPolicy
+    from sense_nodes.eval import bsense_metrics as M
+    from sense_nodes.eval.bsense_stage import Probes, StageResult, run_stage
+    case = load_case("straight_30_r1", max_frames=40)
+    calib = load_case("", spec=calibration_spec(case.day, n_frames=60))
+    model = NoiseModel().fit([f.points for f in calib.frames])
+    own_probes = Probes(objects=M.DetectionCounts(), raw_objects=M.DetectionCounts(), detections=[])
+    own = run_stage(case, 4, model, (0.1, 0.1), None, probes=own_probes)
+    derived = (StageResult(), Probes(objects=M.DetectionCounts(), raw_objects=M.DetectionCounts(), detections=[]))
+    full = run_stage(case, 5, model, (0.1, 0.1), _Alternating(), OutputPolicy(0.5), stage4=derived)
+    assert own.det.tp > 0 and full.det.tp + full.det.fp < own.det.tp + own.det.fp
+    assert (own.det, own.gospa_sum, own.bands) == (derived[0].det, derived[0].gospa_sum, derived[0].bands)
+    for a, b in zip(own.hota_frames + own.outputs, derived[0].hota_frames + derived[0].outputs):
+        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            np.testing.assert_array_equal(u, v)
+    assert (own_probes.objects, own_probes.raw_objects) == (derived[1].objects, derived[1].raw_objects)
+    for (k1, g1), (k2, g2) in zip(own_probes.detections, derived[1].detections):
+        np.testing.assert_array_equal(k1, k2)
+        np.testing.assert_array_equal(g1, g2)
+
+
 def test_feature_ablation_scores_a_track_by_its_best_window():
     """`sense eval trajformer`: a track is decided by its highest window (the
     full system verifies at the first window over the threshold) and labelled

@@ -9,7 +9,8 @@ from sense_nodes.core.bsense.imm_ukf import ORIGIN
 from sense_nodes.core.bsense.stages import TrajectoryLevel
 from sense_nodes.core.bsense.training import TrainConfig, split_windows
 from sense_nodes.core.bsense.verification import OutputPolicy
-from sense_nodes.eval.bsense_policy import CaseTracks, choose_policy, policy_counts
+from sense_nodes.eval.bsense_policy import (COAST_GRID, RULE_GRID, VERIFY_GRID, CaseTracks, PolicyCounter,
+                                           choose_policy, policy_counts)
 
 DT = 0.64
 
@@ -141,3 +142,31 @@ def test_outputs_from_verdict_values_are_the_frame_by_frame_replay():
                 for (g1, o1), (g2, o2) in zip(tracks.outputs(policy), _outputs_by_replay(tracks, policy)):
                     np.testing.assert_array_equal(o1, o2)
                     np.testing.assert_array_equal(g1, g2)
+
+
+def _random_tracks(rng, n_frames: int) -> CaseTracks:
+    """Frames of 0-2 UAVs and 0-4 confirmed tracks, some near a UAV, with
+    random misses and scores (NaN: no window scored)."""
+    frames = []
+    for _ in range(n_frames):
+        gt = rng.uniform(0, 200, (rng.integers(0, 3), 3))
+        k = int(rng.integers(0, 5))
+        pos = rng.uniform(0, 200, (k, 3))
+        for i in range(min(k, len(gt))):
+            pos[i] = gt[i] + rng.normal(0, 6, 3)
+        score = np.where(rng.random(k) < 0.3, np.nan, rng.random(k))
+        frames.append((gt, rng.integers(1, 6, k), pos, rng.integers(0, 4, k), score))
+    return CaseTracks(frames)
+
+
+def test_policy_counter_counts_as_the_frame_by_frame_replay():
+    rng = np.random.default_rng(3)
+    records = [_random_tracks(rng, 60), _random_tracks(rng, 0), _random_tracks(rng, 45)]
+    counter = PolicyCounter(records)
+    for rule in RULE_GRID:
+        for coast in COAST_GRID:
+            for t in VERIFY_GRID[:4]:
+                p = OutputPolicy(t, rule, 3, coast)
+                a, b = policy_counts(records, p), counter.counts(p)
+                assert (a.tp, a.fp, a.fn, a.frames) == (b.tp, b.fp, b.fn, b.frames)
+                assert a.f1_pct == b.f1_pct or (np.isnan(a.f1_pct) and np.isnan(b.f1_pct))

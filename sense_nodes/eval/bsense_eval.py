@@ -34,14 +34,17 @@ measured when it was computed. ``eval_wall_s`` is the run's wall time.
 One tracking run per case and fold thresholds gives both the TrajFormer
 windows and the tracks stage 5 scores (tracking does not depend on
 verification), so the out-of-fold scores and the policy ablations run the
-networks on recorded windows instead of the chain. ``--jobs`` > 1 trains the
-folds' TrajFormers in worker processes while this one runs the test cases;
-torch runs one thread everywhere, so the figures do not depend on it.
+networks on recorded windows instead of the chain; stage 4's figures come
+from stage 5's run. ``--jobs`` > 1 trains the folds' TrajFormers in worker
+processes while this one runs the test cases, and one more worker
+(:mod:`.bsense_casework`) shares this one's work: the windows, the test
+cases, the Stone Soup peer, the multi-UAV and cross-site cases. torch runs
+one thread everywhere and the tallies take the cases in order, so the
+figures do not depend on it.
 """
 from __future__ import annotations
 
 import collections
-import dataclasses
 import os
 import time
 
@@ -53,25 +56,11 @@ from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, pl
                                             stage_figures)
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
 from sense_nodes.core.bsense.verification import OutputPolicy
+from sense_nodes.eval.bsense_casework import (PEER_STAGE, POLICY_ABLATIONS, PROBE_KINDS, PROBES,  # noqa: F401
+                                              STAGES, CaseOutcome, CaseRunner, Pending,
+                                              special_counts)
 from sense_nodes.eval.bsense_folds import FoldClassifiers, case_folds, fold_thresholds
-from sense_nodes.eval.bsense_policy import DEFAULT_VERIFY_THRESHOLD, policy_counts, policy_label
-from sense_nodes.eval.bsense_record import case_windows, chain_config
-
-STAGES = (1, 2, 3, 4, 5)
-# what each stage's run measures besides its outputs (Probes fields), and the
-# stage whose detections feed the Stone Soup peer
-PROBES = {2: ("points",), 4: ("objects", "raw_objects", "objects_and"), 5: ("sources",)}
-PEER_STAGE = 4
-# the full system's output policy (chosen per fold) against variants of it, each
-# replayed on the same test tracks: the paper's rule at the softmax argmax, and
-# the chosen policy without each of its parts
-POLICY_ABLATIONS = {
-    "verify_default": lambda p: OutputPolicy(DEFAULT_VERIFY_THRESHOLD),
-    "policy_threshold_only": lambda p: OutputPolicy(p.threshold),
-    "policy_no_coast_limit": lambda p: dataclasses.replace(p, coast_frames=None),
-    "policy_once_rule": lambda p: dataclasses.replace(p, rule="once"),
-}
-
+from sense_nodes.eval.bsense_policy import DEFAULT_VERIFY_THRESHOLD, policy_label
 
 def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=None, help="draw every case afresh with this seed")
@@ -92,8 +81,9 @@ def add_arguments(parser):
                         help="fingerprints for cubes without a Gaussian of their own: 'none' (paper), a Gaussian "
                              "mixture for cubes failing Henze-Zirkler, pooled neighbours for sparse cubes, or both")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="processes training the folds' TrajFormers beside the one running the test cases "
-                             "(1 = all in this process; the figures do not depend on it)")
+                        help="processes training the folds' TrajFormers beside the one running the test cases, "
+                             "which shares its cases with one more process (1 = all in this process; the figures "
+                             "do not depend on it)")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
                              "point filter, clusters, windows, networks and peer tracks are computed afresh")
@@ -126,18 +116,17 @@ class Tally:
         self.ours_stage4, self.ours_gospa4 = M.DetectionCounts(), 0.0
         self.fold0 = None                  # (classifier, thresholds, output policy) of fold 0
 
-    def probes(self, stage: int, fold: int) -> Probes:
-        probes = Probes(**{name: getattr(self, name) for name in PROBES.get(stage, ())})
-        if stage == PEER_STAGE and fold == 0 and len(self.peer_dets) < self.peer_cases:
-            probes.detections = []
-        return probes
-
-    def add_ablations(self, tracks, policy) -> None:
-        """One test case's recorded tracks (CaseTracks) under each ablated policy."""
-        for name, variant in POLICY_ABLATIONS.items():
-            self.ablations[name] = self.ablations[name].merge(policy_counts([tracks], variant(policy)))
+    def add_outcome(self, case: CaseData, outcome: CaseOutcome) -> None:
+        """One test case's stages and policy ablations (:func:`~.bsense_casework.case_outcome`)."""
+        for stage, r, probes in outcome.stages:
+            self.add(case.name, case, stage, r, probes)
+        for name, counts in outcome.ablations.items():
+            self.ablations[name] = self.ablations[name].merge(counts)
 
     def add(self, name: str, case: CaseData, stage: int, r: StageResult, probes: Probes) -> None:
+        for kind in PROBE_KINDS:        # this case's probes into the run's (sums of counts)
+            if getattr(probes, kind) is not None:
+                setattr(self, kind, getattr(self, kind).merge(getattr(probes, kind)))
         if probes.detections is not None:
             self.peer_dets.append(probes.detections)
             self.ours_stage4 = self.ours_stage4.merge(r.det)
@@ -181,34 +170,42 @@ def main(args):
     cache = StageCache(enabled=not args.no_cache)
     model_for = DayModels(args.seed, args.site_seed, cache, noise_config(args.fallback))
     levels = CaseLevels(model_for, cache)
+    runner = CaseRunner(levels, worker=args.jobs > 1)
     print("object confidences of UAVs on every case (thresholds per fold come from its training cases) ...")
-    confs = {n: levels.confidences(c) for n, c in tqdm(cases.items(), desc="confidences", leave=False)}
+    confs = runner.confidences(cases)
     plot_cases = [n for n in test_names if cases[n].traj_type == "star"][:1] or test_names[:1]
     tally = Tally(test_names, plot_cases, args.peer_cases)
     thresholds = [fold_thresholds(fi, fold, confs, args.object_rule) for fi, fold in enumerate(folds)]
-    folds_done = 0
-    classifiers = FoldClassifiers(folds, cases, thresholds, levels, args)
-    peer, interrupted = None, True      # peer: the Stone Soup peer's tracks, computed by a worker if any
+    classifiers = FoldClassifiers(folds, cases, thresholds, levels, args, prefetch=runner.windows)
+    peer: list = []      # the Stone Soup peer's tracks per case, computed by the case worker if any
+
+    def on_peer(detections):
+        from sense_nodes.eval.bsense_report import peer_tracks
+        peer.append(runner.task(peer_tracks, [detections], cache.enabled, cache.root))
+    pending, interrupted = Pending(tally, on_peer), True
     try:
         try:
             for fi, fold in enumerate(folds):
-                _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, folds_done)
-                _run_fold(fi, len(folds), fold, cases, thresholds[fi], classifiers, levels, tally)
-                folds_done += 1
-                if fi == 0:
-                    from sense_nodes.eval.bsense_report import peer_tracks
-                    peer = classifiers.submit(peer_tracks, tally.peer_dets, cache.enabled, cache.root)
+                _fold_banner(fi, len(folds), len(fold.train), len(fold.test), t_start, pending.folds_done)
+                _run_fold(fi, len(folds), fold, cases, thresholds[fi], classifiers, levels, tally, runner, pending)
+            pending.merge(wait=True)
         except KeyboardInterrupt:  # keep what the finished cases measured
-            print(f"\ninterrupted in fold {folds_done + 1} of {len(folds)}: the figures below cover the "
-                  f"{folds_done} finished fold(s) and the cases finished in the interrupted one")
+            runner.close(wait=False)
+            pending.merge()
+            print(f"\ninterrupted: the figures below cover the {pending.folds_done} finished fold(s) and the "
+                  f"cases finished in the others")
             classifiers.close(wait=False)
-            peer = None
+            peer = [None]
+        folds_done = pending.folds_done
         interrupted = folds_done < len(folds)
         if tally.fold0 is None:
             raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
-        specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted)
-        figures = _all_figures(tally, specials, len(folds), cache, peer.result() if peer is not None else None)
+        specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted, runner,
+                                          classifiers.nets.get(0))
+        tracks = [f.result()[0] for f in peer] if peer and None not in peer else None
+        figures = _all_figures(tally, specials, len(folds), cache, tracks)
     finally:
+        runner.close(wait=False)
         classifiers.close(wait=tally.fold0 is not None and not interrupted)
     print(cache.summary())
     figures["folds_completed"] = folds_done
@@ -230,12 +227,16 @@ def noise_config(fallback: str):
                             mixture_components=MIXTURE_COMPONENTS if fallback in ("mixture", "both") else 0)
 
 
-def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers, levels, tally: Tally) -> None:
+def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers, levels, tally: Tally,
+              runner: CaseRunner, pending: Pending) -> None:
     """One fold: TrajFormer from its training cases (thresholds from them
-    too), then its test cases through every stage."""
+    too), then its test cases through every stage, here and, when the case
+    worker is free, there (taken from the other end of the list); their
+    outcomes go to ``pending`` in the fold's order."""
     from tqdm import tqdm
 
     classifier, policy, table, classifier_s = classifiers.get(fi)
+    net = classifiers.nets.get(fi)
     if fi == 0:
         tally.fold0 = (classifier, thresholds, policy)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds.tau_s,
@@ -243,47 +244,45 @@ def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers
                             "ramp_frames": thresholds.ramp, "verify_threshold": policy.threshold,
                             "output_policy": policy_label(policy), "oof_f1_by_policy": table,
                             "classifier_s": classifier_s})
-    for name in tqdm(fold.test, desc=f"fold {fi + 1}/{n_folds}", leave=False):
-        case = cases[name]
-        model = levels.model_for(case)
-        for s in STAGES:
-            probes = tally.probes(s, fi)
-            kept = levels(case, with_model=s >= 2)
-            r = run_stage(case, s, model, thresholds, classifier, policy if s == 5 else None, probes, clusters=kept)
-            tally.add(name, case, s, r, probes)
-        # the same tracks the full system ran on, scored once and replayed under each ablated policy
-        record = case_windows(case, levels.model_for, chain_config(thresholds), levels.cache, levels)[2]
-        tally.add_ablations(record.tracks(classifier), policy)
+    todo, handles = list(fold.test), {}
+    with tqdm(total=len(todo), desc=f"fold {fi + 1}/{n_folds}", leave=False) as bar:
+        while todo:
+            pending.merge()
+            there = net is not None and runner.idle()
+            name = todo.pop() if there else todo.pop(0)
+            peer = fi == 0 and fold.test.index(name) < tally.peer_cases
+            handles[name] = (runner.submit(cases[name], thresholds, net, policy, peer) if there else
+                             runner.here(cases[name], thresholds, classifier, policy, peer))
+            bar.update()
+    for name in fold.test:
+        pending.add(fi, cases[name], handles[name])
+    pending.merge()
 
 
-def _specials(fold0, levels, args, max_frames: int, interrupted: bool):
+def _specials(fold0, levels, args, max_frames: int, interrupted: bool, runner: CaseRunner, net0=None):
     """The UAV-free, multi-UAV and cross-site cases through fold 0's full
-    system (and the basic pipeline beside); (figures by case, interrupted)."""
+    system (and the basic pipeline beside; the latter two in the case worker
+    when there is one, ``net0``: fold 0's network as config and weights);
+    (figures by case, interrupted)."""
     classifier0, thresholds0, policy0 = fold0
-    model_for = levels.model_for
-
-    def full(case, site_kind="A", policy=policy0):
-        model = model_for(case, site_kind)
-        return run_stage(case, 5, model, thresholds0, classifier0, policy,
-                         clusters=levels(case, site_kind=site_kind)).det
-
-    def basic(case):
-        return run_stage(case, 1, None, thresholds0, None, clusters=levels(case, with_model=False)).det
     print("the special cases (UAV-free, multi-UAV, cross-site) through fold 0's full system"
           + (" (Ctrl-C to skip them)" if not interrupted else " are skipped") + " ...", flush=True)
     specials = collections.defaultdict(M.DetectionCounts)   # a skipped case scores as empty (NaN figures)
     if interrupted:
         return specials, interrupted
     try:
+        far = {}
+        for name, site_kind in (("multi_uav", "A"), ("cross_site", "B")):
+            case = load_case(name, args.seed, args.site_seed, max_frames)
+            far[name] = (case, site_kind, runner.special(case, thresholds0, net0, policy0, site_kind))
         free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
-        specials["uav_free"] = full(free)
-        specials["uav_free_default"] = full(free, policy=OutputPolicy(DEFAULT_VERIFY_THRESHOLD))
-        multi = load_case("multi_uav", args.seed, args.site_seed, max_frames)
-        specials["multi_uav"] = full(multi)
-        specials["multi_uav_basic"] = basic(multi)
-        cross = load_case("cross_site", args.seed, args.site_seed, max_frames)
-        specials["cross_site"] = full(cross, "B")
-        specials["cross_site_basic"] = basic(cross)
+        model = levels.model_for(free)
+        for key, policy in (("uav_free", policy0), ("uav_free_default", OutputPolicy(DEFAULT_VERIFY_THRESHOLD))):
+            specials[key] = run_stage(free, 5, model, thresholds0, classifier0, policy, clusters=levels(free)).det
+        for name, (case, site_kind, future) in far.items():
+            specials[name], specials[f"{name}_basic"] = (
+                future.result() if future is not None
+                else special_counts(case, levels, thresholds0, classifier0, policy0, site_kind))
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted in the special cases: their figures are left empty")

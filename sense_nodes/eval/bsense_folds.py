@@ -54,14 +54,18 @@ class FoldClassifiers:
     ``fi``'s. The networks, and so the figures, are the same either way:
     the training sees the same windows, settings and seeds."""
 
-    def __init__(self, folds, cases, thresholds, levels, args):
+    def __init__(self, folds, cases, thresholds, levels, args, prefetch=None):
         self.folds, self.cases, self.thresholds, self.levels, self.args = folds, cases, thresholds, levels, args
+        self.prefetch = prefetch    # prefetch(cases, thresholds): their windows made ahead (in parallel)
         self.pool, self.futures, self.prep_s = None, {}, {}
+        self.nets: dict = {}        # fold -> (network config, weights) of the networks trained in workers
         if args.jobs > 1:
             self._submit_all()
 
     def _inputs(self, fi):
         t0 = time.perf_counter()
+        if self.prefetch is not None:
+            self.prefetch([self.cases[n] for n in self.folds[fi].train], self.thresholds[fi])
         inputs = fold_inputs([self.cases[n] for n in self.folds[fi].train], self.levels.model_for,
                              self.thresholds[fi], self.levels.cache, self.levels)
         self.prep_s[fi] = time.perf_counter() - t0
@@ -89,12 +93,9 @@ class FoldClassifiers:
             classifier, policy, table, _, _ = fit_classifier(inputs, self.args.epochs, fi, self.args.quick, cache)
             return classifier, policy, table, self.prep_s[fi] + time.perf_counter() - t0
         config, weights, policy, table, read, trained, secs = self.futures[fi].result()
+        self.nets[fi] = (config, weights)
         cache.hits, cache.misses = cache.hits + read, cache.misses + trained
         return network_from(config, weights), policy, table, self.prep_s[fi] + secs
-
-    def submit(self, fn, *args):
-        """``fn(*args)`` in a worker (a Future), or None without workers."""
-        return None if self.pool is None else self.pool.submit(fn, *args)
 
     def close(self, wait: bool = True) -> None:
         """End the workers (``wait=False``: at once, the folds not started cancelled)."""

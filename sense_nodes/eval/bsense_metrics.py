@@ -70,6 +70,10 @@ class PointCounts:
         self.noise_after += int((~is_uav & keep).sum())
         self.frames += 1
 
+    def merge(self, other: "PointCounts") -> "PointCounts":
+        """The counts of both (integers: the order of merging does not matter)."""
+        return PointCounts(*(getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__))
+
     @property
     def uav_lost_pct(self) -> float:
         """R_uav-filtered, Eq. 17 (lower is better)."""
@@ -290,6 +294,13 @@ class SourceTally:
         for j in np.asarray(output_detection)[far_out]:
             key = names.get(int(dom[j]), "other") if 0 <= j < m else "coasting"
             self.outputs[key] = self.outputs.get(key, 0) + 1
+
+    def merge(self, other: "SourceTally") -> "SourceTally":
+        """The tallies of both (integer counts)."""
+        def add(a: dict, b: dict) -> dict:
+            return {k: a.get(k, 0) + b.get(k, 0) for k in {**a, **b}}
+        return SourceTally(add(self.objects, other.objects), add(self.outputs, other.outputs),
+                           self.frames + other.frames)
 
     def figures(self) -> dict:
         """``false_objects_per_frame_<source>`` and ``false_outputs_pct_<source>``."""

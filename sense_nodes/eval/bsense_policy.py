@@ -99,6 +99,46 @@ def policy_counts(records, policy: OutputPolicy) -> M.DetectionCounts:
     return c
 
 
+class PolicyCounter:
+    """TP/FP/FN of output policies over recorded cases (CaseTracks), the
+    same as :func:`policy_counts` gives, for the many policies of the
+    policy choice: a frame's shown tracks are matched once per distinct
+    set (most policies show the same tracks in most frames), and the
+    frames without a shown track or without a UAV need no matching."""
+
+    def __init__(self, records):
+        self.records = records
+        self.memo: dict = {}
+        self.frames = []
+        for rec in records:
+            sizes = [len(ids) for _, ids, _, _, _ in rec.frames]
+            off = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+            misses = np.concatenate([m for _, _, _, m, _ in rec.frames]) if sizes else np.zeros(0, int)
+            n_gt = np.array([len(gt) for gt, _, _, _, _ in rec.frames], np.int64)
+            self.frames.append((off, misses, n_gt))
+
+    def counts(self, policy: OutputPolicy) -> M.DetectionCounts:
+        """Counts of ``policy`` (tp, fp, fn and frames; no localisation error)."""
+        tp = fp = fn = frames = 0
+        for ri, (rec, (off, misses, n_gt)) in enumerate(zip(self.records, self.frames)):
+            values = rec.verdict_values(policy.rule, policy.memory)
+            show = np.concatenate(values) >= policy.threshold if len(values) else np.zeros(0, bool)
+            if policy.coast_frames is not None:
+                show &= misses <= policy.coast_frames
+            shown = np.diff(np.concatenate([[0], np.cumsum(show, dtype=np.int64)])[off])
+            for f in np.flatnonzero((shown > 0) & (n_gt > 0)).tolist():
+                mask = show[off[f]:off[f + 1]]
+                key = (ri, f, mask.tobytes())
+                if key not in self.memo:
+                    gt, _, pos, _, _ = rec.frames[f]
+                    self.memo[key] = M.match(pos[mask], gt)[2].size
+                tp += self.memo[key]
+            fp += int(shown.sum())
+            fn += int(n_gt.sum())
+            frames += len(rec.frames)
+        return M.DetectionCounts(tp=tp, fp=fp - tp, fn=fn - tp, frames=frames)
+
+
 def policy_label(p: OutputPolicy) -> str:
     rule = p.rule if p.rule == "once" else f"{p.rule}{p.memory}"
     return f"{rule}@{p.threshold:g}/coast{'-' if p.coast_frames is None else p.coast_frames}"
@@ -114,10 +154,11 @@ def choose_policy(records, grid=VERIFY_GRID, rules=RULE_GRID, coasts=COAST_GRID,
     table, best, best_key = {}, None, None
     variants = [(rule, m, coast) for rule in rules for m in (memories if rule == "hold" else memories[:1])
                 for coast in coasts]
+    counter = PolicyCounter(records)
     for rule, memory, coast in variants:
         f1 = []
         for t in grid:
-            c = policy_counts(records, OutputPolicy(t, rule, memory, coast))
+            c = counter.counts(OutputPolicy(t, rule, memory, coast))
             f1.append(0.0 if np.isnan(c.f1_pct) else c.f1_pct)
         smooth = [float(np.mean(f1[max(0, i - 1):i + 2])) for i in range(len(grid))]
         for i, t in enumerate(grid):

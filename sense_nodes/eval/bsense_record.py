@@ -46,10 +46,15 @@ def case_windows(case, model_for, cfg, cache=None, clusters=None):
         return X, y, recorder.record()
     if cache is None:
         return compute()
-    from sense_nodes.eval.bsense_cache import digest
-    key = digest(cache.chain_code, case.source, model_for.key_of(model), repr(cfg))
-    return cache.memoised("windows", key, compute, lambda v: {"X": v[0], "y": v[1], **v[2].encode()},
+    return cache.memoised("windows", windows_key(case, model_for, cfg, cache), compute, lambda v: {"X": v[0], "y": v[1], **v[2].encode()},
                           lambda z: (z["X"], z["y"], ScoringRecord.decode(z)))
+
+
+def windows_key(case, model_for, cfg, cache) -> str:
+    """The ``cache`` key (a StageCache's) of :func:`case_windows` of ``case`` with ``cfg``."""
+    from sense_nodes.eval.bsense_cache import digest
+
+    return digest(cache.chain_code, case.source, model_for.key_of(model_for(case)), repr(cfg))
 
 
 @dataclass

@@ -179,7 +179,8 @@ def replaying(pipe, clusters: CaseClusters | None) -> Replay | None:
 
 
 def run_stage(case: CaseData, stage: int, model, thresholds, classifier, policy=None,
-              probes: Probes | None = None, combine: str = "or", clusters: CaseClusters | None = None) -> StageResult:
+              probes: Probes | None = None, combine: str = "or", clusters: CaseClusters | None = None,
+              stage4: tuple | None = None) -> StageResult:
     """Run ``case`` through ablation ``stage`` with object thresholds
     ``thresholds`` (tau_s, tau_v, or a KeepRule, :func:`object_config`),
     the ``combine`` keep rule (Section 3.3.4: "or"; a KeepRule's own wins)
@@ -187,7 +188,12 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, policy=
     :class:`~sense_nodes.core.bsense.verification.OutputPolicy`; None: the
     pipeline's default); accumulate its metrics and ``probes``.
     ``clusters`` (:func:`case_clusters` with this stage's model) replays the
-    point and cluster levels instead of computing them again."""
+    point and cluster levels instead of computing them again.
+    ``stage4`` = (StageResult, Probes or None), at stage 5: stage 4's
+    result from the same run. Stage 4 has stage 5's object filter and
+    tracker, and tracking does not depend on verification, so stage 4's
+    output is this run's confirmed tracks (its times: this run's, less
+    TrajFormer's)."""
     from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
 
     extra = {} if policy is None else {"classifier_threshold": policy.threshold, "verify_rule": policy.rule,
@@ -202,18 +208,28 @@ def run_stage(case: CaseData, stage: int, model, thresholds, classifier, policy=
         r = pipe.step(frame.points, case.dt)
         if replay is not None:
             replay.timing(r.timing_ms)
-        out = np.array([s.position for s in r.output]).reshape(-1, 3)
-        out_ids = np.array([s.id for s in r.output], dtype=int)
-        res.det.add(out, gt)
-        res.bands.add(out, gt)
-        res.gospa_sum += M.gospa(out, gt)["total"]
-        res.hota_frames.append((ids, gt, out_ids, out))
-        res.outputs.append(out)
-        for k, v in r.timing_ms.items():
-            res.timing_ms.setdefault(k, []).append(v)
-        if probes is not None:
-            probes.add(frame, r, gt, out, thresholds)
+        _add_frame(res, probes, frame, r, ids, gt, r.output, r.timing_ms, thresholds)
+        if stage4 is not None:
+            tm = {k: v for k, v in r.timing_ms.items() if k != "trajformer"}
+            tm["total"] -= r.timing_ms.get("trajformer", 0.0)
+            _add_frame(stage4[0], stage4[1], frame, r, ids, gt, [s for s in r.tracks if s.confirmed], tm,
+                       thresholds)
     return res
+
+
+def _add_frame(res: StageResult, probes, frame, r, ids, gt, output, timing_ms: dict, thresholds) -> None:
+    """One frame's ``output`` (TrackStates) and result ``r`` into ``res`` and ``probes``."""
+    out = np.array([s.position for s in output]).reshape(-1, 3)
+    out_ids = np.array([s.id for s in output], dtype=int)
+    res.det.add(out, gt)
+    res.bands.add(out, gt)
+    res.gospa_sum += M.gospa(out, gt)["total"]
+    res.hota_frames.append((ids, gt, out_ids, out))
+    res.outputs.append(out)
+    for k, v in timing_ms.items():
+        res.timing_ms.setdefault(k, []).append(v)
+    if probes is not None:
+        probes.add(frame, r, gt, out, thresholds)
 
 
 def object_config(thresholds, combine: str = "or"):
@@ -281,9 +297,22 @@ class CaseLevels:
         return case_clusters(case, model, self.cache, self.model_for.key_of(model))
 
     def confidences(self, case: CaseData) -> np.ndarray:
+        model = self.model_for(case)
+        return self.cache.memoised("confidences", self._keys(case)[1],
+                                   lambda: uav_confidences(case, model, self(case)),
+                                   lambda v: {"conf": v}, lambda z: z["conf"])
+
+    def hold(self, case: CaseData, clusters: CaseClusters, confidences: np.ndarray) -> None:
+        """Keep ``case``'s clusters with its day's model and its confidences,
+        computed elsewhere (a worker process), in the cache's memory."""
+        clusters_key, confidences_key = self._keys(case)
+        self.cache.memo[("clusters", clusters_key)] = clusters
+        self.cache.memo[("confidences", confidences_key)] = confidences
+
+    def _keys(self, case: CaseData) -> tuple:
+        """The cache keys of ``case``'s clusters (with its day's model) and confidences."""
         from sense_nodes.eval.bsense_cache import digest
 
-        model = self.model_for(case)
-        key = digest(self.cache.chain_code, case.source, self.model_for.key_of(model))
-        return self.cache.memoised("confidences", key, lambda: uav_confidences(case, model, self(case)),
-                                   lambda v: {"conf": v}, lambda z: z["conf"])
+        model_key = self.model_for.key_of(self.model_for(case))
+        return digest(self.cache.point_code, case.source, model_key), digest(self.cache.chain_code, case.source,
+                                                                             model_key)
