@@ -55,13 +55,20 @@ def _rel_err(a, b):
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a - b), initial=0))
 
 
+# The RMS delay spread is a variance over paths: a weak path far from the
+# mean delay moves it by its power's rounding times (delay offset / spread)^2,
+# which reaches tens, so the same 1e-7 float32 reordering of path powers
+# shows there ten times larger than in the CFR itself.
+REL_TOL = {"delay_spread_s": 1e-4}
+
+
 def _assert_same(a, b):
     for name in a.arrays.keys():
         x, y = a.arrays[name], b.arrays[name]
         if x.dtype.kind in "fc":
             ok = np.isfinite(x)
             np.testing.assert_array_equal(ok, np.isfinite(y), err_msg=name)
-            assert _rel_err(x[ok], y[ok]) <= 1e-5, name
+            assert _rel_err(x[ok], y[ok]) <= REL_TOL.get(name, 1e-5), name
         else:
             np.testing.assert_array_equal(x, y, err_msg=name)
 
