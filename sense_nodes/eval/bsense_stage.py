@@ -112,10 +112,17 @@ def case_clusters(case: CaseData, model, cache=None, model_key: str = "none") ->
     point kept, stage 1), from ``cache`` (a StageCache) when it has them."""
     if cache is None:
         return _compute_clusters(case, model)
-    from sense_nodes.eval.bsense_cache import digest
-    key = digest(cache.point_code, case.source, model_key if model is not None else "none")
+    key = clusters_key(case, model_key if model is not None else "none", cache)
     return cache.memoised("clusters", key, lambda: _compute_clusters(case, model), CaseClusters.encode,
                           CaseClusters.decode)
+
+
+def clusters_key(case: CaseData, model_key: str, cache) -> str:
+    """The ``cache`` key (a StageCache's) of ``case``'s clusters with the
+    noise model keyed ``model_key``; one place, so that clusters computed
+    in a worker are kept under the key this process looks up."""
+    from sense_nodes.eval.bsense_cache import digest
+    return digest(cache.point_code, case.source, model_key)
 
 
 def _compute_clusters(case: CaseData, model) -> CaseClusters:
@@ -314,5 +321,4 @@ class CaseLevels:
         from sense_nodes.eval.bsense_cache import digest
 
         model_key = self.model_for.key_of(self.model_for(case))
-        return digest(self.cache.point_code, case.source, model_key), digest(self.cache.chain_code, case.source,
-                                                                             model_key)
+        return clusters_key(case, model_key, self.cache), digest(self.cache.chain_code, case.source, model_key)
