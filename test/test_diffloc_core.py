@@ -287,6 +287,23 @@ def test_the_stacked_unets_give_the_estimates_of_the_networks_run_one_by_one(tra
         assert np.allclose(one.per_bs_xy, both.per_bs_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding
 
 
+def test_a_request_every_station_heard_is_estimated_as_inside_a_mixed_batch(trained, syn_data):
+    """A lone request with every link takes the pass without gather and
+    scatter; in a batch beside a request missing a station it is gathered.
+    Its noise draws do not depend on what follows it, so both give it the
+    same estimate."""
+    from sense_nodes.core.diffloc.estimator import Estimator
+    est = Estimator.from_checkpoint(trained["ct"], "cpu")
+    est.configure(draws=3, fusion="sum")
+    fp = syn_data.fp[syn_data.indices("test")[:2]]
+    mask = np.ones((2, est.num_bs), bool)
+    mask[1, 0] = False
+    alone = est.estimate(fp[:1], mask[:1], per_bs=False)
+    batch = est.estimate(fp, mask, per_bs=False)
+    assert np.isfinite(alone.fused_xy).all()
+    assert np.allclose(alone.fused_xy[0], batch.fused_xy[0], atol=1e-3)  # metres: float32 rounding
+
+
 def test_every_projection_dtype_gives_the_float32_components():
     """bfloat16 and int8 projections are speed choices: the components the
     networks see stay within a few percent of float32's, also for a

@@ -329,10 +329,11 @@ class Estimator:
             fused[loc], cov[loc] = gaussian_product(per[loc].transpose(1, 0, 2), pcov[loc].transpose(1, 0, 2, 3),
                                                     mask[loc].T)
             return Estimates(fused, cov * self.cov_scale, per, loc, pcov * self.cov_scale)
-        if loc.any():
+        if loc.all():  # every request has a link: no rows to pick
+            fused[:], cov[:] = self._fuse(feats, mt)
+        elif loc.any():
             idx = torch.from_numpy(np.flatnonzero(loc)).to(self.device)
-            m, c = self._fuse([f[idx] for f in feats], mt[:, idx])
-            fused[loc], cov[loc] = m, c
+            fused[loc], cov[loc] = self._fuse([f[idx] for f in feats], mt[:, idx])
         if per_bs:
             for b in range(self.num_bs):
                 ok = mask[:, b]

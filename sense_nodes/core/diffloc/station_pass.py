@@ -32,6 +32,7 @@ class StationPass:
     n_max: int = 0                        # n
     gather: torch.Tensor | None = None    # [S * n] rows of x in stack order (N: a zero row)
     scatter: tuple | None = None          # (station, row, slot) of every measured row
+    full: bool = False                    # every used station measured every row (no gather / scatter)
 
     @classmethod
     def build(cls, feats: list, mask: torch.Tensor, stack: StackedUNet | None) -> "StationPass":
@@ -53,6 +54,12 @@ class StationPass:
         if stack is None or not used:
             return cls(rows, fr)
         dev = mask.device
+        if all(isinstance(rows[b], slice) for b in used):
+            # the common request, every station heard the UE: the rows go to
+            # every station as they are, so there is nothing to gather or scatter
+            pad = [fr[b] if fr[b].shape[1] == stack.cond_pad else
+                   torch.nn.functional.pad(fr[b], (0, stack.cond_pad - fr[b].shape[1])) for b in used]
+            return cls(rows, fr, used, stack.select(used), torch.stack(pad), mask.shape[1], full=True)
         n, n_max = mask.shape[1], max(len(fr[b]) for b in used)
         cond = torch.zeros((len(used), n_max, stack.cond_pad), device=dev)
         gather = torch.full((len(used), n_max), n, dtype=torch.long, device=dev)
@@ -70,6 +77,13 @@ class StationPass:
     def run(self, fn, x: torch.Tensor, nets, num_bs: int) -> torch.Tensor:
         """[B, N, 2] outputs of ``fn(net_b, feats_b, x_b)`` on each station's
         rows (all stations in one batched call when stacked); zeros elsewhere."""
+        if self.full:
+            Y = fn(self.stack, self.cond, x.expand(len(self.used), -1, -1))
+            if len(self.used) == num_bs:
+                return Y
+            out = x.new_zeros((num_bs,) + tuple(x.shape))
+            out[self.used] = Y
+            return out
         out = torch.zeros((num_bs,) + tuple(x.shape), dtype=x.dtype, device=x.device)
         if self.stack is not None:  # one gather in, one scatter out
             X = torch.cat([x, x.new_zeros((1, x.shape[1]))])[self.gather].view(len(self.used), self.n_max, -1)
