@@ -95,6 +95,25 @@ def test_a_beam_delay_model_trains_and_localises_a_bundle(setup, tmp_path):
     assert out.localised.all() and np.isfinite(out.fused_xy).all() and np.isfinite(out.cov).all()
 
 
+def test_a_ct_of_narrower_unet_widths_is_saved_with_them_and_localises(setup, tmp_path, capsys):
+    import numpy as np
+    from sense_nodes.core.diffloc.estimator import Estimator
+    root, ds, models = setup
+    path = tmp_path / "ct-narrow.pt"
+    assert main(["train", "diffloc", "--model", "ct", "--unet-widths", "16,24", "--dataset", str(ds), "--steps", "20",
+                 "--components", "8", "--no-progress", "--out", str(path)]) == 0
+    est = Estimator.from_checkpoint(path, "cpu")
+    assert [e[0].out_features for e in est.nets[0].enc] == [24]
+    fp = np.random.default_rng(0).standard_normal((2, est.num_bs, est.expected_fingerprint_dim)).astype(np.float32)
+    assert np.isfinite(est.estimate(fp, np.ones((2, est.num_bs), bool)).fused_xy).all()
+    for bad in ("16", "16,x", "0,8"):
+        with pytest.raises(SystemExit):
+            main(["train", "diffloc", "--model", "ct", "--unet-widths", bad, "--dataset", str(ds)])
+        assert "--unet-widths" in capsys.readouterr().err
+    assert main(["train", "diffloc", "--model", "grid", "--unet-widths", "16,24", "--dataset", str(ds)]) == 2
+    assert "--unet-widths" in capsys.readouterr().err
+
+
 def test_bad_input_is_refused_with_its_name(setup, tmp_path, capsys):
     root, ds, models = setup
     assert main(["train", "diffloc", "--model", "ct", "--dataset", str(tmp_path / "none")]) == 2

@@ -27,6 +27,7 @@ from sense_nodes.eval.datasets import add_dataset_arguments, open_dataset, set_t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sense_nodes.core.diffloc.networks import UNET_WIDTHS
     from sense_nodes.core.diffloc.training import MODELS
     parser.add_argument("--model", required=True, choices=MODELS, help="which model")
     add_dataset_arguments(parser)
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-budget-min", type=float, help="stop each BS after this many minutes")
     parser.add_argument("--components", type=int, default=128,
                         help="principal components of the fingerprint fed to the networks (0 = all)")
+    parser.add_argument("--unet-widths", metavar="W1,W2,...", type=_widths,
+                        help="encoder widths of the UNet of unet and ct (default: "
+                             + ",".join(str(w) for w in UNET_WIDTHS) + ")")
     parser.add_argument("--soft-labels", choices=("on", "off"), help="dynamic soft labels (default: on "
                         "for mlp only)")
     parser.add_argument("--grid-spacing", type=float, help="grid: spacing in m (default: tuned on validation)")
@@ -60,6 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--choice-draws", type=int,
                         help="initial noises per estimate while choosing (default: 8 for ct, 2 for DDIM, "
                              "as `sense eval diffloc`)")
+
+
+def _widths(text: str) -> tuple:
+    """--unet-widths "128,192,256" -> (128, 192, 256)."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated integers expected (got {text!r})") from None
+    if len(widths) < 2 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"at least two positive widths expected (got {text!r})")
+    return widths
 
 
 def _device(option: str) -> str:
@@ -97,6 +112,7 @@ def main(args: argparse.Namespace) -> dict:
     try:
         cfg = TrainConfig(model=args.model, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                           components=args.components,
+                          **({"unet_widths": args.unet_widths} if args.unet_widths else {}),
                           soft_labels=None if args.soft_labels is None else args.soft_labels == "on",
                           grid_spacing_m=args.grid_spacing, scheme=args.split, seed=args.seed,
                           train_fraction=args.train_fraction, device=_device(args.device),
@@ -105,6 +121,8 @@ def main(args: argparse.Namespace) -> dict:
         raise UserError(str(exc)) from None
     if args.time_budget_min is not None and not args.time_budget_min > 0:
         raise UserError(f"--time-budget-min must be > 0 (got {args.time_budget_min})")
+    if args.unet_widths and args.model not in ("unet", "ct"):
+        raise UserError("--unet-widths applies to the UNet models (unet, ct)")
     if args.soft_labels is not None and args.model not in ("mlp", "unet"):
         raise UserError("--soft-labels applies to the DDIM score networks (mlp, unet)")
     ds = open_dataset(args)

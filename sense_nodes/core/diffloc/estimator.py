@@ -35,7 +35,7 @@ from sense_nodes.core.diffloc import calibration, covariance
 from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyModel, ConsistencySampler
 from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
 from sense_nodes.core.diffloc.grid_fusion import fuse_maps
-from sense_nodes.core.diffloc.networks import ScoreUNet
+from sense_nodes.core.diffloc.networks import UNET_WIDTHS, ScoreUNet
 from sense_nodes.core.diffloc.sampler import NUM_TRAIN_TIMESTEPS, DDIMScheduler
 from sense_nodes.core.diffloc.stacked import StackedUNet
 from sense_nodes.core.diffloc.station_pass import StationPass
@@ -107,7 +107,8 @@ class Estimator:
         ck = load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
         c = ck.config
         cells = int(np.prod(c["grid_shape"])) if c.get("grid_shape") else 0
-        nets = nn.ModuleList([build_net(c["model"], d, c["ports"], c["taps"], cells, c.get("dropout", 0.1))
+        widths = c.get("unet_widths", UNET_WIDTHS)  # a checkpoint without them has the default UNet
+        nets = nn.ModuleList([build_net(c["model"], d, c["ports"], c["taps"], cells, c.get("dropout", 0.1), widths)
                               for d in c["cond_dims"]])
         load_state(nets, ck)
         ex = ck.extra

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from sense_nodes.core.diffloc.consistency import ConsistencyConfig, ConsistencyModel
 from sense_nodes.core.diffloc.fingerprint import FeatureNorm, PositionNorm
 from sense_nodes.core.diffloc.grid_fusion import make_grid, soft_labels
-from sense_nodes.core.diffloc.networks import CNNRegressor, GridClassifier, Regressor, ScoreMLP, ScoreUNet
+from sense_nodes.core.diffloc.networks import UNET_WIDTHS, CNNRegressor, GridClassifier, Regressor, ScoreMLP, ScoreUNet
 from sense_nodes.core.diffloc.sampler import DDIMScheduler
 from sense_nodes.core.diffloc.score_fusion import GaussianPrior
 
@@ -53,6 +53,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     components: int = 128             # principal components of the fingerprint (0 = all)
+    unet_widths: tuple = UNET_WIDTHS  # encoder widths of the UNet (unet, ct)
     soft_labels: bool | None = None   # None: on for mlp only (Fig. 9)
     sigma0_m: float = 0.20
     rho: float = 0.8
@@ -79,6 +80,9 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0 (got {self.lr})")
         if self.components < 0:
             raise ValueError(f"components must be >= 0 (got {self.components})")
+        self.unet_widths = tuple(int(w) for w in self.unet_widths)
+        if len(self.unet_widths) < 2 or min(self.unet_widths) < 1:
+            raise ValueError(f"UNet widths must be at least two positive numbers (got {self.unet_widths})")
         if self.grid_spacing_m is not None and not self.grid_spacing_m > 0:
             raise ValueError(f"grid spacing must be > 0 m (got {self.grid_spacing_m})")
         if self.scheme not in ("random", "user"):
@@ -92,11 +96,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def build_net(model: str, cond_dim: int, ports: int, taps: int, cells: int = 0, dropout: float = 0.1) -> nn.Module:
+def build_net(model: str, cond_dim: int, ports: int, taps: int, cells: int = 0, dropout: float = 0.1,
+              unet_widths=UNET_WIDTHS) -> nn.Module:
     if model == "mlp":
         return ScoreMLP(cond_dim, dropout=dropout)
     if model in ("unet", "ct"):
-        return ScoreUNet(cond_dim)
+        return ScoreUNet(cond_dim, widths=tuple(unet_widths))
     if model == "supervised_mlp":
         return Regressor(cond_dim, dropout=dropout)
     if model == "cnn":
@@ -156,7 +161,7 @@ def train_station(cfg: TrainConfig, feats_tr, x0_tr, xy_tr, feats_va, x0_va, xy_
     torch.manual_seed(cfg.seed)
     dev = torch.device(cfg.device)
     cells = len(grid[0]) if grid is not None else 0
-    net = build_net(cfg.model, feats_tr.shape[1], ports, taps, cells, cfg.dropout).to(dev)
+    net = build_net(cfg.model, feats_tr.shape[1], ports, taps, cells, cfg.dropout, cfg.unet_widths).to(dev)
     obj = _Objective(cfg, net, pos_norm, grid)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -247,7 +252,7 @@ def train(data, cfg: TrainConfig, out_path, progress: bool = True, log=print) ->
                                  np.zeros((D, comps), np.float32) if comps else None,
                                  np.ones(comps, np.float32) if comps else None)
                 nets.append(build_net(cfg.model, fn.out_dim, data.ports, data.taps,
-                                      len(grid[0]) if grid else 0, cfg.dropout).eval())
+                                      len(grid[0]) if grid else 0, cfg.dropout, cfg.unet_widths).eval())
                 norms.append(fn)
                 summaries.append({"steps": 0, "seconds": 0.0, "best_val_loss": None})
                 trained.append(False)
@@ -272,6 +277,7 @@ def train(data, cfg: TrainConfig, out_path, progress: bool = True, log=print) ->
     seconds = time.perf_counter() - t_start
     config = {"model": cfg.model, "num_bs": data.num_bs, "ports": data.ports, "taps": data.taps,
               "cond_dims": [fn.out_dim for fn in best_run["norms"]], "dropout": cfg.dropout,
+              "unet_widths": list(cfg.unet_widths),
               "trained_bs": best_run["trained"], "train": cfg.to_dict(), "train_seconds": seconds,
               "consistency": ConsistencyConfig().to_dict(), "bs_pos": data.bs_pos.tolist(),
               "noise": data.noise, "magnitude": data.magnitude, "grid_spacing_m": best_run["spacing"],
