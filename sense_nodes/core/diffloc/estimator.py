@@ -224,12 +224,13 @@ class Estimator:
         sampler = self._samplers[self.steps]
         x = sampler.initial(noise)
         pas = StationPass.build(feats, mask, self.stack)
-        for i, s in enumerate(sampler.sigma_list):
-            s = float(s)
+        levels = sampler.sigma_list.tolist()
+        for i, s in enumerate(levels):
             eps = pas.run(lambda net, fb, xb: (xb - cm.denoise(xb, s, fb, net=net)) / s, x, self.nets, self.num_bs)
-            prior_eps = self.prior.eps_ve(x, float(s)) if self.fusion == "prior_corrected" else None
+            prior_eps = self.prior.eps_ve(x, s) if self.fusion == "prior_corrected" else None
             x0 = x - s * fuse_noise(eps, mask, prior_eps)
-            z = self._noise(blocks, self.draws, (self.seed, 1 + i))
+            # the last level returns x0 itself: no fresh noise to draw
+            z = self._noise(blocks, self.draws, (self.seed, 1 + i)) if i + 1 < len(levels) else None
             x, _ = sampler.step(x0, i, x, z)
         return x
 
@@ -250,7 +251,7 @@ class Estimator:
                 z = np.random.default_rng(list(seed)).standard_normal((n, K, 2)).astype(np.float32)
                 z = self._noise_cache[key] = torch.from_numpy(z.transpose(1, 0, 2).copy()).to(self.device)
             parts.append(z)
-        return torch.cat(parts, 1).reshape(-1, 2)
+        return (parts[0] if len(parts) == 1 else torch.cat(parts, 1)).reshape(-1, 2)
 
     @torch.inference_mode()
     def _generative(self, feats, mask, blocks=None):

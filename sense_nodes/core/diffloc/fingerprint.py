@@ -158,7 +158,8 @@ class FeatureNorm:
         return int(self.basis.shape[1] if self.basis is not None else self.mean.shape[0])
 
     def standardise(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, np.float32) - self.mean) / self.std).astype(np.float32)
+        Z = np.subtract(np.asarray(X, np.float32), self.mean, dtype=np.float32)
+        return np.divide(Z, self.std, out=Z)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         Z = self.standardise(X)
@@ -168,7 +169,7 @@ class FeatureNorm:
                 Z = self._int8_projection()(Zt).numpy() / self.scale
             else:
                 Z = torch.nn.functional.linear(Zt.to(self.compute_dtype), self._weight()).float().numpy() / self.scale
-        return Z.astype(np.float32)
+        return Z.astype(np.float32, copy=False)
 
     def _weight(self) -> torch.Tensor:
         """The basis transposed, one row per component read contiguously, in
