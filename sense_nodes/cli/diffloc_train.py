@@ -68,13 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _widths(text: str) -> tuple:
     """--unet-widths "128,192,256" -> (128, 192, 256)."""
+    from sense_nodes.core.diffloc.training import check_unet_widths
     try:
-        widths = tuple(int(w) for w in text.split(","))
+        return check_unet_widths(text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated integers expected (got {text!r})") from None
-    if len(widths) < 2 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"at least two positive widths expected (got {text!r})")
-    return widths
+        raise argparse.ArgumentTypeError(f"at least two comma-separated positive integers expected (got {text!r})") from None
 
 
 def _device(option: str) -> str:

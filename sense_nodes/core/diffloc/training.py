@@ -46,6 +46,15 @@ MIN_TRAIN_LINKS = 8
 DEFAULT_STEPS = {"mlp": 12000, "unet": 12000, "ct": 12000, "supervised_mlp": 6000, "cnn": 1500, "grid": 4000}
 
 
+def check_unet_widths(widths) -> tuple:
+    """The UNet's encoder widths as a tuple of ints; ValueError unless at
+    least two, all positive (one level has no encoder step to skip over)."""
+    widths = tuple(int(w) for w in widths)
+    if len(widths) < 2 or min(widths) < 1:
+        raise ValueError(f"UNet widths must be at least two positive numbers (got {widths})")
+    return widths
+
+
 @dataclass
 class TrainConfig:
     model: str
@@ -80,9 +89,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0 (got {self.lr})")
         if self.components < 0:
             raise ValueError(f"components must be >= 0 (got {self.components})")
-        self.unet_widths = tuple(int(w) for w in self.unet_widths)
-        if len(self.unet_widths) < 2 or min(self.unet_widths) < 1:
-            raise ValueError(f"UNet widths must be at least two positive numbers (got {self.unet_widths})")
+        self.unet_widths = check_unet_widths(self.unet_widths)
         if self.grid_spacing_m is not None and not self.grid_spacing_m > 0:
             raise ValueError(f"grid spacing must be > 0 m (got {self.grid_spacing_m})")
         if self.scheme not in ("random", "user"):
