@@ -287,21 +287,25 @@ def test_the_stacked_unets_give_the_estimates_of_the_networks_run_one_by_one(tra
         assert np.allclose(one.per_bs_xy, both.per_bs_xy, atol=5e-3, equal_nan=True)  # metres: float32 rounding
 
 
-def test_a_request_every_station_heard_is_estimated_as_inside_a_mixed_batch(trained, syn_data):
+@pytest.mark.parametrize("fusion", ["sum", "gaussian_product"])
+def test_a_request_every_station_heard_is_estimated_as_inside_a_mixed_batch(trained, syn_data, fusion):
     """A lone request with every link takes the pass without gather and
-    scatter; in a batch beside a request missing a station it is gathered.
-    Its noise draws do not depend on what follows it, so both give it the
-    same estimate."""
+    scatter (under the Gaussian product, the stations sampled side by side);
+    in a batch beside a request missing a station it is gathered. Its noise
+    draws do not depend on what follows it, so both give it the same
+    estimate, fused and per station, with the same spread."""
     from sense_nodes.core.diffloc.estimator import Estimator
     est = Estimator.from_checkpoint(trained["ct"], "cpu")
-    est.configure(draws=3, fusion="sum")
+    est.configure(draws=3, fusion=fusion)
     fp = syn_data.fp[syn_data.indices("test")[:2]]
     mask = np.ones((2, est.num_bs), bool)
     mask[1, 0] = False
-    alone = est.estimate(fp[:1], mask[:1], per_bs=False)
-    batch = est.estimate(fp, mask, per_bs=False)
+    alone = est.estimate(fp[:1], mask[:1])
+    batch = est.estimate(fp, mask)
     assert np.isfinite(alone.fused_xy).all()
     assert np.allclose(alone.fused_xy[0], batch.fused_xy[0], atol=1e-3)  # metres: float32 rounding
+    assert np.allclose(alone.per_bs_xy[0], batch.per_bs_xy[0], atol=1e-3)
+    assert np.allclose(alone.cov[0], batch.cov[0], atol=1e-4)
 
 
 def test_every_projection_dtype_gives_the_float32_components():

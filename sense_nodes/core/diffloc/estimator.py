@@ -217,11 +217,15 @@ class Estimator:
             x = sched.step(fuse_noise(eps, mask, prior_eps), t, x).prev_sample
         return x
 
+    def _ct_sampler(self) -> ConsistencySampler:
+        """The consistency sampler of ``steps`` (its noise levels computed once)."""
+        if self.steps not in self._samplers:
+            self._samplers[self.steps] = ConsistencySampler(self.cm_cfg, self.steps)
+        return self._samplers[self.steps]
+
     def _ct(self, feats, mask, noise, blocks):
         cm = ConsistencyModel(None, self.cm_cfg)
-        if self.steps not in self._samplers:  # its noise levels, computed once per step count
-            self._samplers[self.steps] = ConsistencySampler(self.cm_cfg, self.steps)
-        sampler = self._samplers[self.steps]
+        sampler = self._ct_sampler()
         x = sampler.initial(noise)
         pas = StationPass.build(feats, mask, self.stack)
         levels = sampler.sigma_list.tolist()
@@ -273,6 +277,9 @@ class Estimator:
         stations in one sampler pass (each network runs on its rows only):
         per-BS means [N, B, 2] (NaN where unmeasured) and covariances."""
         n = len(mask)
+        heard = mask.any(0)
+        if self.model == "ct" and self.stack is not None and mask[:, heard].all():
+            return self._ct_side_by_side(feats, np.flatnonzero(heard), n)
         blocks = [np.flatnonzero(mask[:, b]) for b in range(self.num_bs)]
         sizes = [len(r) for r in blocks]
         rows = torch.from_numpy(np.concatenate(blocks)).to(self.device)
@@ -285,6 +292,34 @@ class Estimator:
         at = np.cumsum([0] + sizes)
         for b, r in enumerate(blocks):
             per[r, b], pcov[r, b] = m[at[b]:at[b + 1]], c[at[b]:at[b + 1]]
+        return per, pcov
+
+    def _ct_side_by_side(self, feats, used: np.ndarray, n: int):
+        """:meth:`_each_station` when every station in ``used`` heard all n
+        rows (the common request): the stations' samplers run side by side,
+        x [S, K n, 2], one stacked call per level with no gather, scatter or
+        fusion over [B, N]. The same draws and arithmetic as the general pass
+        (its rows are draw-major, station blocks inside), so the same output."""
+        S, K = len(used), self.draws
+        pad = self.stack.cond_pad
+        cond = torch.stack([f if f.shape[1] == pad else torch.nn.functional.pad(f, (0, pad - f.shape[1]))
+                            for f in (feats[b] for b in used)])
+        cond = cond.repeat(1, K, 1) if K > 1 else cond
+        stack, cm, sampler = self.stack.select(used.tolist()), ConsistencyModel(None, self.cm_cfg), self._ct_sampler()
+
+        def noise(i):
+            return self._noise([n] * S, K, (self.seed, i)).view(K, S, n, 2).transpose(0, 1).reshape(S, K * n, 2)
+
+        x = sampler.initial(noise(0))
+        levels = sampler.sigma_list.tolist()
+        for i, s in enumerate(levels):
+            eps = (x - cm.denoise(x, s, cond, net=stack)) / s
+            x, _ = sampler.step(x - s * eps, i, x, noise(1 + i) if i + 1 < len(levels) else None)
+        xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(S, K, n, 2).transpose(1, 0, 2, 3).reshape(K, S * n, 2))
+        m, c = covariance.spread(xy)
+        per = np.full((n, self.num_bs, 2), np.nan)
+        pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
+        per[:, used], pcov[:, used] = m.reshape(S, n, 2).transpose(1, 0, 2), c.reshape(S, n, 2, 2).transpose(1, 0, 2, 3)
         return per, pcov
 
     @torch.inference_mode()
