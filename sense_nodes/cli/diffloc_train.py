@@ -28,7 +28,7 @@ from sense_nodes.eval.datasets import add_dataset_arguments, open_dataset, set_t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sense_nodes.core.diffloc.networks import UNET_WIDTHS
-    from sense_nodes.core.diffloc.training import MODELS
+    from sense_nodes.core.diffloc.training import COMPONENTS, DEFAULT_COMPONENTS, MODELS
     parser.add_argument("--model", required=True, choices=MODELS, help="which model")
     add_dataset_arguments(parser)
     parser.add_argument("--out", metavar="PATH", help="checkpoint (default: the model folder in the cache)")
@@ -42,8 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the beam x delay power map in dB, no phase (both beyond the paper)")
     parser.add_argument("--steps", type=int, help="optimiser steps per BS (default: per model)")
     parser.add_argument("--time-budget-min", type=float, help="stop each BS after this many minutes")
-    parser.add_argument("--components", type=int, default=128,
-                        help="principal components of the fingerprint fed to the networks (0 = all)")
+    parser.add_argument("--components", type=int,
+                        help="principal components of the fingerprint fed to the networks (0 = all; default: "
+                             + ", ".join(f"{v} for {k}" for k, v in DEFAULT_COMPONENTS.items())
+                             + f", {COMPONENTS} for the others)")
     parser.add_argument("--unet-widths", metavar="W1,W2,...", type=_widths,
                         help="encoder widths of the UNet of unet and ct (default: "
                              + ",".join(str(w) for w in UNET_WIDTHS) + ")")

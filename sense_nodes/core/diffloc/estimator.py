@@ -40,7 +40,7 @@ from sense_nodes.core.diffloc.sampler import NUM_TRAIN_TIMESTEPS, DDIMScheduler
 from sense_nodes.core.diffloc.stacked import StackedUNet
 from sense_nodes.core.diffloc.station_pass import StationPass
 from sense_nodes.core.diffloc.score_fusion import RULES, GaussianPrior, fuse_noise, gaussian_product
-from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net
+from sense_nodes.core.diffloc.training import CHECKPOINT_KIND, CHECKPOINT_VERSION, build_net, default_components
 
 METHOD_NAMES = {"mlp": "diffloc-mlp-ddim", "unet": "diffloc-unet-ddim", "ct": "diffloc-consistency",
                 "supervised_mlp": "supervised-mlp", "cnn": "cnn", "grid": "grid-fusion"}
@@ -117,10 +117,12 @@ class Estimator:
                    ex.get("grid_centres"), dev)
 
     @classmethod
-    def untrained(cls, model: str, num_bs: int = 4, cond_dim: int = 128, ports: int = 128, taps: int = 112,
+    def untrained(cls, model: str, num_bs: int = 4, cond_dim: int | None = None, ports: int = 128, taps: int = 112,
                   device: str = "cpu") -> "Estimator":
-        """A randomly initialised model of the default shapes (timing only)."""
+        """A randomly initialised model of the default shapes (timing only;
+        ``cond_dim``: the model's default principal components)."""
         D = 2 * ports * taps
+        cond_dim = default_components(model) if cond_dim is None else cond_dim
         rng = np.random.default_rng(0)
         norms = [FeatureNorm(np.zeros(D, np.float32), np.ones(D, np.float32),
                              None if model == "cnn" else rng.standard_normal((D, cond_dim)).astype(np.float32),
