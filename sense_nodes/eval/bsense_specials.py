@@ -17,6 +17,7 @@ own figure are reported beside it.
 from __future__ import annotations
 
 import collections
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -71,7 +72,7 @@ def score_specials(systems: dict, nets: dict, levels, runner, seed, site_seed, m
     draws while this process runs the UAV-free ones; without a worker (or a
     fold's network) they run here after them."""
     n_folds = len(systems)
-    far = []
+    t0, far = time.perf_counter(), []
     for j in range(n_draws):
         fi = j % n_folds
         _, thresholds, policy = systems[fi]
@@ -80,7 +81,7 @@ def score_specials(systems: dict, nets: dict, levels, runner, seed, site_seed, m
             s = draw_seed(kind, seed, j)
             case = load_case(name, s, site_seed, max_frames)
             far.append((kind, j, fi, s, case, runner.special(case, thresholds, nets.get(fi), policy, site_kind)))
-    draws = []
+    t1, draws = time.perf_counter(), []
     for j in range(n_draws):
         fi = j % n_folds
         classifier, thresholds, policy = systems[fi]
@@ -90,11 +91,15 @@ def score_specials(systems: dict, nets: dict, levels, runner, seed, site_seed, m
         counts = {key: run_stage(free, 5, model, thresholds, classifier, p, clusters=clusters).det
                   for key, p in (("uav_free", policy), ("uav_free_default", OutputPolicy(DEFAULT_VERIFY_THRESHOLD)))}
         draws.append(SpecialDraw("uav_free", j, fi, s, counts))
+    t2 = time.perf_counter()
     for kind, j, fi, s, case, future in far:
         classifier, thresholds, policy = systems[fi]
         full, basic = (future.result() if future is not None
                        else special_counts(case, levels, thresholds, classifier, policy, SPECIALS[kind][1]))
         draws.append(SpecialDraw(kind, j, fi, s, {kind: full, f"{kind}_basic": basic}))
+    t3 = time.perf_counter()
+    print(f"special cases: {t1 - t0:.0f} s drawing the {', '.join(WORKER_KINDS)} cases, {t2 - t1:.0f} s on the "
+          f"UAV-free draws here, then {t3 - t2:.0f} s for the others to finish", flush=True)
     return sorted(draws, key=lambda d: (list(SPECIALS).index(d.kind), d.draw))
 
 
