@@ -32,14 +32,26 @@ def test_folds_never_share_a_trajectory_type():
     assert len(folds) == 5
     by_name = {c.name: c for c in library.cases()}
     tested = [n for f in folds for n in f.test]
-    uav_cases = [c.name for c in library.cases() if c.family != "uav_free"]
-    assert sorted(tested) == sorted(uav_cases)             # every case tested exactly once
+    path_cases = [c.name for c in library.cases() if c.family in ("straight", "shape")]
+    assert len(path_cases) == 50
+    assert sorted(tested) == sorted(path_cases)            # every path case tested exactly once
     for f in folds:
         train_types = {by_name[n].traj_type for n in f.train}
         test_types = {by_name[n].traj_type for n in f.test}
         assert not train_types & test_types
-        assert set(f.train) | set(f.test) == set(uav_cases)
-    assert not any(n.startswith("uav_free") for f in folds for n in f.test + f.train)
+        assert set(f.train) | set(f.test) == set(path_cases)
+
+
+def test_special_cases_are_in_no_fold():
+    """The multi-UAV, cross-site and UAV-free cases are scored apart
+    (Section 4.5): no fold trains on them or tests them as path cases."""
+    specials = {c.name for c in library.cases() if c.family not in ("straight", "shape")}
+    assert specials == {"multi_uav", "cross_site", "uav_free_calib", "uav_free_eval"}
+    for k in (2, 5):
+        for f in library.folds(k):
+            assert not specials & (set(f.train) | set(f.test))
+    with pytest.raises(KeyError, match="not fold cases"):
+        library.folds(2, names=["circle_1_r1", "star_1_r1", "multi_uav"])
 
 
 def test_fold_count_is_checked():

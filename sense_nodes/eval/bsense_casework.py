@@ -131,8 +131,9 @@ def windows_in_worker(job: CaseJob):
 
 def special_counts(case, levels, thresholds, classifier, policy, site_kind: str = "A") -> tuple:
     """(full system, basic pipeline) detection counts of a special case
-    (multi-UAV, cross-site) with fold 0's ``thresholds``, ``classifier`` and
-    ``policy``; ``site_kind``: the site whose fingerprints it uses."""
+    (multi-UAV, cross-site) with a fold's ``thresholds``, ``classifier`` and
+    ``policy`` (:mod:`.bsense_specials`); ``site_kind``: the site whose
+    fingerprints it uses."""
     model = levels.model_for(case, site_kind)
     full = run_stage(case, 5, model, thresholds, classifier, policy, clusters=levels(case, site_kind=site_kind))
     basic = run_stage(case, 1, None, thresholds, None, clusters=levels(case, with_model=False))

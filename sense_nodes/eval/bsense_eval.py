@@ -19,9 +19,13 @@ What it runs (all numbers are measured here, on the cases drawn with
 3. Each test case runs through the ablation stages (1) basic pipeline ...
    (5) full system (Figure 13); point-, object- and trajectory-level metrics
    (Section 4.1), GOSPA and HOTA, per family and per range band.
-4. The UAV-free 15-minute case (false-positive rate), the multi-UAV case and
-   the cross-site case (its own site's fingerprints, no other retuning),
-   each through the full system of fold 0.
+4. The special cases, in no fold (:mod:`.bsense_specials`): the UAV-free
+   15-minute case (false-positive rate), the multi-UAV case and the
+   cross-site case (its own site's fingerprints, no other retuning), each
+   drawn ``--special-draws`` times; draw j (draw 0: the case of ``--seed``)
+   runs through fold (j mod folds)'s full system, the basic pipeline
+   beside. The headline figures pool a kind's draws (summed counts), the
+   lowest and highest draw and each draw's figure beside them.
 
 Work that does not change between stages, folds or runs is done once per
 case (:mod:`.bsense_cache`): the day's fingerprints, the point filter and
@@ -38,13 +42,12 @@ networks on recorded windows instead of the chain; stage 4's figures come
 from stage 5's run. ``--jobs`` > 1 trains the folds' TrajFormers in worker
 processes while this one runs the test cases, and one more worker
 (:mod:`.bsense_casework`) shares this one's work: the windows, the test
-cases, the Stone Soup peer, the multi-UAV and cross-site cases. torch runs
+cases, the Stone Soup peer, the multi-UAV and cross-site draws. torch runs
 one thread everywhere and the tallies take the cases in order, so the
 figures do not depend on it.
 """
 from __future__ import annotations
 
-import collections
 import os
 import time
 
@@ -55,12 +58,18 @@ from sense_nodes.eval.bsense_cases import CaseData, DayModels, calibration_spec,
 from sense_nodes.eval.bsense_report import (PAPER, STAGE_NAMES, peer_figures, plot_figure14, print_details,  # noqa: F401
                                             stage_figures)
 from sense_nodes.eval.bsense_stage import CaseLevels, Probes, StageResult, run_stage, uav_confidences  # noqa: F401
-from sense_nodes.core.bsense.verification import OutputPolicy
 from sense_nodes.eval.bsense_casework import (PEER_STAGE, POLICY_ABLATIONS, PROBE_KINDS, PROBES,  # noqa: F401
                                               STAGES, CaseOutcome, CaseRunner, Pending,
                                               special_counts)
 from sense_nodes.eval.bsense_folds import FoldClassifiers, case_folds, fold_thresholds
-from sense_nodes.eval.bsense_policy import DEFAULT_VERIFY_THRESHOLD, policy_label
+from sense_nodes.eval.bsense_policy import policy_label
+from sense_nodes.eval.bsense_specials import pooled, score_specials, spread_figures
+
+# draws of each special case (multi-UAV, cross-site, UAV-free): enough that one
+# unlucky draw does not make the figure, few enough that the whole cold
+# evaluation keeps to its wall budget (the UAV-free case alone is 15 minutes
+# of frames)
+SPECIAL_DRAWS = 2
 
 def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=None, help="draw every case afresh with this seed")
@@ -84,6 +93,9 @@ def add_arguments(parser):
                         help="processes training the folds' TrajFormers beside the one running the test cases, "
                              "which shares its cases with one more process (1 = all in this process; the figures "
                              "do not depend on it)")
+    parser.add_argument("--special-draws", type=int, default=SPECIAL_DRAWS,
+                        help="draws of each special case (multi-UAV, cross-site, UAV-free), draw j through fold "
+                             "(j mod folds)'s full system; their figures pool the draws (draw 0: the case of --seed)")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
                              "point filter, clusters, windows, networks and peer tracks are computed afresh")
@@ -114,7 +126,7 @@ class Tally:
         self.plots = {n: {} for n in plot_cases}
         self.peer_dets: list = []          # fold 0's stage-4 detections, for the Stone Soup peer
         self.ours_stage4, self.ours_gospa4 = M.DetectionCounts(), 0.0
-        self.fold0 = None                  # (classifier, thresholds, output policy) of fold 0
+        self.systems: dict = {}            # fold -> (classifier, thresholds, output policy)
 
     def add_outcome(self, case: CaseData, outcome: CaseOutcome) -> None:
         """One test case's stages and policy ablations (:func:`~.bsense_casework.case_outcome`)."""
@@ -157,6 +169,8 @@ def main(args):
         raise UserError(f"--folds must be >= 2, got {args.folds}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.special_draws < 1:
+        raise UserError(f"--special-draws must be >= 1, got {args.special_draws}")
     from sense_nodes.core.bsense.trajformer import single_thread_inference
     # one torch thread here and in every worker: a network's weights depend on
     # the thread count, so the figures do not depend on the machine or --jobs
@@ -198,15 +212,19 @@ def main(args):
             peer = [None]
         folds_done = pending.folds_done
         interrupted = folds_done < len(folds)
-        if tally.fold0 is None:
+        if 0 not in tally.systems:
             raise UserError("interrupted before the first fold's classifier was trained: nothing measured")
-        specials, interrupted = _specials(tally.fold0, levels, args, max_frames, interrupted, runner,
-                                          classifiers.nets.get(0))
+        t_specials = time.perf_counter()
+        draws, interrupted = _specials(tally.systems, classifiers.nets, levels, args, max_frames, interrupted,
+                                       runner)
+        specials_s = time.perf_counter() - t_specials
         tracks = [f.result()[0] for f in peer] if peer and None not in peer else None
-        figures = _all_figures(tally, specials, len(folds), cache, tracks)
+        figures = _all_figures(tally, pooled(draws), len(folds), cache, tracks)
+        figures.update(spread_figures(draws))
+        figures["special_draws"], figures["specials_wall_s"] = args.special_draws, specials_s
     finally:
         runner.close(wait=False)
-        classifiers.close(wait=tally.fold0 is not None and not interrupted)
+        classifiers.close(wait=0 in tally.systems and not interrupted)
     print(cache.summary())
     figures["folds_completed"] = folds_done
     figures["interrupted"] = interrupted
@@ -237,8 +255,7 @@ def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers
 
     classifier, policy, table, classifier_s = classifiers.get(fi)
     net = classifiers.nets.get(fi)
-    if fi == 0:
-        tally.fold0 = (classifier, thresholds, policy)
+    tally.systems[fi] = (classifier, thresholds, policy)
     tally.fold_info.append({"fold": fi, "test_types": list(fold.test_types), "tau_s": thresholds.tau_s,
                             "tau_v": thresholds.tau_v, "keep_rule": thresholds.combine,
                             "ramp_frames": thresholds.ramp, "verify_threshold": policy.threshold,
@@ -259,34 +276,21 @@ def _run_fold(fi, n_folds, fold, cases, thresholds, classifiers: FoldClassifiers
     pending.merge()
 
 
-def _specials(fold0, levels, args, max_frames: int, interrupted: bool, runner: CaseRunner, net0=None):
-    """The UAV-free, multi-UAV and cross-site cases through fold 0's full
-    system (and the basic pipeline beside; the latter two in the case worker
-    when there is one, ``net0``: fold 0's network as config and weights);
-    (figures by case, interrupted)."""
-    classifier0, thresholds0, policy0 = fold0
-    print("the special cases (UAV-free, multi-UAV, cross-site) through fold 0's full system"
-          + (" (Ctrl-C to skip them)" if not interrupted else " are skipped") + " ...", flush=True)
-    specials = collections.defaultdict(M.DetectionCounts)   # a skipped case scores as empty (NaN figures)
-    if interrupted:
-        return specials, interrupted
+def _specials(systems, nets, levels, args, max_frames: int, interrupted: bool, runner: CaseRunner):
+    """The special cases' draws (:func:`~.bsense_specials.score_specials`),
+    none when the folds were interrupted or when interrupted here; (draws,
+    interrupted)."""
+    print(f"the special cases (UAV-free, multi-UAV, cross-site), {args.special_draws} draw(s) each, through the "
+          f"folds' full systems" + (" (Ctrl-C to skip them)" if not interrupted else " are skipped") + " ...",
+          flush=True)
+    if interrupted:       # no draws: the special figures are NaN
+        return [], interrupted
     try:
-        far = {}
-        for name, site_kind in (("multi_uav", "A"), ("cross_site", "B")):
-            case = load_case(name, args.seed, args.site_seed, max_frames)
-            far[name] = (case, site_kind, runner.special(case, thresholds0, net0, policy0, site_kind))
-        free = load_case("uav_free_eval", args.seed, args.site_seed, max_frames)
-        model = levels.model_for(free)
-        for key, policy in (("uav_free", policy0), ("uav_free_default", OutputPolicy(DEFAULT_VERIFY_THRESHOLD))):
-            specials[key] = run_stage(free, 5, model, thresholds0, classifier0, policy, clusters=levels(free)).det
-        for name, (case, site_kind, future) in far.items():
-            specials[name], specials[f"{name}_basic"] = (
-                future.result() if future is not None
-                else special_counts(case, levels, thresholds0, classifier0, policy0, site_kind))
+        return score_specials(systems, nets, levels, runner, args.seed, args.site_seed, max_frames,
+                              args.special_draws), interrupted
     except KeyboardInterrupt:
-        interrupted = True
         print("\ninterrupted in the special cases: their figures are left empty")
-    return specials, interrupted
+        return [], True
 
 
 def _all_figures(tally: Tally, specials, n_folds: int, cache=None, peer=None) -> dict:
