@@ -125,3 +125,17 @@ def test_bad_input_is_refused_with_its_name(setup, tmp_path, capsys):
     assert main(["eval", "diffloc", "--dataset", str(ds), "--models", str(bad), "--skip",
                  "fig7,fig8,fig9,fig11,table6,fusion"]) == 2
     assert "ct.pt" in capsys.readouterr().err
+
+
+def test_the_consistency_model_projects_on_fewer_components_unless_told():
+    """Without --components the consistency model sees its own default
+    number of principal components (fewer than the other models', for its
+    request latency); a number given is kept, and a negative one refused."""
+    from sense_nodes.core.diffloc.estimator import Estimator
+    from sense_nodes.core.diffloc.training import COMPONENTS, TrainConfig, default_components
+    assert TrainConfig(model="ct").components == default_components("ct") < COMPONENTS
+    assert TrainConfig(model="unet").components == COMPONENTS
+    assert TrainConfig(model="ct", components=128).components == 128
+    assert Estimator.untrained("ct").config["cond_dims"] == [default_components("ct")] * 4
+    with pytest.raises(ValueError, match="components"):
+        TrainConfig(model="ct", components=-1)

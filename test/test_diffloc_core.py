@@ -390,16 +390,3 @@ def test_db_fingerprint_is_the_magnitude_in_db_beside_the_phase():
     assert np.allclose(f[:128], 20 * np.log10(np.abs(g).ravel()), atol=1e-4)
     assert np.allclose(f[128:], np.angle(g).ravel(), atol=1e-6)
 
-
-def test_the_consistency_model_projects_on_fewer_components_unless_told():
-    """Without --components the consistency model sees its own default
-    number of principal components (fewer than the other models', for its
-    request latency); a number given is kept, and a negative one refused."""
-    from sense_nodes.core.diffloc.estimator import Estimator
-    from sense_nodes.core.diffloc.training import COMPONENTS, TrainConfig, default_components
-    assert TrainConfig(model="ct").components == default_components("ct") < COMPONENTS
-    assert TrainConfig(model="unet").components == COMPONENTS
-    assert TrainConfig(model="ct", components=128).components == 128
-    assert Estimator.untrained("ct").config["cond_dims"] == [default_components("ct")] * 4
-    with pytest.raises(ValueError, match="components"):
-        TrainConfig(model="ct", components=-1)
