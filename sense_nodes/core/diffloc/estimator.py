@@ -279,9 +279,14 @@ class Estimator:
         stations in one sampler pass (each network runs on its rows only):
         per-BS means [N, B, 2] (NaN where unmeasured) and covariances."""
         n = len(mask)
+        per = np.full((n, self.num_bs, 2), np.nan)
+        pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
         heard = mask.any(0)
         if self.model == "ct" and self.stack is not None and mask[:, heard].all():
-            return self._ct_side_by_side(feats, np.flatnonzero(heard), n)
+            used = np.flatnonzero(heard)
+            m, c = self._ct_side_by_side(feats, used, n)
+            per[:, used], pcov[:, used] = m.transpose(1, 0, 2), c.transpose(1, 0, 2, 3)
+            return per, pcov
         blocks = [np.flatnonzero(mask[:, b]) for b in range(self.num_bs)]
         sizes = [len(r) for r in blocks]
         rows = torch.from_numpy(np.concatenate(blocks)).to(self.device)
@@ -289,8 +294,6 @@ class Estimator:
         joint[torch.from_numpy(np.repeat(np.arange(self.num_bs), sizes)).to(self.device),
               torch.arange(len(rows), device=self.device)] = True
         m, c = self._generative([f[rows] for f in feats], joint, [s for s in sizes if s])
-        per = np.full((n, self.num_bs, 2), np.nan)
-        pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
         at = np.cumsum([0] + sizes)
         for b, r in enumerate(blocks):
             per[r, b], pcov[r, b] = m[at[b]:at[b + 1]], c[at[b]:at[b + 1]]
@@ -301,11 +304,10 @@ class Estimator:
         rows (the common request): the stations' samplers run side by side,
         x [S, K n, 2], one stacked call per level with no gather, scatter or
         fusion over [B, N]. The same draws and arithmetic as the general pass
-        (its rows are draw-major, station blocks inside), so the same output."""
+        (its rows are draw-major, station blocks inside), so the same output:
+        means [S, n, 2] and covariances [S, n, 2, 2] of the ``used`` stations."""
         S, K = len(used), self.draws
-        pad = self.stack.cond_pad
-        cond = torch.stack([f if f.shape[1] == pad else torch.nn.functional.pad(f, (0, pad - f.shape[1]))
-                            for f in (feats[b] for b in used)])
+        cond = self.stack.conditioning([feats[b] for b in used])
         cond = cond.repeat(1, K, 1) if K > 1 else cond
         stack, cm, sampler = self.stack.select(used.tolist()), ConsistencyModel(None, self.cm_cfg), self._ct_sampler()
 
@@ -319,10 +321,7 @@ class Estimator:
             x, _ = sampler.step(x - s * eps, i, x, noise(1 + i) if i + 1 < len(levels) else None)
         xy = self.pos_norm.to_metric(x.cpu().numpy().reshape(S, K, n, 2).transpose(1, 0, 2, 3).reshape(K, S * n, 2))
         m, c = covariance.spread(xy)
-        per = np.full((n, self.num_bs, 2), np.nan)
-        pcov = np.tile(np.eye(2), (n, self.num_bs, 1, 1))
-        per[:, used], pcov[:, used] = m.reshape(S, n, 2).transpose(1, 0, 2), c.reshape(S, n, 2, 2).transpose(1, 0, 2, 3)
-        return per, pcov
+        return m.reshape(S, n, 2), c.reshape(S, n, 2, 2)
 
     @torch.inference_mode()
     def _fuse(self, feats, mask):

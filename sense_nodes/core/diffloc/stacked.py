@@ -64,6 +64,13 @@ class StackedUNet:
         self._subsets: dict = {tuple(range(len(nets))): self}
         self._times: dict = {}
 
+    def conditioning(self, feats: list) -> torch.Tensor:
+        """[S, n, d_pad]: the stations' features [n, d_s], in stack order,
+        zero-padded to the widest station's (the stacked input layer reads
+        d_pad values; the padding meets zero weights)."""
+        return torch.stack([f if f.shape[1] == self.cond_pad else F.pad(f, (0, self.cond_pad - f.shape[1]))
+                            for f in feats])
+
     def select(self, stations: list[int]) -> "StackedUNet":
         """The same stack restricted to ``stations``, gathered once per
         subset of stations and kept (a request pays no weight copy)."""

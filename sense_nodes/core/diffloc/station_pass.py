@@ -57,9 +57,8 @@ class StationPass:
         if all(isinstance(rows[b], slice) for b in used):
             # the common request, every station heard the UE: the rows go to
             # every station as they are, so there is nothing to gather or scatter
-            pad = [fr[b] if fr[b].shape[1] == stack.cond_pad else
-                   torch.nn.functional.pad(fr[b], (0, stack.cond_pad - fr[b].shape[1])) for b in used]
-            return cls(rows, fr, used, stack.select(used), torch.stack(pad), mask.shape[1], full=True)
+            return cls(rows, fr, used, stack.select(used), stack.conditioning([fr[b] for b in used]), mask.shape[1],
+                       full=True)
         n, n_max = mask.shape[1], max(len(fr[b]) for b in used)
         cond = torch.zeros((len(used), n_max, stack.cond_pad), device=dev)
         gather = torch.full((len(used), n_max), n, dtype=torch.long, device=dev)
