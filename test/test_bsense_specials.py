@@ -11,6 +11,7 @@ import pytest
 from sense_nodes.data.bs_sim import library
 from sense_nodes.eval import bsense_metrics as M
 from sense_nodes.eval.bsense_specials import SPECIALS, SpecialDraw, draw_seed, pooled, spread_figures
+from bsense_helpers import ConstantClassifier
 
 
 def _counts(tp, fp, fn, frames, frames_with_fp=0):
@@ -55,12 +56,6 @@ def test_draw_zero_is_the_case_a_single_draw_evaluation_scores(seed):
     assert draw_seed("multi_uav", seed, 1) != draw_seed("multi_uav", 1 if seed is None else seed + 1, 1)
 
 
-class _Constant:
-    def __init__(self, p: float):
-        self.p = p
-
-    def predict_proba(self, windows):
-        return np.full(len(windows), self.p)
 
 
 def test_each_draw_runs_through_its_folds_system():
@@ -76,7 +71,7 @@ def test_each_draw_runs_through_its_folds_system():
 
     calib = load_case("", spec=calibration_spec(0, n_frames=60))
     levels = CaseLevels(FixedModel(NoiseModel().fit([f.points for f in calib.frames]), "m"), StageCache(enabled=False))
-    systems = {0: (_Constant(1.0), (0.1, 0.1), OutputPolicy(0.5)), 1: (_Constant(0.0), (0.1, 0.1), OutputPolicy(0.5))}
+    systems = {0: (ConstantClassifier(1.0), (0.1, 0.1), OutputPolicy(0.5)), 1: (ConstantClassifier(0.0), (0.1, 0.1), OutputPolicy(0.5))}
     draws = score_specials(systems, {}, levels, CaseRunner(levels, worker=False), None, None, 40, 3)
     assert [(d.kind, d.draw, d.fold) for d in draws] == [(k, j, j % 2) for k in SPECIALS for j in range(3)]
     for d in draws:
