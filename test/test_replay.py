@@ -28,9 +28,10 @@ def _capture(comp):
     return probe, got
 
 
-def _wait_for_subscribers(comp, probe):
-    assert spin_until(comp.executor, lambda: probe.count_publishers("/bs/points") > 0
-                      and probe.count_publishers("/bs/truth") > 0, 10)
+def _matched(probe):
+    """Whether the probe's frame subscriptions are matched to a publisher
+    (a frame published before that is lost to discovery)."""
+    return lambda: all(s.get_publisher_count() > 0 for s in probe.subscriptions if s.topic_name in ("/bs/points", "/bs/truth"))
 
 
 def test_replayed_bag_gives_the_live_messages(tmp_path):
@@ -52,8 +53,8 @@ def test_replayed_bag_gives_the_live_messages(tmp_path):
     replay = compose("bsense", bag=str(bag), rate=8.0)
     try:
         probe, got_replay = _capture(replay)
-        _wait_for_subscribers(replay, probe)
         source = replay.nodes[0]
+        source.hold_until(_matched(probe), 15.0, "the probe matched")
         assert spin_until(replay.executor, lambda: source.finished and len(got_replay["/bs/truth"]) >= FRAMES, 30)
         spin_until(replay.executor, lambda: False, 0.5)
     finally:
