@@ -3,7 +3,9 @@ case-level fold, with a progress bar; saves a checkpoint with its config.
 
 `--ship` writes the checkpoint the package uses by default (the uav_tracker
 node and the demo); it is trained on fold 0's training cases, so fold 0's
-test cases (see `sense sim folds`) are unseen by it."""
+test cases (see `sense sim folds`) are unseen by it. `--verifier boosted`
+trains the boosted-tree verifier on the same windows instead (its shipped
+file sits beside TrajFormer's)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +20,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--out", default=None, help="checkpoint path (default: the cache)")
     parser.add_argument("--ship", action="store_true", help="write the package's default checkpoint")
+    parser.add_argument("--verifier", choices=("trajformer", "boosted"), default="trajformer",
+                        help="the paper's TrajFormer, or boosted trees on the same windows")
 
 
 def main(args):
@@ -30,10 +34,21 @@ def main(args):
         raise UserError(f"--fold must be in 0..{args.k - 1}, got {args.fold}")
     if args.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {args.epochs}")
-    out = Path(args.out) if args.out else (DEFAULT_CHECKPOINT if args.ship else
-                                           cache_dir("bsense") / f"trajformer_fold{args.fold}.pt")
+    boosted = args.verifier == "boosted"
+    if boosted:
+        from sense_nodes.core.bsense.boosted import BOOSTED_CHECKPOINT
+    shipped = BOOSTED_CHECKPOINT if boosted else DEFAULT_CHECKPOINT
+    out = Path(args.out) if args.out else (shipped if args.ship else
+                                           cache_dir("bsense") / f"{args.verifier}_fold{args.fold}.pt")
     cfg = TrainConfig(fold=args.fold, k=args.k, epochs=args.epochs, max_frames=args.max_frames,
                       device=args.device, seed=args.seed)
+    if boosted:
+        from sense_nodes.core.bsense.training import train_boosted
+        _, extra = train_boosted(cfg, out)
+        print(f"checkpoint: {out}")
+        return {"fold": args.fold, "verifier": "boosted", "train_windows": extra["n_samples"],
+                "positive_share_pct": 100.0 * extra["positive_share"], "trees": extra["trees"],
+                "train_s": extra["seconds"]}
     _, hist = train(cfg, out)
     from sense_nodes.core.bsense.trajformer import load_checkpoint
     extra = load_checkpoint(out).checkpoint_extra

@@ -157,13 +157,8 @@ def _short(exc: BaseException) -> str:
     return first if len(first) <= 200 else first[:197] + "..."
 
 
-def load_checkpoint(path, *, kind: str, version: int | Iterable[int],
-                    map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Read and verify a checkpoint written by :func:`save_checkpoint`.
-
-    ``version``: the format version(s) the caller can read."""
-    path = Path(path)
-    versions = {int(version)} if isinstance(version, int) else {int(v) for v in version}
+def _read(path: Path, map_location="cpu") -> dict:
+    """The file's payload through the weights-only unpickler, with its format tag checked."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -176,6 +171,24 @@ def load_checkpoint(path, *, kind: str, version: int | Iterable[int],
         raise CheckpointError(f"{path}: not a readable checkpoint: {reason}") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a sense_nodes checkpoint (no '{FORMAT}' tag)")
+    return ck
+
+
+def checkpoint_kind(path) -> str:
+    """The model kind a checkpoint file says it holds (read as safely as
+    :func:`load_checkpoint` reads it), for callers that take several kinds."""
+    path = Path(path)
+    return str(_read(path).get("kind"))
+
+
+def load_checkpoint(path, *, kind: str, version: int | Iterable[int],
+                    map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read and verify a checkpoint written by :func:`save_checkpoint`.
+
+    ``version``: the format version(s) the caller can read."""
+    path = Path(path)
+    versions = {int(version)} if isinstance(version, int) else {int(v) for v in version}
+    ck = _read(path, map_location)
     if ck.get("kind") != kind:
         raise CheckpointError(f"{path}: a '{ck.get('kind')}' checkpoint, not '{kind}'")
     if ck.get("version") not in versions:

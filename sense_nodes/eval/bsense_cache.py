@@ -48,7 +48,7 @@ CHAIN_MODULES = POINT_MODULES + tuple(
     "eval/bsense_stage.py", "eval/bsense_metrics.py", "eval/bsense_record.py", "core/checkpoint.py")
 # a trained network depends on the chain (its windows) and on how the
 # evaluation trains it; changing only the latter keeps the windows
-CLASSIFIER_MODULES = CHAIN_MODULES + ("eval/bsense_verify.py",)
+CLASSIFIER_MODULES = CHAIN_MODULES + ("eval/bsense_verify.py", "core/bsense/boosted.py")
 # in neither: eval/bsense_policy.py (the output policy is replayed on the
 # recorded tracks every run, never stored), so changing it reuses every entry
 

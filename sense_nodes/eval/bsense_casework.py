@@ -104,7 +104,7 @@ class CaseJob:
     clusters: object          # the case's CaseClusters with its model
     windows: object           # the recorded tracking run at the fold's thresholds, or None (computed there)
     thresholds: object
-    net: tuple                # (network config, weights) of the fold's TrajFormer
+    net: tuple                # the fold's verifier as bsense_verify.network_data
     policy: OutputPolicy
     peer: bool
     cache_enabled: bool

@@ -64,6 +64,7 @@ from sense_nodes.eval.bsense_casework import (PEER_STAGE, POLICY_ABLATIONS, PROB
 from sense_nodes.eval.bsense_folds import FoldClassifiers, case_folds, fold_thresholds
 from sense_nodes.eval.bsense_policy import policy_label
 from sense_nodes.eval.bsense_specials import pooled, score_specials, spread_figures
+from sense_nodes.eval.bsense_verify import VERIFIERS
 
 # draws of each special case (multi-UAV, cross-site, UAV-free): enough that one
 # unlucky draw does not make the figure, few enough that the whole cold
@@ -96,6 +97,10 @@ def add_arguments(parser):
     parser.add_argument("--special-draws", type=int, default=SPECIAL_DRAWS,
                         help="draws of each special case (multi-UAV, cross-site, UAV-free), draw j through fold "
                              "(j mod folds)'s full system; their figures pool the draws (draw 0: the case of --seed)")
+    parser.add_argument("--verifier", choices=VERIFIERS, default="trajformer",
+                        help="what verifies a track: 'trajformer' (the paper's network) or 'boosted' (gradient-"
+                             "boosted trees on the same windows and features); its output policy is chosen the same "
+                             "way for both")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
                              "point filter, clusters, windows, networks and peer tracks are computed afresh")
@@ -227,6 +232,7 @@ def main(args):
         classifiers.close(wait=0 in tally.systems and not interrupted)
     print(cache.summary())
     figures["folds_completed"] = folds_done
+    figures["verifier"] = args.verifier
     figures["interrupted"] = interrupted
     figures["frames_evaluated"] = tally.per_stage[5].frames
     figures["cases_evaluated"] = len(test_names)

@@ -58,7 +58,7 @@ class FoldClassifiers:
         self.folds, self.cases, self.thresholds, self.levels, self.args = folds, cases, thresholds, levels, args
         self.prefetch = prefetch    # prefetch(cases, thresholds): their windows made ahead (in parallel)
         self.pool, self.futures, self.prep_s = None, {}, {}
-        self.nets: dict = {}        # fold -> (network config, weights) of the networks trained in workers
+        self.nets: dict = {}        # fold -> network_data of the networks trained in workers
         if args.jobs > 1:
             self._submit_all()
 
@@ -82,7 +82,7 @@ class FoldClassifiers:
             self.args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_yield_to_parent)
         for fi in tqdm(range(len(self.folds)), desc="TrajFormer windows", leave=False):
             self.futures[fi] = self.pool.submit(fit_in_worker, self._inputs(fi), self.args.epochs, fi,
-                                                self.args.quick, cache.enabled, cache.root)
+                                                self.args.quick, cache.enabled, cache.root, self.args.verifier)
 
     def get(self, fi):
         """(classifier, policy, {policy label: smoothed F1 %}, seconds)."""
@@ -90,12 +90,13 @@ class FoldClassifiers:
         if self.pool is None:
             inputs = self._inputs(fi)
             t0 = time.perf_counter()
-            classifier, policy, table, _, _ = fit_classifier(inputs, self.args.epochs, fi, self.args.quick, cache)
+            classifier, policy, table, _, _ = fit_classifier(inputs, self.args.epochs, fi, self.args.quick, cache,
+                                                             self.args.verifier)
             return classifier, policy, table, self.prep_s[fi] + time.perf_counter() - t0
-        config, weights, policy, table, read, trained, secs = self.futures[fi].result()
-        self.nets[fi] = (config, weights)
+        net, policy, table, read, trained, secs = self.futures[fi].result()
+        self.nets[fi] = net
         cache.hits, cache.misses = cache.hits + read, cache.misses + trained
-        return network_from(config, weights), policy, table, self.prep_s[fi] + secs
+        return network_from(*net), policy, table, self.prep_s[fi] + secs
 
     def close(self, wait: bool = True) -> None:
         """End the workers (``wait=False``: at once, the folds not started cancelled)."""

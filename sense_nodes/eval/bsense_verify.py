@@ -19,10 +19,13 @@ from sense_nodes.eval.bsense_record import ScoringRecord, case_windows, chain_co
 NEGATIVE_SHARE = 0.3
 VAL_SHARE = 0.1
 OOF_SPLITS = 2          # out-of-fold groups of the training types (our choice: each network sees half)
+# what verifies a track: the paper's TrajFormer, or boosted trees on the same
+# windows (core/bsense/boosted.py), compared on the same folds
+VERIFIERS = ("trajformer", "boosted")
 
 
 def train_classifier(train_cases, model_for, thresholds, epochs, seed: int = 0, quick: bool = False,
-                     cache=None, clusters=None):
+                     cache=None, clusters=None, verifier: str = "trajformer"):
     """TrajFormer trained on sliding windows of one fold's training cases only
     (Section 4.1), each case run with its own day's fingerprints and the
     fold's object thresholds, and its output policy (:func:`fit_classifier`,
@@ -31,7 +34,7 @@ def train_classifier(train_cases, model_for, thresholds, epochs, seed: int = 0, 
     networks; ``clusters(case)`` gives a case's CaseClusters to replay.
     Returns (classifier, policy, {policy label: smoothed F1 %})."""
     inputs = fold_inputs(train_cases, model_for, thresholds, cache, clusters)
-    return fit_classifier(inputs, epochs, seed, quick, cache)[:3]
+    return fit_classifier(inputs, epochs, seed, quick, cache, verifier)[:3]
 
 
 @dataclass
@@ -55,9 +58,10 @@ def fold_inputs(train_cases, model_for, thresholds, cache=None, clusters=None) -
     return out
 
 
-def fit_classifier(inputs, epochs, seed: int = 0, quick: bool = False, cache=None):
-    """TrajFormer trained on the windows of ``inputs`` (:class:`CaseInputs`
-    of one fold's training cases), and its output policy.
+def fit_classifier(inputs, epochs, seed: int = 0, quick: bool = False, cache=None, verifier: str = "trajformer"):
+    """TrajFormer (or the ``verifier`` of ``VERIFIERS``) trained on the
+    windows of ``inputs`` (:class:`CaseInputs` of one fold's training
+    cases), and its output policy.
 
     The paper outputs a track once TrajFormer calls it true (softmax argmax)
     and never says at what probability. Every track is scored on each new
@@ -82,22 +86,22 @@ def fit_classifier(inputs, epochs, seed: int = 0, quick: bool = False, cache=Non
         group = {t: (i + seed) % k for i, t in enumerate(types)}
         for g in range(k):
             inner = [c for c in inputs if group[c.traj_type] != g]
-            net = _fit_trajformer(inner, epochs, seed, quick, cache, counts)
+            net = _fit_network(inner, epochs, seed, quick, cache, counts, verifier)
             records += [c.record.tracks(net) for c in inputs if group[c.traj_type] == g]
-    classifier = _fit_trajformer(inputs, epochs, seed, quick, cache, counts)
+    classifier = _fit_network(inputs, epochs, seed, quick, cache, counts, verifier)
     if not records:
         return classifier, OutputPolicy(DEFAULT_VERIFY_THRESHOLD), {}, *counts
     policy, table = choose_policy(records)
     return classifier, policy, table, *counts
 
 
-def fit_in_worker(inputs, epochs, seed: int, quick: bool, cache_enabled: bool, cache_root):
+def fit_in_worker(inputs, epochs, seed: int, quick: bool, cache_enabled: bool, cache_root,
+                  verifier: str = "trajformer"):
     """:func:`fit_classifier` in a worker process (one torch thread, as the
     evaluation's own process, so the networks are the same to the bit).
-    Returns (network config, its weights as arrays, policy, table, networks
+    Returns (the network as :func:`network_data`, policy, table, networks
     read from the cache, networks trained, seconds): plain data, so no
     tensor crosses between the processes."""
-    import dataclasses
     import time
 
     import torch
@@ -107,20 +111,77 @@ def fit_in_worker(inputs, epochs, seed: int, quick: bool, cache_enabled: bool, c
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     cache = StageCache(enabled=cache_enabled, root=cache_root)
-    net, policy, table, read, trained = fit_classifier(inputs, epochs, seed, quick, cache)
-    weights = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
-    return (dataclasses.asdict(net.config), weights, policy, table, read, trained, time.perf_counter() - t0)
+    net, policy, table, read, trained = fit_classifier(inputs, epochs, seed, quick, cache, verifier)
+    return (network_data(net), policy, table, read, trained, time.perf_counter() - t0)
 
 
-def network_from(config: dict, weights: dict):
-    """The TrajFormer :func:`fit_in_worker` described (eval mode)."""
+def network_data(net) -> tuple:
+    """(kind, config, arrays) of a trained verifier: plain data that
+    :func:`network_from` turns back into the same verifier."""
+    import dataclasses
+
+    from sense_nodes.core.bsense.boosted import BoostedVerifier
+
+    if isinstance(net, BoostedVerifier):
+        return "boosted", dataclasses.asdict(net.config), dataclasses.asdict(net.trees)
+    return "trajformer", dataclasses.asdict(net.config), {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+
+
+def network_from(kind: str, config: dict, arrays: dict):
+    """The verifier :func:`network_data` described (a network in eval mode)."""
+    if kind == "boosted":
+        from sense_nodes.core.bsense.boosted import BoostedConfig, BoostedVerifier, Trees
+
+        return BoostedVerifier(BoostedConfig(**config), Trees(**arrays))
     import torch
 
     from sense_nodes.core.bsense.trajformer import TrajFormer, TrajFormerConfig
 
     net = TrajFormer(TrajFormerConfig(**config))
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
     return net.eval()
+
+
+def _fit_network(inputs, epochs, seed, quick, cache=None, counts=None, verifier: str = "trajformer"):
+    if verifier not in VERIFIERS:
+        raise ValueError(f"verifier must be one of {VERIFIERS}, got {verifier!r}")
+    if verifier == "boosted":
+        return _fit_boosted(inputs, seed, cache, counts)
+    return _fit_trajformer(inputs, epochs, seed, quick, cache, counts)
+
+
+def _fit_boosted(inputs, seed, cache=None, counts=None):
+    """Boosted trees on every window of ``inputs`` (no share of the false
+    windows is dropped: trees train on all of them in seconds), stored in
+    ``cache`` like the networks."""
+    from sense_nodes.core.bsense.boosted import BoostedConfig, BoostedVerifier, load_verifier, save_verifier
+    from sense_nodes.core.checkpoint import CheckpointError
+
+    X, y = np.concatenate([c.X for c in inputs]), np.concatenate([c.y for c in inputs])
+    if len(X) == 0 or y.min() == y.max():
+        raise ValueError("the training cases gave no windows of both classes to train the verifier on")
+    config = BoostedConfig(window=X.shape[1], n_features=X.shape[2], seed=seed)
+    counts = counts if counts is not None else [0, 0]
+    path = None
+    if cache is not None and cache.enabled:
+        import sklearn
+
+        from sense_nodes.eval.bsense_cache import digest
+        path = cache.path("classifier", digest(cache.classifier_code, X, y, repr(config), sklearn.__version__), ".pt")
+        if path.exists():
+            try:
+                model = load_verifier(path)
+                cache.hits += 1
+                counts[0] += 1
+                return model
+            except CheckpointError as exc:
+                print(f"{exc}: training the verifier again")
+        cache.misses += 1
+    counts[1] += 1
+    model = BoostedVerifier.fit(X, y, config)
+    if path is not None:
+        save_verifier(model, path)
+    return model
 
 
 def _fit_trajformer(inputs, epochs, seed, quick, cache=None, counts=None):

@@ -64,7 +64,8 @@ class UavTracker(SenseNode):
         Param("max_misses_tentative", _t.max_misses_tentative, "misses before a tentative track is deleted",
               range=(0, 100), runtime=True),
         Param("use_classifier", True, "verify tracks with TrajFormer (False: output every confirmed track)"),
-        Param("checkpoint", "", "TrajFormer checkpoint ('' = the one shipped with the package)"),
+        Param("checkpoint", "", "track verifier checkpoint, TrajFormer or boosted trees ('' = the one shipped "
+                                "with the package)"),
         Param("window", 6, "W: observations TrajFormer reads", range=(2, 64)),
         Param("classifier_threshold", _pc.classifier_threshold, "P(true) that verifies a track", range=(0.0, 1.0), runtime=True),
         Param("verify_rule", _pc.verify_rule, "once: verified at the first window over the threshold, for good (the "
@@ -100,7 +101,8 @@ class UavTracker(SenseNode):
                             None if p.coast_frames < 0 else p.coast_frames)
 
     def _load_classifier(self):
-        from sense_nodes.core.bsense.trajformer import load_checkpoint, single_thread_inference
+        from sense_nodes.core.bsense.trajformer import single_thread_inference
+        from sense_nodes.core.bsense.verification import load_classifier
 
         path = Path(self.p.checkpoint) if self.p.checkpoint else DEFAULT_CHECKPOINT
         device = self.p.device
@@ -108,7 +110,7 @@ class UavTracker(SenseNode):
             import torch
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
-            model = load_checkpoint(path, device)
+            model = load_classifier(path, device)
             if device == "cpu":
                 single_thread_inference()
         except (ValueError, FileNotFoundError, OSError) as exc:
@@ -117,7 +119,10 @@ class UavTracker(SenseNode):
         if model.config.window != self.p.window:
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'window' = {self.p.window} but "
                                  f"checkpoint {path} was trained with W = {model.config.window}")
-        self.get_logger().info(f"TrajFormer {path} on {device}")
+        from sense_nodes.core.bsense.boosted import BoostedVerifier
+        boosted = isinstance(model, BoostedVerifier)
+        self.get_logger().info(f"{'boosted-tree verifier' if boosted else 'TrajFormer'} {path} on "
+                               f"{'cpu' if boosted else device}")
         return model
 
     def on_detections(self, msg: DetectionArray) -> None:

@@ -193,21 +193,8 @@ def train(config: TrainConfig, out_path, noise_model: NoiseModel | None = None,
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-    if config.cases is not None:
-        cases = list(config.cases)
-    else:
-        from sense_nodes.data.bs_sim import library
-        cases = list(library.folds(config.k)[config.fold].train)
     t0 = time.time()
-    if samples is None:
-        noise_model = noise_model or fit_noise_model()
-        with tqdm(desc="TrajFormer samples (frames)", disable=not progress, unit="frame") as bar:
-            X, y, _ = collect_windows(cases, noise_model, window=config.window, max_frames=config.max_frames,
-                                      progress=bar)
-    else:
-        X, y = samples[0], samples[1]
-    if len(X) == 0:
-        raise ValueError("no training windows collected")
+    cases, X, y = training_windows(config, noise_model, samples, progress)
     X, y, Xv, yv = split_windows(X, y, config, rng)
     mcfg = model_config or TrajFormerConfig(window=config.window)
     model = TrajFormer(mcfg)
@@ -254,6 +241,45 @@ def train(config: TrainConfig, out_path, noise_model: NoiseModel | None = None,
     if out_path is not None:
         save_checkpoint(model, out_path, **extra)
     return model, hist
+
+
+def training_windows(config: TrainConfig, noise_model: NoiseModel | None = None, samples=None,
+                     progress: bool = True):
+    """(case names, X, y): the sliding windows of the fold's training cases
+    (or ``config.cases``), collected with ``noise_model`` (default: the
+    calibration case's), or ``samples`` = (X, y) as given."""
+    from tqdm import tqdm
+    if config.cases is not None:
+        cases = list(config.cases)
+    else:
+        from sense_nodes.data.bs_sim import library
+        cases = list(library.folds(config.k)[config.fold].train)
+    if samples is None:
+        noise_model = noise_model or fit_noise_model()
+        with tqdm(desc="verifier samples (frames)", disable=not progress, unit="frame") as bar:
+            X, y, _ = collect_windows(cases, noise_model, window=config.window, max_frames=config.max_frames,
+                                      progress=bar)
+    else:
+        X, y = samples[0], samples[1]
+    if len(X) == 0:
+        raise ValueError("no training windows collected")
+    return cases, X, y
+
+
+def train_boosted(config: TrainConfig, out_path, noise_model: NoiseModel | None = None, samples=None,
+                  progress: bool = True):
+    """The boosted-tree verifier (:mod:`.boosted`) on the same windows
+    TrajFormer trains on; saved to ``out_path``. Returns (verifier, extra)."""
+    from .boosted import BoostedConfig, BoostedVerifier, save_verifier
+
+    t0 = time.time()
+    cases, X, y = training_windows(config, noise_model, samples, progress)
+    model = BoostedVerifier.fit(X, y, BoostedConfig(window=config.window, n_features=X.shape[-1], seed=config.seed))
+    extra = {"train_config": asdict(config), "train_cases": cases, "n_samples": int(len(X)),
+             "positive_share": float(y.mean()), "trees": int(model.trees.roots.size), "seconds": time.time() - t0}
+    if out_path is not None:
+        save_verifier(model, out_path, **extra)
+    return model, extra
 
 
 def split_windows(X: np.ndarray, y: np.ndarray, config: TrainConfig, rng: np.random.Generator):

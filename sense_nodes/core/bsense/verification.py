@@ -72,3 +72,20 @@ def verify_tracks(tracks, classifier, window: int, policy: OutputPolicy, origin)
             t.verified = float(np.mean(t.recent)) >= policy.threshold
         elif s >= policy.threshold:
             t.verified = True
+
+
+def load_classifier(path, device: str = "cpu"):
+    """The track verifier stored at ``path``, by the kind its file says:
+    a TrajFormer (on ``device``) or boosted trees (:mod:`.boosted`, numpy
+    on the CPU). Raises CheckpointError naming the file when neither."""
+    from sense_nodes.core import checkpoint as ckpt
+
+    from . import boosted, trajformer
+
+    kind = ckpt.checkpoint_kind(path)
+    if kind == boosted.CHECKPOINT_KIND:
+        return boosted.load_verifier(path)
+    if kind == trajformer.CHECKPOINT_KIND:
+        return trajformer.load_checkpoint(path, device)
+    raise ckpt.CheckpointError(f"{path}: a '{kind}' checkpoint, not a track verifier "
+                               f"('{trajformer.CHECKPOINT_KIND}' or '{boosted.CHECKPOINT_KIND}')")
