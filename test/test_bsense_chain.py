@@ -1,15 +1,15 @@
 """One BSense chain: frames replayed through the ``bsense`` deployment over
 real topics (noise_filter -> object_filter -> uav_tracker, the parameters of
 config/params/bsense.yaml) give the tracks ``BSensePipeline`` gives on the
-same frames: the same ids, positions, confirmation, TrajFormer scores and UAV
-verdicts. Detections cross the wire as float32 (the message's type), so
+same frames: the same ids, positions, confirmation, verifier scores and UAV
+verdicts (the package's default verifier on both sides). Detections cross the wire as float32 (the message's type), so
 positions agree to 1e-6 relative and scores to float32 precision."""
 import numpy as np
 import pytest
 
 from sense_nodes.core.bsense.noise_model import NoiseModel
 from sense_nodes.core.bsense.pipeline import BSensePipeline, PipelineConfig
-from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT, load_checkpoint
+from sense_nodes.core.bsense.verification import default_verifier_path, load_classifier
 from sense_nodes.data.bs_sim import library
 from sense_nodes.msg import Track
 from sense_nodes.runtime.latency import replay_in_step
@@ -28,7 +28,7 @@ def chain_inputs():
 
 def test_deployment_gives_the_pipelines_tracks(ros_context, chain_inputs):
     model, frames = chain_inputs
-    pipe = BSensePipeline(PipelineConfig(stage=5), noise_model=model, classifier=load_checkpoint(DEFAULT_CHECKPOINT))
+    pipe = BSensePipeline(PipelineConfig(stage=5), noise_model=model, classifier=load_classifier(default_verifier_path()))
     expected = [pipe.step(f.points) for f in frames]
     got = replay_in_step(frames, model)
     assert all(m is not None for m in got), "the deployment did not answer every frame"
@@ -41,7 +41,7 @@ def test_deployment_gives_the_pipelines_tracks(ros_context, chain_inputs):
         assert [t.confirmed for t in msg.tracks] == [s.confirmed for s in r.tracks], f"frame {k}: confirmation"
         scores = np.array([s.score if np.isfinite(s.score) else -1.0 for s in r.tracks])
         np.testing.assert_allclose([t.classifier_score for t in msg.tracks], scores, atol=1e-5,
-                                   err_msg=f"frame {k}: TrajFormer scores")
+                                   err_msg=f"frame {k}: verifier scores")
         out = {s.id for s in r.output}
         assert {t.track_id for t in msg.tracks if t.classification == Track.UAV} == out, f"frame {k}: UAVs"
         n_tracks += len(r.tracks)

@@ -74,7 +74,7 @@ def main(args):
     from sense_nodes.core.bsense.trajformer import single_thread_inference
     single_thread_inference()
     figures = {"points_per_frame": float(np.mean([len(f.points) for f in case.frames])),
-               "classifier": "trajformer" if classifier is not None else "none (no checkpoint)"}
+               "classifier": _kind(classifier)}
     rng = np.random.default_rng(0)
     base_frames = [f.points for f in case.frames]
     totals = {}
@@ -122,8 +122,14 @@ def main(args):
 
 
 def _classifier():
-    from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
-    if not DEFAULT_CHECKPOINT.exists():
-        return None
-    from sense_nodes.core.bsense.trajformer import load_checkpoint
-    return load_checkpoint(DEFAULT_CHECKPOINT)
+    """The package's default verifier, or None when no file is shipped."""
+    from sense_nodes.core.bsense.verification import default_verifier_path, load_classifier
+    path = default_verifier_path()
+    return load_classifier(path) if path.exists() else None
+
+
+def _kind(classifier) -> str:
+    from sense_nodes.core.bsense.boosted import BoostedVerifier
+    if classifier is None:
+        return "none (no checkpoint)"
+    return "boosted" if isinstance(classifier, BoostedVerifier) else "trajformer"

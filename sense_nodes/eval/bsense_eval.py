@@ -97,10 +97,10 @@ def add_arguments(parser):
     parser.add_argument("--special-draws", type=int, default=SPECIAL_DRAWS,
                         help="draws of each special case (multi-UAV, cross-site, UAV-free), draw j through fold "
                              "(j mod folds)'s full system; their figures pool the draws (draw 0: the case of --seed)")
-    parser.add_argument("--verifier", choices=VERIFIERS, default="trajformer",
-                        help="what verifies a track: 'trajformer' (the paper's network) or 'boosted' (gradient-"
-                             "boosted trees on the same windows and features); its output policy is chosen the same "
-                             "way for both")
+    parser.add_argument("--verifier", choices=VERIFIERS, default="boosted",
+                        help="what verifies a track: 'boosted' (gradient-boosted trees, the deployment's default) "
+                             "or 'trajformer' (the paper's network), both on the same windows and features; the "
+                             "output policy is chosen the same way for both")
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the stage cache ($SENSE_CACHE/bsense_eval): every case's "
                              "point filter, clusters, windows, networks and peer tracks are computed afresh")
@@ -324,5 +324,5 @@ def _fold_banner(fi: int, n_folds: int, n_train: int, n_test: int, t_start: floa
     """One line per fold with the time so far and, after the first, an ETA."""
     elapsed = time.perf_counter() - t_start
     eta = f", about {elapsed / done * (n_folds - done) / 60:.1f} min left" if done else ""
-    print(f"fold {fi + 1}/{n_folds}: TrajFormer on {n_train} training cases, then {n_test} test cases "
+    print(f"fold {fi + 1}/{n_folds}: the verifier on {n_train} training cases, then {n_test} test cases "
           f"through 5 stages ({elapsed / 60:.1f} min so far{eta})", flush=True)

@@ -80,7 +80,7 @@ class FoldClassifiers:
         cache = self.levels.cache
         self.pool = concurrent.futures.ProcessPoolExecutor(
             self.args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_yield_to_parent)
-        for fi in tqdm(range(len(self.folds)), desc="TrajFormer windows", leave=False):
+        for fi in tqdm(range(len(self.folds)), desc="verifier windows", leave=False):
             self.futures[fi] = self.pool.submit(fit_in_worker, self._inputs(fi), self.args.epochs, fi,
                                                 self.args.quick, cache.enabled, cache.root, self.args.verifier)
 

@@ -30,7 +30,6 @@ from sense_nodes.core.bsense.pipeline import PipelineConfig
 from sense_nodes.core.bsense.stages import TrajectoryLevel
 from sense_nodes.core.bsense.tracker import TrackerConfig
 from sense_nodes.core.bsense.verification import RULES, OutputPolicy
-from sense_nodes.core.bsense.trajformer import DEFAULT_CHECKPOINT
 from sense_nodes.data.cloud_codec import MAX_ABS_VALUE
 from sense_nodes.data.bags import stamp_ns_of
 from sense_nodes.msg import DetectionArray, Track, TrackArray
@@ -102,9 +101,9 @@ class UavTracker(SenseNode):
 
     def _load_classifier(self):
         from sense_nodes.core.bsense.trajformer import single_thread_inference
-        from sense_nodes.core.bsense.verification import load_classifier
+        from sense_nodes.core.bsense.verification import default_verifier_path, load_classifier
 
-        path = Path(self.p.checkpoint) if self.p.checkpoint else DEFAULT_CHECKPOINT
+        path = Path(self.p.checkpoint) if self.p.checkpoint else default_verifier_path()
         device = self.p.device
         if device == "auto":
             import torch
@@ -115,7 +114,7 @@ class UavTracker(SenseNode):
                 single_thread_inference()
         except (ValueError, FileNotFoundError, OSError) as exc:
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'checkpoint': {exc} "
-                                 f"(train one with: sense train trajformer)") from None
+                                 f"(train one with: sense train trajformer [--verifier boosted])") from None
         if model.config.window != self.p.window:
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'window' = {self.p.window} but "
                                  f"checkpoint {path} was trained with W = {model.config.window}")

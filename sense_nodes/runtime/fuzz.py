@@ -238,7 +238,9 @@ def _loaders():
     from sense_nodes.core.diffloc.models import default_path as diffloc_model
     from sense_nodes.core.fwa.pipeline import CHECKPOINT_DIR as FWA_DIR
     from sense_nodes.core.fwa.pipeline import load_model as load_fwa
+    from sense_nodes.core.bsense.boosted import BOOSTED_CHECKPOINT, load_verifier
     out = [("trajformer", Path(TRAJFORMER), load_trajformer),
+           ("boosted_verifier", BOOSTED_CHECKPOINT, load_verifier),
            ("imaging", IMAGING_DIR / "net9.pt", load_network)]
     out += [(f"fwa_{name}", FWA_DIR / f"{name}.pt", lambda p, k=f"fwa_{name}": load_fwa(p, k))
             for name in ("detector", "ulocnet", "culocnet")]

@@ -74,6 +74,15 @@ def verify_tracks(tracks, classifier, window: int, policy: OutputPolicy, origin)
             t.verified = True
 
 
+def default_verifier_path():
+    """The verifier the package ships and uses by default: the boosted trees
+    (:mod:`.boosted`), chosen over TrajFormer by the evaluation's figures on
+    the library's cases (``sense eval bsense --verifier``)."""
+    from .boosted import BOOSTED_CHECKPOINT
+
+    return BOOSTED_CHECKPOINT
+
+
 def load_classifier(path, device: str = "cpu"):
     """The track verifier stored at ``path``, by the kind its file says:
     a TrajFormer (on ``device``) or boosted trees (:mod:`.boosted`, numpy
