@@ -152,44 +152,30 @@ def _fit_network(inputs, epochs, seed, quick, cache=None, counts=None, verifier:
 
 def _fit_boosted(inputs, seed, cache=None, counts=None):
     """Boosted trees on every window of ``inputs`` (no share of the false
-    windows is dropped: trees train on all of them in seconds), stored in
-    ``cache`` like the networks."""
-    from sense_nodes.core.bsense.boosted import BoostedConfig, BoostedVerifier, load_verifier, save_verifier
-    from sense_nodes.core.checkpoint import CheckpointError
+    windows is dropped: trees are cheap to train on all of them), kept in
+    ``cache`` like the networks (keyed by scikit-learn's version too)."""
+    import sklearn
 
+    from sense_nodes.core.bsense.boosted import BoostedConfig, BoostedVerifier, load_verifier, save_verifier
+
+    X, y = _windows_of(inputs)
+    config = BoostedConfig(window=X.shape[1], n_features=X.shape[2], seed=seed)
+    return _cached(cache, counts, (X, y, repr(config), sklearn.__version__), lambda: BoostedVerifier.fit(X, y, config),
+                   load_verifier, save_verifier)
+
+
+def _windows_of(inputs):
+    """(X, y) of every case of ``inputs``; refused when one class is missing."""
     X, y = np.concatenate([c.X for c in inputs]), np.concatenate([c.y for c in inputs])
     if len(X) == 0 or y.min() == y.max():
         raise ValueError("the training cases gave no windows of both classes to train the verifier on")
-    config = BoostedConfig(window=X.shape[1], n_features=X.shape[2], seed=seed)
-    counts = counts if counts is not None else [0, 0]
-    path = None
-    if cache is not None and cache.enabled:
-        import sklearn
-
-        from sense_nodes.eval.bsense_cache import digest
-        path = cache.path("classifier", digest(cache.classifier_code, X, y, repr(config), sklearn.__version__), ".pt")
-        if path.exists():
-            try:
-                model = load_verifier(path)
-                cache.hits += 1
-                counts[0] += 1
-                return model
-            except CheckpointError as exc:
-                print(f"{exc}: training the verifier again")
-        cache.misses += 1
-    counts[1] += 1
-    model = BoostedVerifier.fit(X, y, config)
-    if path is not None:
-        save_verifier(model, path)
-    return model
+    return X, y
 
 
 def _fit_trajformer(inputs, epochs, seed, quick, cache=None, counts=None):
     from sense_nodes.core.bsense.training import TrainConfig
 
-    X, y = np.concatenate([c.X for c in inputs]), np.concatenate([c.y for c in inputs])
-    if len(X) == 0 or y.min() == y.max():
-        raise ValueError("the training cases gave no windows of both classes to train TrajFormer on")
+    X, y = _windows_of(inputs)
     n_epochs = epochs if epochs is not None else (3 if quick else TrainConfig().epochs)
     config = TrainConfig(epochs=n_epochs, seed=seed, cases=tuple(c.name for c in inputs),
                          negative_share=NEGATIVE_SHARE, val_share=VAL_SHARE)
@@ -198,31 +184,40 @@ def _fit_trajformer(inputs, epochs, seed, quick, cache=None, counts=None):
 
 def _trained(X, y, config, cache=None, counts=None):
     """TrajFormer trained on (X, y) with ``config``, or the same network
-    from ``cache`` (keyed by the windows, the settings and the code): read
-    back through the suite's safe checkpoint loader. ``counts``: [read,
-    trained] networks, added to."""
+    from ``cache`` (:func:`_cached`)."""
+    import torch
+
     from sense_nodes.core.bsense.training import train
     from sense_nodes.core.bsense.trajformer import load_checkpoint, save_checkpoint
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    # the weights depend on the device and torch's kernels too: a network trained elsewhere is not reused
+    return _cached(cache, counts, (X, y, repr(config), device, torch.__version__),
+                   lambda: train(config, None, samples=(X, y), progress=False)[0], load_checkpoint,
+                   lambda model, path: save_checkpoint(model, path))
+
+
+def _cached(cache, counts, key_parts, fit, load, save):
+    """``fit()``'s verifier, or the same one from ``cache`` (keyed by the
+    code and ``key_parts``: the windows and settings): read back through
+    the suite's safe checkpoint loader. ``counts``: [read, trained], added to."""
     from sense_nodes.core.checkpoint import CheckpointError
 
     counts = counts if counts is not None else [0, 0]
     if cache is None or not cache.enabled:
-        return train(config, None, samples=(X, y), progress=False)[0]
+        return fit()
     from sense_nodes.eval.bsense_cache import digest
-    import torch
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-    # the weights depend on the device and torch's kernels too: a network trained elsewhere is not reused
-    path = cache.path("classifier", digest(cache.classifier_code, X, y, repr(config), device, torch.__version__), ".pt")
+    path = cache.path("classifier", digest(cache.classifier_code, *key_parts), ".pt")
     if path.exists():
         try:
-            model = load_checkpoint(path)
+            model = load(path)
             cache.hits += 1
             counts[0] += 1
             return model
         except CheckpointError as exc:
-            print(f"{exc}: training the network again")
+            print(f"{exc}: training the verifier again")
     cache.misses += 1
     counts[1] += 1
-    model = train(config, None, samples=(X, y), progress=False)[0]
-    save_checkpoint(model, path)
+    model = fit()
+    save(model, path)
     return model
