@@ -174,23 +174,28 @@ def _read(path: Path, map_location="cpu") -> dict:
     return ck
 
 
-def checkpoint_kind(path) -> str:
-    """The model kind a checkpoint file says it holds (read as safely as
-    :func:`load_checkpoint` reads it), for callers that take several kinds."""
-    path = Path(path)
-    return str(_read(path).get("kind"))
-
-
 def load_checkpoint(path, *, kind: str, version: int | Iterable[int],
                     map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read and verify a checkpoint written by :func:`save_checkpoint`.
 
     ``version``: the format version(s) the caller can read."""
+    return load_any_checkpoint(path, {kind: version}, map_location=map_location)
+
+
+def load_any_checkpoint(path, accept: dict, *, what: str | None = None,
+                        map_location: str | torch.device = "cpu") -> Checkpoint:
+    """:func:`load_checkpoint` for callers that take several model kinds:
+    ``accept`` maps each kind to the format version(s) read of it; the file
+    is read once and ``Checkpoint.kind`` says which it holds. ``what`` names
+    the accepted kinds in the refusal (default: the kinds themselves)."""
     path = Path(path)
-    versions = {int(version)} if isinstance(version, int) else {int(v) for v in version}
     ck = _read(path, map_location)
-    if ck.get("kind") != kind:
-        raise CheckpointError(f"{path}: a '{ck.get('kind')}' checkpoint, not '{kind}'")
+    kind = ck.get("kind")
+    if kind not in accept:
+        names = " or ".join(f"'{k}'" for k in accept)
+        raise CheckpointError(f"{path}: a '{kind}' checkpoint, not {what or names}")
+    version = accept[kind]
+    versions = {int(version)} if isinstance(version, int) else {int(v) for v in version}
     if ck.get("version") not in versions:
         raise CheckpointError(f"{path}: format version {ck.get('version')}; this code reads "
                               f"version {', '.join(map(str, sorted(versions)))} (retrain or convert it)")

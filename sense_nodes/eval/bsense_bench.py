@@ -72,9 +72,10 @@ def main(args):
     model = NoiseModel().fit([f.points for f in calib.frames])
     classifier = _classifier()
     from sense_nodes.core.bsense.trajformer import single_thread_inference
+    from sense_nodes.core.bsense.verification import verifier_name
     single_thread_inference()
     figures = {"points_per_frame": float(np.mean([len(f.points) for f in case.frames])),
-               "classifier": _kind(classifier)}
+               "classifier": verifier_name(classifier) if classifier is not None else "none (no checkpoint)"}
     rng = np.random.default_rng(0)
     base_frames = [f.points for f in case.frames]
     totals = {}
@@ -127,9 +128,3 @@ def _classifier():
     path = default_verifier_path()
     return load_classifier(path) if path.exists() else None
 
-
-def _kind(classifier) -> str:
-    from sense_nodes.core.bsense.boosted import BoostedVerifier
-    if classifier is None:
-        return "none (no checkpoint)"
-    return "boosted" if isinstance(classifier, BoostedVerifier) else "trajformer"

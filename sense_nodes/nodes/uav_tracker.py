@@ -101,7 +101,7 @@ class UavTracker(SenseNode):
 
     def _load_classifier(self):
         from sense_nodes.core.bsense.trajformer import single_thread_inference
-        from sense_nodes.core.bsense.verification import default_verifier_path, load_classifier
+        from sense_nodes.core.bsense.verification import default_verifier_path, load_classifier, verifier_name
 
         path = Path(self.p.checkpoint) if self.p.checkpoint else default_verifier_path()
         device = self.p.device
@@ -118,8 +118,7 @@ class UavTracker(SenseNode):
         if model.config.window != self.p.window:
             raise ParameterError(f"{self.get_fully_qualified_name()}: parameter 'window' = {self.p.window} but "
                                  f"checkpoint {path} was trained with W = {model.config.window}")
-        from sense_nodes.core.bsense.boosted import BoostedVerifier
-        boosted = isinstance(model, BoostedVerifier)
+        boosted = verifier_name(model) == "boosted"
         self.get_logger().info(f"{'boosted-tree verifier' if boosted else 'TrajFormer'} {path} on "
                                f"{'cpu' if boosted else device}")
         return model

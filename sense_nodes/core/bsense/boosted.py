@@ -43,7 +43,9 @@ CHECKPOINT_KIND = "bsense-boosted-verifier"
 CHECKPOINT_VERSION = 1
 # the verifier shipped with the package (`sense train trajformer --verifier boosted --ship`)
 BOOSTED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "verifier_boosted.pt"
-_ARRAYS = ("feature", "threshold", "nan_left", "left", "right", "leaf", "value", "roots")
+# the arrays of :class:`Trees` and their types, as stored
+_ARRAYS = {"feature": np.int64, "threshold": np.float64, "nan_left": bool, "left": np.int64, "right": np.int64,
+           "leaf": bool, "value": np.float64, "roots": np.int64}
 
 
 @dataclass(frozen=True)
@@ -166,26 +168,25 @@ def save_verifier(verifier: BoostedVerifier, path, **extra):
 def load_verifier(path) -> BoostedVerifier:
     """A :class:`BoostedVerifier` from :func:`save_verifier`'s file; a file
     whose arrays do not make a tree ensemble is refused naming it."""
-    ck = ckpt.load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+    return from_checkpoint(ckpt.load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION))
+
+
+def from_checkpoint(ck: ckpt.Checkpoint) -> BoostedVerifier:
+    """The verifier of a verified :class:`~sense_nodes.core.checkpoint.Checkpoint` of this kind."""
     cfg = dict(ck.config)
     baseline, depth = cfg.pop("baseline", None), cfg.pop("depth", None)
     try:
         config = BoostedConfig(**cfg)
-        arrays = {k: ck.state_dict[k].numpy() for k in _ARRAYS}
+        arrays = {k: ck.state_dict[k].numpy().astype(dtype) for k, dtype in _ARRAYS.items()}
     except (TypeError, KeyError) as exc:
         raise ckpt.CheckpointError(f"{ck.path}: not a boosted verifier ({exc})") from None
     n = arrays["feature"].size
     sizes_ok = all(arrays[k].shape == (n,) for k in _ARRAYS if k != "roots")
-    inner = ~arrays["leaf"].astype(bool)
+    inner = ~arrays["leaf"]
     links_ok = sizes_ok and all(((arrays[k][inner] >= 0) & (arrays[k][inner] < n)).all() for k in ("left", "right"))
     feats_ok = sizes_ok and ((arrays["feature"][inner] >= 0)
                              & (arrays["feature"][inner] < config.window * config.n_features)).all()
     if not (links_ok and feats_ok and ((arrays["roots"] >= 0) & (arrays["roots"] < max(n, 1))).all()
             and isinstance(depth, int) and isinstance(baseline, float)):
         raise ckpt.CheckpointError(f"{ck.path}: its tree arrays do not describe a tree ensemble")
-    trees = Trees(feature=arrays["feature"].astype(np.int64), threshold=arrays["threshold"].astype(np.float64),
-                  nan_left=arrays["nan_left"].astype(bool), left=arrays["left"].astype(np.int64),
-                  right=arrays["right"].astype(np.int64), leaf=arrays["leaf"].astype(bool),
-                  value=arrays["value"].astype(np.float64), roots=arrays["roots"].astype(np.int64),
-                  baseline=baseline, depth=depth)
-    return BoostedVerifier(config, trees)
+    return BoostedVerifier(config, Trees(**arrays, baseline=baseline, depth=depth))

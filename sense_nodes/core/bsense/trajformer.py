@@ -278,7 +278,11 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> TrajFormer:
 
     Raises :class:`~sense_nodes.core.checkpoint.CheckpointError` (a
     ValueError) naming the file when it cannot be used."""
-    ck = ckpt.load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+    return from_checkpoint(ckpt.load_checkpoint(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION), device)
+
+
+def from_checkpoint(ck: ckpt.Checkpoint, device: str | torch.device = "cpu") -> TrajFormer:
+    """The TrajFormer of a verified :class:`~sense_nodes.core.checkpoint.Checkpoint` of this kind."""
     try:
         model = TrajFormer(TrajFormerConfig(**ck.config))
     except TypeError as exc:

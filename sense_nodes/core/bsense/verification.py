@@ -84,17 +84,26 @@ def default_verifier_path():
 
 
 def load_classifier(path, device: str = "cpu"):
-    """The track verifier stored at ``path``, by the kind its file says:
-    a TrajFormer (on ``device``) or boosted trees (:mod:`.boosted`, numpy
-    on the CPU). Raises CheckpointError naming the file when neither."""
+    """The track verifier stored at ``path``, by the kind its file says
+    (read once): a TrajFormer (on ``device``) or boosted trees
+    (:mod:`.boosted`, numpy on the CPU). Raises CheckpointError naming the
+    file when neither."""
     from sense_nodes.core import checkpoint as ckpt
 
     from . import boosted, trajformer
 
-    kind = ckpt.checkpoint_kind(path)
-    if kind == boosted.CHECKPOINT_KIND:
-        return boosted.load_verifier(path)
-    if kind == trajformer.CHECKPOINT_KIND:
-        return trajformer.load_checkpoint(path, device)
-    raise ckpt.CheckpointError(f"{path}: a '{kind}' checkpoint, not a track verifier "
-                               f"('{trajformer.CHECKPOINT_KIND}' or '{boosted.CHECKPOINT_KIND}')")
+    accept = {trajformer.CHECKPOINT_KIND: trajformer.CHECKPOINT_VERSION,
+              boosted.CHECKPOINT_KIND: boosted.CHECKPOINT_VERSION}
+    ck = ckpt.load_any_checkpoint(path, accept, what="a track verifier (" + " or ".join(f"'{k}'" for k in accept) + ")")
+    if ck.kind == boosted.CHECKPOINT_KIND:
+        return boosted.from_checkpoint(ck)
+    return trajformer.from_checkpoint(ck, device)
+
+
+def verifier_name(classifier) -> str:
+    """'boosted' or 'trajformer': which verifier ``classifier`` is (None: 'none')."""
+    from .boosted import BoostedVerifier
+
+    if classifier is None:
+        return "none"
+    return "boosted" if isinstance(classifier, BoostedVerifier) else "trajformer"
